@@ -1,0 +1,225 @@
+"""The architecture config: frozen, typed, validated on construction, with a strict round trip.
+
+One :class:`ArchConfig` describes one network of the family. Conditional fields are honest: a
+``convattn`` network has no dictionary size and no gate (ESC sums its two branches), so those
+fields must be ``None`` there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from space.errors import ConfigError
+
+SCHEMA_VERSION = 1
+BLOCK_TYPES = ("convattn", "milk")
+GATES = ("softmax", "sigmoid", "sum")
+SCALES = (2, 3, 4)
+KERNEL_RANGE = (3, 31)
+DICT_RANGE = (1, 16)
+
+BlockType = Literal["convattn", "milk"]
+Gate = Literal["softmax", "sigmoid", "sum"]
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """One point of the architecture family. Defaults are ESC-light at x4."""
+
+    scale: int = 4
+    dim: int = 64
+    split_ratio: float = 0.25
+    kernel_size: int = 13
+    block_type: BlockType = "convattn"
+    dict_size: int | None = None
+    gate: Gate | None = None
+    shared_kernel: bool = True
+    n_blocks: int = 3
+    conv_layers: int = 5
+    window_attn: bool = True
+    window_size: int = 32
+    heads: int = 4
+    ffn_ratio: float = 1.25
+    first_ffn_ratio: float = 2.0
+    layer_norm: bool = False
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # -- derived -------------------------------------------------------------------------
+    @property
+    def pdim(self) -> int:
+        """Channels that go through the attention block (the rest bypass it)."""
+        return round(self.dim * self.split_ratio)
+
+    @property
+    def arch_id(self) -> str:
+        """Stable short id: a hash of the canonical JSON form (schema version included)."""
+        digest = hashlib.sha256(self.to_json(indent=None).encode()).hexdigest()
+        return digest[:12]
+
+    # -- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, **asdict(self)}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        separators = (",", ":") if indent is None else None
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True, separators=separators)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def replace(self, **changes: Any) -> ArchConfig:
+        return from_dict({**self.to_dict(), **changes})
+
+
+FIELD_NAMES = tuple(f.name for f in fields(ArchConfig))
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "scale": (int,),
+    "dim": (int,),
+    "split_ratio": (float, int),
+    "kernel_size": (int,),
+    "block_type": (str,),
+    "dict_size": (int, type(None)),
+    "gate": (str, type(None)),
+    "shared_kernel": (bool,),
+    "n_blocks": (int,),
+    "conv_layers": (int,),
+    "window_attn": (bool,),
+    "window_size": (int,),
+    "heads": (int,),
+    "ffn_ratio": (float, int),
+    "first_ffn_ratio": (float, int),
+    "layer_norm": (bool,),
+}
+
+
+def _check_type(name: str, value: object) -> None:
+    allowed = _FIELD_TYPES[name]
+    # bool is an int subclass: reject True where a number is meant, and 1 where a bool is.
+    if isinstance(value, bool) and bool not in allowed:
+        raise ConfigError(name, "must be a number, not a boolean", value)
+    if not isinstance(value, allowed):
+        names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+        raise ConfigError(name, f"must be {names}", value)
+
+
+def _in_range(name: str, value: int | float, lo: float, hi: float) -> None:
+    if not lo <= value <= hi:
+        raise ConfigError(name, f"must be between {lo} and {hi}", value)
+
+
+def _validate(c: ArchConfig) -> None:
+    for name in FIELD_NAMES:
+        _check_type(name, getattr(c, name))
+    if c.scale not in SCALES:
+        raise ConfigError("scale", f"must be one of {list(SCALES)}", c.scale)
+    _in_range("dim", c.dim, 4, 512)
+    if not 0 < c.split_ratio <= 1:
+        raise ConfigError("split_ratio", "must be in (0, 1]", c.split_ratio)
+    pdim = c.dim * c.split_ratio
+    if not math.isclose(pdim, round(pdim), abs_tol=1e-9) or round(pdim) < 2:
+        raise ConfigError(
+            "split_ratio", f"dim x split_ratio must be an integer >= 2 (dim={c.dim})", c.split_ratio
+        )
+    if c.kernel_size % 2 == 0 or not KERNEL_RANGE[0] <= c.kernel_size <= KERNEL_RANGE[1]:
+        raise ConfigError("kernel_size", "must be odd and between 3 and 31", c.kernel_size)
+    if c.block_type not in BLOCK_TYPES:
+        raise ConfigError("block_type", f"must be one of {list(BLOCK_TYPES)}", c.block_type)
+    if c.block_type == "convattn":
+        if c.dict_size is not None:
+            raise ConfigError("dict_size", "only applies to block_type 'milk'", c.dict_size)
+        if c.gate is not None:
+            raise ConfigError("gate", "only applies to block_type 'milk' (ConvAttn sums)", c.gate)
+        if not c.shared_kernel:
+            raise ConfigError(
+                "shared_kernel", "convattn blocks need the shared kernel (their only long-range "
+                "path)", c.shared_kernel,
+            )
+    else:
+        if c.dict_size is None:
+            raise ConfigError("dict_size", "is required for block_type 'milk'", c.dict_size)
+        _in_range("dict_size", c.dict_size, *DICT_RANGE)
+        if c.gate is None:
+            raise ConfigError("gate", f"is required for block_type 'milk': {list(GATES)}", c.gate)
+        if c.gate not in GATES:
+            raise ConfigError("gate", f"must be one of {list(GATES)}", c.gate)
+    _in_range("n_blocks", c.n_blocks, 1, 32)
+    _in_range("conv_layers", c.conv_layers, 1, 16)
+    if c.window_attn:
+        _in_range("window_size", c.window_size, 2, 64)
+        _in_range("heads", c.heads, 1, 32)
+        if c.dim % c.heads:
+            raise ConfigError("heads", f"must divide dim={c.dim}", c.heads)
+    _in_range("ffn_ratio", c.ffn_ratio, 0.25, 8)
+    _in_range("first_ffn_ratio", c.first_ffn_ratio, 0.25, 8)
+    for name in ("ffn_ratio", "first_ffn_ratio"):
+        hidden = c.dim * getattr(c, name)
+        if int(hidden) < 1:
+            raise ConfigError(name, f"dim x {name} must be at least 1", getattr(c, name))
+
+
+def from_dict(data: object, *, source: str = "config") -> ArchConfig:
+    """Build a config from a mapping, rejecting unknown keys and other schema versions."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, "must be a mapping of field names to values", type(data).__name__)
+    data = dict(data)
+    version = data.pop("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise ConfigError("schema_version", f"must be {SCHEMA_VERSION}", version)
+    unknown = sorted(set(data) - set(FIELD_NAMES))
+    if unknown:
+        raise ConfigError(unknown[0], f"is not a config field; known: {', '.join(FIELD_NAMES)}",
+                          data[unknown[0]])
+    # Bypass dataclass TypeErrors so the type check can name the field.
+    for name, value in data.items():
+        _check_type(name, value)
+    return ArchConfig(**data)
+
+
+def from_json(text: str, *, source: str = "config") -> ArchConfig:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(source, f"is not valid JSON: {exc.msg} at line {exc.lineno}",
+                          text[:40]) from None
+    return from_dict(data, source=source)
+
+
+def from_yaml(text: str, *, source: str = "config") -> ArchConfig:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(source, f"is not valid YAML{where}", text[:40]) from None
+    return from_dict(data, source=source)
+
+
+def load_config(path: str | Path) -> ArchConfig:
+    """Read a config file (.json, .yaml or .yml). An exported study config is accepted too:
+    its ``arch`` section is the config and the rest is provenance."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("path", "must be an existing config file", str(p))
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError("path", f"cannot be read: {exc.strerror}", str(p)) from None
+    loader = from_json if p.suffix.lower() == ".json" else from_yaml
+    if p.suffix.lower() not in (".json", ".yaml", ".yml"):
+        raise ConfigError("path", "must end in .json, .yaml or .yml", str(p))
+    try:
+        raw = json.loads(text) if loader is from_json else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError):
+        return loader(text, source=str(p))  # re-parse to raise the named error
+    if isinstance(raw, dict) and "arch" in raw and isinstance(raw["arch"], dict):
+        return from_dict(raw["arch"], source=f"{p}:arch")
+    return from_dict(raw, source=str(p))

@@ -1,0 +1,9 @@
+"""Sub-commands of this package (placeholder until its issue lands: registers nothing)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # noqa: ARG001
+    return None
