@@ -1,0 +1,88 @@
+"""``srnas arch show`` and ``srnas arch validate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from space.config import ArchConfig, load_config
+from space.errors import ConfigError
+from space.presets import PRESET_NAMES, get_preset
+
+
+def resolve_spec(spec: str, scale: int | None = None) -> ArchConfig:
+    """A preset name or a config file; ``scale`` (if given) overrides the file's scale."""
+    if spec in PRESET_NAMES:
+        return get_preset(spec, scale if scale is not None else 4)
+    if not Path(spec).exists():
+        raise ConfigError("SPEC", f"must be a preset ({', '.join(PRESET_NAMES)}) or an existing "
+                          "config file", spec)
+    config = load_config(spec)
+    return config.replace(scale=scale) if scale is not None else config
+
+
+def parse_hw(text: str, field: str = "--input") -> tuple[int, int]:
+    """'180x320' -> (180, 320)."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(field, "must be HxW with positive integers, e.g. 180x320",
+                          text) from None
+    if h < 1 or w < 1:
+        raise ConfigError(field, "must be HxW with positive integers, e.g. 180x320", text)
+    return h, w
+
+
+def _scale(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be 2, 3 or 4 (got {text!r})") from None
+    if value not in (2, 3, 4):
+        raise argparse.ArgumentTypeError(f"must be 2, 3 or 4 (got {value})")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    arch = sub.add_parser("arch", help="show or validate an architecture config")
+    arch_sub = arch.add_subparsers(dest="arch_command", required=True, metavar="ACTION")
+
+    show = arch_sub.add_parser("show", help="print a config, its arch_id, parameters and FLOPs")
+    show.add_argument("spec", metavar="SPEC", help=f"preset ({', '.join(PRESET_NAMES)}) or file")
+    show.add_argument("--scale", type=_scale, help="upscaling factor (presets default to 4)")
+    show.add_argument("--input", metavar="HxW",
+                      help="LR input size for FLOPs (default: the one giving a 1280x720 output)")
+    show.add_argument("--json", action="store_true", help="print one JSON object")
+    show.set_defaults(func=_show)
+
+    validate = arch_sub.add_parser("validate", help="check a config file")
+    validate.add_argument("file", metavar="FILE")
+    validate.set_defaults(func=_validate)
+
+
+def _show(args: argparse.Namespace) -> int:
+    config = resolve_spec(args.spec, args.scale)
+    from space.complexity import complexity, default_input_hw
+
+    hw = parse_hw(args.input) if args.input else default_input_hw(config.scale)
+    figures = complexity(config, hw)
+    if args.json:
+        print(json.dumps({"arch_id": config.arch_id, "config": config.to_dict(),
+                          "params": figures["params"], "flops": figures["flops"],
+                          "input_hw": list(hw)}))
+        return 0
+    print(config.to_yaml().rstrip())
+    print(f"arch_id: {config.arch_id}")
+    print(f"params: {figures['params']:,}")
+    print(f"flops: {figures['flops'] / 1e9:.2f} G multiply-adds at {hw[0]}x{hw[1]} input "
+          f"({hw[0] * config.scale}x{hw[1] * config.scale} output)")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    print(f"{args.file}: valid ({config.block_type}, dim {config.dim}, {config.n_blocks} blocks "
+          f"x {config.conv_layers} layers, k {config.kernel_size}, x{config.scale}, "
+          f"arch_id {config.arch_id})")
+    return 0

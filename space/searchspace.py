@@ -1,0 +1,314 @@
+"""The search space, declared once as data.
+
+Each dimension is fixed (one value), categorical (a list of choices), or a numeric range. A
+user narrows, widens or fixes dimensions from a YAML file::
+
+    kernel_size: [7, 9, 11, 13]          # choices
+    n_blocks: {low: 1, high: 4}          # integer range
+    lr: {low: 1.0e-4, high: 1.0e-3, log: true}
+    block_type: milk                     # fixed
+
+Dimensions that only apply to MiLK blocks (``dict_size``, ``gate``, ``shared_kernel``) are
+suggested only when the sampled block type is ``milk`` (a convattn network has no dictionary,
+sums its branches and always uses the shared kernel). Parameter names never contain "/" (Ray
+would turn them into nested dicts).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from space.config import ArchConfig, from_dict
+from space.errors import ConfigError
+
+MILK_ONLY = ("dict_size", "gate", "shared_kernel")
+TRAIN_DIMS = ("lr", "batch_size", "patch_size")
+
+
+class Suggester(Protocol):
+    """What sampling needs: Optuna's ``Trial`` or any proxy with the same methods."""
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any: ...
+    def suggest_int(self, name: str, low: int, high: int, step: int = 1,
+                    log: bool = False) -> int: ...
+    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None,
+                      log: bool = False) -> float: ...
+
+
+@dataclass(frozen=True)
+class Dim:
+    """One searched dimension: ``choices`` (categorical, one choice = fixed) or a range."""
+
+    name: str
+    choices: tuple[Any, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+
+    @property
+    def fixed(self) -> bool:
+        return self.choices is not None and len(self.choices) == 1
+
+    def values(self) -> tuple[Any, ...]:
+        """Every value of a categorical or integer dimension (a float range gives its ends)."""
+        if self.choices is not None:
+            return self.choices
+        assert self.low is not None and self.high is not None
+        if self.integer:
+            return tuple(range(int(self.low), int(self.high) + 1))
+        return (self.low, self.high)
+
+    def suggest(self, trial: Suggester) -> Any:
+        if self.choices is not None:
+            return self.choices[0] if self.fixed else trial.suggest_categorical(
+                self.name, list(self.choices))
+        assert self.low is not None and self.high is not None
+        if self.integer:
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log)
+
+    def contains(self, value: Any) -> bool:
+        if self.choices is not None:
+            return value in self.choices
+        assert self.low is not None and self.high is not None
+        return self.low <= value <= self.high
+
+    def to_data(self) -> Any:
+        if self.choices is not None:
+            return self.choices[0] if self.fixed else list(self.choices)
+        out: dict[str, Any] = {"low": self.low, "high": self.high}
+        if self.log:
+            out["log"] = True
+        return out
+
+
+def _defaults() -> dict[str, Dim]:
+    dims = [
+        # The five dimensions the user named.
+        Dim("kernel_size", choices=(7, 9, 11, 13, 15, 17)),
+        Dim("dict_size", low=1, high=8, integer=True),
+        Dim("split_ratio", choices=(0.125, 0.25, 0.375, 0.5)),
+        Dim("gate", choices=("softmax", "sigmoid", "sum")),
+        Dim("n_blocks", low=1, high=6, integer=True),
+        # Around them.
+        Dim("block_type", choices=("convattn", "milk")),
+        Dim("dim", choices=(32, 48, 64)),
+        Dim("conv_layers", low=1, high=5, integer=True),
+        Dim("window_attn", choices=(True, False)),
+        Dim("shared_kernel", choices=(True, False)),
+        Dim("window_size", choices=(32,)),
+        Dim("heads", choices=(4,)),
+        Dim("ffn_ratio", choices=(1.25,)),
+        Dim("first_ffn_ratio", choices=(2.0,)),
+        Dim("layer_norm", choices=(False,)),
+        # Training hyperparameters of the brief training.
+        Dim("lr", low=2e-4, high=1e-3, log=True),
+        Dim("batch_size", choices=(8,)),
+        Dim("patch_size", choices=(48,)),
+    ]
+    return {d.name: d for d in dims}
+
+
+DIM_NAMES = tuple(_defaults())
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sampled point: the network and its brief-training hyperparameters."""
+
+    arch: ArchConfig
+    train: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    dims: dict[str, Dim] = field(default_factory=_defaults)
+
+    def __post_init__(self) -> None:
+        _validate_space(self)
+
+    # -- sampling ------------------------------------------------------------------------
+    def sample(self, trial: Suggester, scale: int = 4) -> Sample:
+        """Suggest every applicable dimension and return the config it describes."""
+        values: dict[str, Any] = {}
+        order = ["block_type", *[n for n in self.dims if n != "block_type"]]
+        for name in order:
+            if name in MILK_ONLY and values["block_type"] != "milk":
+                continue
+            values[name] = self.dims[name].suggest(trial)
+        return self._to_sample(values, scale)
+
+    def _to_sample(self, values: dict[str, Any], scale: int) -> Sample:
+        arch = {k: v for k, v in values.items() if k not in TRAIN_DIMS}
+        train = {k: values[k] for k in TRAIN_DIMS if k in values}
+        return Sample(from_dict({**arch, "scale": scale}), train)
+
+    def params_for(self, config: ArchConfig, train: dict[str, Any] | None = None
+                   ) -> dict[str, Any]:
+        """The suggested-parameter dict that makes ``sample`` return ``config`` (used to
+        enqueue baselines such as esc-light); an error if the config lies outside the space."""
+        values = {**config.to_dict(), **self._train_defaults(), **(train or {})}
+        params: dict[str, Any] = {}
+        for name, dim in self.dims.items():
+            if name in MILK_ONLY and config.block_type != "milk":
+                continue
+            value = values[name]
+            if not dim.contains(value):
+                raise ConfigError(name, f"value is outside the search space {dim.to_data()}",
+                                  value)
+            if not dim.fixed:
+                params[name] = value
+        return params
+
+    def _train_defaults(self) -> dict[str, Any]:
+        out = {}
+        for name in TRAIN_DIMS:
+            d = self.dims[name]
+            vals = d.values()
+            out[name] = vals[0] if d.choices is not None else (
+                math.sqrt(vals[0] * vals[1]) if d.log else (vals[0] + vals[1]) / 2)
+        return out
+
+    # -- serialisation -------------------------------------------------------------------
+    def to_data(self) -> dict[str, Any]:
+        return {name: d.to_data() for name, d in self.dims.items()}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_data(), sort_keys=False)
+
+    @property
+    def space_id(self) -> str:
+        import hashlib
+        import json
+
+        return hashlib.sha256(json.dumps(self.to_data(), sort_keys=True).encode()).hexdigest()[:8]
+
+
+def _parse_dim(name: str, raw: Any) -> Dim:
+    default = _defaults()[name]
+    if isinstance(raw, list):
+        if not raw:
+            raise ConfigError(name, "a list of choices must not be empty", raw)
+        if len(set(map(repr, raw))) != len(raw):
+            raise ConfigError(name, "choices must be distinct", raw)
+        return Dim(name, choices=tuple(raw))
+    if isinstance(raw, dict):
+        unknown = sorted(set(raw) - {"low", "high", "log"})
+        if unknown or "low" not in raw or "high" not in raw:
+            raise ConfigError(name, "a range needs exactly 'low', 'high' and optional 'log'", raw)
+        low, high, log = raw["low"], raw["high"], raw.get("log", False)
+        for key, v in (("low", low), ("high", high)):
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise ConfigError(f"{name}.{key}", "must be a number", v)
+        if not isinstance(log, bool):
+            raise ConfigError(f"{name}.log", "must be true or false", log)
+        if low > high:
+            raise ConfigError(name, "low must not exceed high", raw)
+        integer = default.integer or name in ("dim", "kernel_size", "conv_layers", "n_blocks",
+                                               "dict_size", "batch_size", "patch_size")
+        if integer and not (float(low).is_integer() and float(high).is_integer()):
+            raise ConfigError(name, "an integer range needs integer bounds", raw)
+        if log and low <= 0:
+            raise ConfigError(name, "a log range needs low > 0", raw)
+        if name == "kernel_size":
+            # Ranges of kernel sizes would include even sizes: expand to the odd values.
+            return Dim(name, choices=tuple(k for k in range(int(low), int(high) + 1) if k % 2))
+        return Dim(name, low=low, high=high, log=log, integer=integer)
+    return Dim(name, choices=(raw,))
+
+
+def _validate_space(space: SearchSpace) -> None:
+    unknown = sorted(set(space.dims) - set(DIM_NAMES))
+    if unknown:
+        raise ConfigError(unknown[0], f"is not a search dimension; known: {', '.join(DIM_NAMES)}",
+                          space.dims[unknown[0]].to_data())
+    missing = [n for n in DIM_NAMES if n not in space.dims]
+    if missing:
+        raise ConfigError(missing[0], "is missing from the search space", None)
+    base = ArchConfig().to_dict()
+    # Each value alone must satisfy the config's rules (checked on a MiLK config, where every
+    # field applies), and every dim x split_ratio x heads combination must give a valid split.
+    milk = {**base, "block_type": "milk", "dict_size": 1, "gate": "sum"}
+    for name, d in space.dims.items():
+        if name in TRAIN_DIMS:
+            _check_train_dim(d)
+            continue
+        if d.choices is None and not d.integer:
+            raise ConfigError(name, "must be a list of choices or an integer range",
+                              d.to_data())
+        for value in d.values() if d.choices is not None or d.integer else ():
+            if name == "block_type":
+                probe = {**milk, "block_type": value}
+                if value == "convattn":
+                    probe.update(dict_size=None, gate=None, shared_kernel=True)
+            else:
+                probe = {**milk, name: value}
+            try:
+                from_dict(probe)
+            except ConfigError as exc:
+                if exc.field != name and not (name == "dim" and exc.field in ("heads",
+                                                                              "split_ratio")):
+                    continue  # the combination checks below report these precisely
+                raise ConfigError(name, f"choice {value!r} breaks a rule: {exc.rule}",
+                                  d.to_data()) from None
+    dims, ratios, heads = (space.dims[n].values() for n in ("dim", "split_ratio", "heads"))
+    for dim, ratio in itertools.product(dims, ratios):
+        pdim = dim * ratio
+        if not math.isclose(pdim, round(pdim)) or round(pdim) < 2:
+            raise ConfigError("split_ratio", f"dim {dim} x split_ratio {ratio} must give an "
+                              "integer number of attended channels >= 2", list(ratios))
+    if True in space.dims["window_attn"].values():
+        for dim, h in itertools.product(dims, heads):
+            if dim % h:
+                raise ConfigError("heads", f"must divide every dim choice (dim {dim})", h)
+
+
+def _check_train_dim(d: Dim) -> None:
+    for v in d.values():
+        if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+            raise ConfigError(d.name, "values must be positive numbers", d.to_data())
+    if d.name in ("batch_size", "patch_size"):
+        if not all(float(v).is_integer() for v in d.values()):
+            raise ConfigError(d.name, "values must be integers", d.to_data())
+        if d.name == "patch_size" and min(d.values()) < 12:
+            raise ConfigError(d.name, "must be at least 12 (HR pixels)", d.to_data())
+
+
+def space_from_data(data: object, *, source: str = "space") -> SearchSpace:
+    """Defaults overridden by a mapping of dimension name -> fixed value, choices or range."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, "must be a mapping of dimension names", type(data).__name__)
+    dims = _defaults()
+    for name, raw in data.items():
+        if name not in dims:
+            raise ConfigError(str(name), "is not a search dimension; known: "
+                              + ", ".join(DIM_NAMES), raw)
+        dims[name] = _parse_dim(name, raw)
+    return SearchSpace(dims)
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("--space", "must be an existing YAML file", str(p))
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError("--space", f"is not valid YAML{where}", str(p)) from None
+    return space_from_data(data, source=str(p))
+
+
+def sample_config(trial: Suggester, space: SearchSpace | None = None, scale: int = 4) -> Sample:
+    """Module-level convenience: ``(space or SearchSpace()).sample(trial, scale)``."""
+    return (space or SearchSpace()).sample(trial, scale)

@@ -1,0 +1,130 @@
+"""Config validation, round trips and the ``srnas arch`` CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from search.cli import main
+from space import ArchConfig, ConfigError, from_dict, from_json, from_yaml, get_preset, load_config
+from space.presets import PRESET_NAMES
+
+
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_json_and_yaml_round_trips_are_exact(name: str) -> None:
+    config = get_preset(name, 3)
+    assert from_json(config.to_json()) == config
+    assert from_yaml(config.to_yaml()) == config
+    assert from_json(config.to_json()).arch_id == config.arch_id
+
+
+def test_arch_id_is_stable_and_distinguishes_configs() -> None:
+    a = get_preset("esc-light")
+    assert a.arch_id == ArchConfig().arch_id  # ESC-light x4 is the default
+    assert len(a.arch_id) == 12
+    assert a.replace(kernel_size=11).arch_id != a.arch_id
+    assert a.replace(scale=2).arch_id != a.arch_id
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "fragment"),
+    [
+        ({"block_type": "milk", "dict_size": 2, "gate": "max"}, "gate", "must be one of"),
+        ({"kernel_size": 12}, "kernel_size", "odd"),
+        ({"kernel_size": 33}, "kernel_size", "between 3 and 31"),
+        ({"split_ratio": 0.3}, "split_ratio", "integer"),
+        ({"split_ratio": 0.0}, "split_ratio", "(0, 1]"),
+        ({"dim": 30, "split_ratio": 0.5, "heads": 4}, "heads", "must divide dim=30"),
+        ({"dict_size": 4}, "dict_size", "only applies to block_type 'milk'"),
+        ({"gate": "sum"}, "gate", "only applies"),
+        ({"block_type": "milk", "gate": "sum"}, "dict_size", "required"),
+        ({"block_type": "milk", "dict_size": 17, "gate": "sum"}, "dict_size", "between 1 and 16"),
+        ({"block_type": "lstm"}, "block_type", "must be one of"),
+        ({"scale": 8}, "scale", "must be one of"),
+        ({"shared_kernel": False}, "shared_kernel", "convattn"),
+        ({"n_blocks": True}, "n_blocks", "not a boolean"),
+        ({"dim": "64"}, "dim", "must be int"),
+        ({"colour": "red"}, "colour", "not a config field"),
+        ({"schema_version": 2}, "schema_version", "must be 1"),
+    ],
+)
+def test_invalid_configs_name_the_field_the_rule_and_the_value(
+        changes: dict, field: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        from_dict({**ArchConfig().to_dict(), **changes})
+    assert info.value.field == field
+    assert fragment in str(info.value)
+    assert "\n" not in str(info.value)
+    assert str(info.value).startswith(f"{field}: ")
+
+
+def test_configs_are_frozen() -> None:
+    with pytest.raises(AttributeError):
+        ArchConfig().dim = 32  # type: ignore[misc]
+
+
+def test_exported_files_with_an_arch_section_load(tmp_path: Path) -> None:
+    path = tmp_path / "best.json"
+    config = get_preset("milk-light", 2)
+    path.write_text(json.dumps({"arch": config.to_dict(), "provenance": {"trial": 3}}))
+    assert load_config(path) == config
+
+
+def test_arch_show_json_reports_id_params_and_flops(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["arch", "show", "tiny", "--scale", "2", "--input", "16x24", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["arch_id"] == get_preset("tiny", 2).arch_id
+    assert out["config"]["scale"] == 2
+    assert isinstance(out["flops"], int) and out["flops"] > 0
+    assert 0 < out["params"] < 50_000
+
+
+def test_arch_show_of_a_file_matches_the_preset(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(get_preset("tiny").to_yaml())
+    main(["arch", "show", "tiny", "--input", "16x16", "--json"])
+    from_preset = json.loads(capsys.readouterr().out)
+    main(["arch", "show", str(path), "--input", "16x16", "--json"])
+    assert json.loads(capsys.readouterr().out) == from_preset
+
+
+@pytest.mark.parametrize(
+    ("content", "suffix", "fragment"),
+    [
+        ('{"gate": "foo", "block_type": "milk", "dict_size": 2}', ".json", "gate: must be one of"),
+        ("kernel_size: 8\n", ".yaml", "kernel_size: must be odd"),
+        ("dim: [1, 2\n", ".yaml", "is not valid YAML"),
+        ("{not json", ".json", "is not valid JSON"),
+        ("- a\n- b\n", ".yaml", "must be a mapping"),
+        ("extra: 1\n", ".yml", "extra: is not a config field"),
+        ("schema_version: 0\n", ".yaml", "schema_version: must be 1"),
+    ],
+)
+def test_arch_validate_rejects_bad_files_with_one_line_and_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        content: str, suffix: str, fragment: str) -> None:
+    path = tmp_path / f"bad{suffix}"
+    path.write_text(content)
+    assert main(["arch", "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_arch_validate_missing_file_and_unknown_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["arch", "validate", "/nonexistent/c.yaml"]) == 2
+    assert "must be an existing config file" in capsys.readouterr().err
+    assert main(["arch", "show", "esc-huge"]) == 2
+    assert "SPEC: must be a preset" in capsys.readouterr().err
+
+
+def test_arch_validate_accepts_a_valid_file(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "ok.yaml"
+    path.write_text(get_preset("esc").to_yaml())
+    assert main(["arch", "validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "valid" in out and get_preset("esc").arch_id in out

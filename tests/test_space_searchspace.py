@@ -1,0 +1,74 @@
+"""The search space as data: YAML overrides, validation, baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from space import ConfigError, get_preset, load_space
+from space.searchspace import SearchSpace, space_from_data
+
+
+def test_defaults_cover_the_five_named_dimensions() -> None:
+    data = SearchSpace().to_data()
+    assert data["kernel_size"] == [7, 9, 11, 13, 15, 17]
+    assert data["dict_size"] == {"low": 1, "high": 8}
+    assert data["split_ratio"] == [0.125, 0.25, 0.375, 0.5]
+    assert data["gate"] == ["softmax", "sigmoid", "sum"]
+    assert data["n_blocks"] == {"low": 1, "high": 6}
+
+
+def test_yaml_fixes_narrows_and_widens(tmp_path: Path) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text("block_type: milk\nkernel_size: {low: 5, high: 9}\n"
+                    "dict_size: {low: 2, high: 12}\nn_blocks: [1, 2]\n")
+    space = load_space(path)
+    assert space.dims["kernel_size"].choices == (5, 7, 9)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(20):
+        trial = study.ask()
+        arch = space.sample(trial).arch
+        assert arch.block_type == "milk" and "block_type" not in trial.params
+        assert arch.kernel_size in (5, 7, 9) and 2 <= arch.dict_size <= 12
+        assert arch.n_blocks in (1, 2)
+        study.tell(trial, 0.0)
+    assert load_space(path).to_data() == space.to_data()  # stable round trip
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        ({"kernel_size": [8, 9]}, "kernel_size: choice 8 breaks a rule: must be odd"),
+        ({"gate": ["softmax", "max"]}, "gate: choice 'max'"),
+        ({"split_ratio": [0.1]}, "split_ratio"),
+        ({"dim": [30, 64]}, "dim"),
+        ({"heads": 5}, "heads"),
+        ({"dict_size": {"low": 0, "high": 4}}, "dict_size: choice 0"),
+        ({"n_blocks": {"low": 3, "high": 1}}, "n_blocks: low must not exceed high"),
+        ({"n_blocks": {"low": 1}}, "n_blocks: a range needs"),
+        ({"lr": {"low": 0, "high": 1e-3, "log": True}}, "lr: a log range needs low > 0"),
+        ({"depth": 3}, "depth: is not a search dimension"),
+        ({"gate": []}, "gate: a list of choices must not be empty"),
+    ],
+)
+def test_bad_spaces_are_rejected_with_the_field_named(data: dict, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=None) as info:
+        space_from_data(data)
+    assert fragment in str(info.value)
+
+
+def test_missing_and_malformed_space_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--space: must be an existing YAML file"):
+        load_space(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kernel_size: [7,\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_space(bad)
+
+
+def test_a_baseline_outside_the_space_is_named() -> None:
+    space = space_from_data({"n_blocks": {"low": 1, "high": 2}})
+    with pytest.raises(ConfigError, match="n_blocks: value is outside the search space"):
+        space.params_for(get_preset("esc-light"))
