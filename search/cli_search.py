@@ -1,9 +1,122 @@
-"""Sub-commands of search (placeholder until its issue lands: registers nothing)."""
+"""``srnas search``: the main job."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+from space.errors import ConfigError
+from studies.schema import BUDGET_KEYS, DEFAULT_OBJECTIVES, DEFAULT_STORAGE, STORAGE_ENV
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    return None
+    p = sub.add_parser(
+        "search", help="run a multi-objective architecture search (Ray Tune + Optuna)",
+        description="Run trials with Ray Tune; an Optuna sampler proposes architectures; every "
+        "trial and measurement lands in the SQL study. With no flags: local Ray, SQLite "
+        "(./srnas.db), the built-in images, CPU, a small budget.")
+    p.add_argument("--study", help="study name (default: derived from --scale and the space, "
+                   "so relaunching continues the same study)")
+    p.add_argument("--storage", help=f"SQLAlchemy URL (default ${STORAGE_ENV} or "
+                   f"{DEFAULT_STORAGE}); PostgreSQL for clusters")
+    p.add_argument("--space", metavar="FILE", help="YAML that fixes, narrows or widens "
+                   "search dimensions")
+    p.add_argument("--trials", type=int, default=8,
+                   help="NEW trials to run in this launch (earlier trials of the study are "
+                   "kept and seen by the sampler; default 8)")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="stop launching trials after this many seconds")
+    p.add_argument("--concurrency", type=int, help="trials at a time (default: as many as the "
+                   "CPUs/GPUs allow)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--gpus-per-trial", type=float, help="default 1 where Ray sees GPUs, else 0; "
+                   "a fraction shares a GPU (latency figures then lie)")
+    p.add_argument("--address", help="join an existing Ray cluster (host:port or auto); "
+                   "default: a local instance")
+    p.add_argument("--sampler", default="tpe", help="tpe (default), nsga2, gp or random")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=100, help="brief-training steps per trial "
+                   "(default 100)")
+    p.add_argument("--val-every", type=int, default=0,
+                   help="validate every N steps and report to Tune (default: at the end)")
+    p.add_argument("--train", metavar="DIR", help="HR training images (default: built-in)")
+    p.add_argument("--val", metavar="DIR", help="validation/benchmark folder (default: "
+                   "built-in)")
+    p.add_argument("--scale", type=int, default=4, help="2, 3 or 4 (default 4)")
+    p.add_argument("--input", metavar="HxW", help="latency/memory/FLOPs input (default: a "
+                   "256x256 output on CPU, 1280x720 on CUDA)")
+    p.add_argument("--objectives", default=",".join(DEFAULT_OBJECTIVES),
+                   help="comma-separated, from psnr, ssim, latency_ms, memory_mb, params, flops "
+                   f"(default {','.join(DEFAULT_OBJECTIVES)})")
+    for key, flag in BUDGET_KEYS.items():
+        p.add_argument(flag, dest=f"max_{key}", type=float,
+                       help=f"budget: trials with {key} above it are infeasible (not trained)")
+    p.add_argument("--baseline", action="append", default=[], metavar="PRESET",
+                   help="evaluate a known config first (repeatable), e.g. esc-light")
+    p.add_argument("--dry-run", action="store_true",
+                   help="sample and build --trials configs, print them, train nothing")
+    p.add_argument("--verbose", action="store_true", help="show Ray's own logs")
+    p.set_defaults(func=_run)
+
+
+def settings_from_args(args: argparse.Namespace):
+    from search.settings import SearchSettings
+    from space.cli import parse_hw
+    from space.presets import PRESET_NAMES
+    from space.searchspace import SearchSpace, load_space
+
+    for name in args.baseline:
+        if name not in PRESET_NAMES:
+            raise ConfigError("--baseline", f"must be a preset: {', '.join(PRESET_NAMES)}", name)
+    budgets = {k: getattr(args, f"max_{k}") for k in BUDGET_KEYS
+               if getattr(args, f"max_{k}") is not None}
+    return SearchSettings(
+        study=args.study, storage=args.storage,
+        space=load_space(args.space) if args.space else SearchSpace(),
+        trials=args.trials, time_budget_s=args.time_budget, concurrency=args.concurrency,
+        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        address=args.address, sampler=args.sampler, seed=args.seed, steps=args.steps,
+        train=args.train, val=args.val, scale=args.scale,
+        objectives=tuple(o.strip() for o in args.objectives.split(",") if o.strip()),
+        budgets=budgets, baselines=tuple(args.baseline), dry_run=args.dry_run,
+        verbose=args.verbose, input_hw=parse_hw(args.input) if args.input else None,
+        val_every=args.val_every)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    from search.run import dry_run, run_search
+
+    if settings.dry_run:
+        return dry_run(settings)
+    outcome = run_search(settings)
+    print_final(outcome, settings)
+    return 0
+
+
+def print_final(outcome, settings) -> None:
+    from studies import render
+    from studies.frame import load_study
+    from studies.front import hypervolume, pareto_front
+    from studies.storage import mask_url
+
+    s = outcome.summary
+    print(f"\n{outcome.new_trials} trials in {outcome.wall_seconds:.0f} s: {s['complete']} "
+          f"complete ({s['infeasible']} infeasible), {s['failed']} failed")
+    study = load_study(outcome.study_name, outcome.storage)
+    storage = mask_url(outcome.storage)
+    try:
+        front = pareto_front(study)
+    except Exception as exc:  # e.g. budgets left no feasible trial: say which, keep exit 0
+        print(f"no Pareto front yet: {exc}")
+        return
+    ref = front.attrs["reference_point"]
+    print(render.front_table(front, render.front_header(front, hypervolume(front, ref), ref,
+                                                        False, storage)))
+    st = f"--storage '{storage}' " if settings.storage else ""
+    name = outcome.study_name
+    print("\nnext:")
+    print(f"  srnas pareto {name} {st}".rstrip())
+    print(f"  srnas plot {name} {st}--out front.html")
+    print(f"  srnas export {name} {st}--pick knee --out best.yaml")
+    sys.stdout.flush()

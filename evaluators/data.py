@@ -1,0 +1,328 @@
+"""Images in, (LR, HR) pairs out: loading, benchmark sets, the offline default set, patches.
+
+- Every image is loaded as RGB uint8 (gray, palette, 16-bit and alpha images converted), so
+  metrics and networks see one format; a file that cannot be decoded is a :class:`DataError`
+  naming it.
+- LR images are made from HR with :func:`evaluators.resize.make_lr` (MATLAB bicubic), except
+  in benchmark folders that ship their own ``LR_bicubic/X<s>`` files, which are used as is.
+- The offline default is a fixed selection of the photographs bundled inside scikit-image's
+  wheel, read straight from its package folder: nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from evaluators.errors import DataError
+from evaluators.resize import check_scale, make_lr
+
+__all__ = [
+    "DEFAULT_TRAIN",
+    "DEFAULT_VAL",
+    "IMAGE_EXTS",
+    "NamedImage",
+    "PatchSampler",
+    "ValPair",
+    "ValSet",
+    "benchmark_set",
+    "default_images",
+    "hr_only_set",
+    "list_images",
+    "load_folder",
+    "load_image",
+]
+
+IMAGE_EXTS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+NamedImage = tuple[str, np.ndarray]
+
+
+class ValPair(NamedTuple):
+    """One validation image: its name, the LR input and the HR target (cropped to match)."""
+
+    name: str
+    lr: np.ndarray
+    hr: np.ndarray
+
+
+ValSet = list[ValPair]
+
+# -- loading ---------------------------------------------------------------------------------
+
+_16BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file as RGB uint8 (H, W, 3).
+
+    Gray and palette images are expanded to RGB, alpha is dropped (as OpenCV's IMREAD_COLOR,
+    which BasicSR uses), 16-bit gray is scaled to 8 bits.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now: a truncated file fails here, not later in a worker
+            if img.mode in _16BIT_MODES:
+                wide = np.asarray(img).astype(np.float64)
+                gray = np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8)
+                return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+            rgb = img if img.mode == "RGB" else img.convert("RGB")
+            arr = np.asarray(rgb, dtype=np.uint8)
+    except FileNotFoundError as err:
+        raise DataError(path, "image file does not exist", str(err)) from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        # PIL reports corrupt or truncated data as any of these.
+        raise DataError(path, "cannot be read as an image", str(err)) from err
+    except Image.DecompressionBombError as err:
+        raise DataError(path, "too many pixels to load safely", str(err)) from err
+    if arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 1:
+        raise DataError(path, "must decode to a non-empty RGB image", arr.shape)
+    return np.ascontiguousarray(arr)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """The image files directly inside ``folder`` (by extension, any case), sorted by name.
+
+    Hidden files (such as macOS ``._name.png`` metadata) are ignored.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise DataError(folder, "data folder does not exist", str(folder))
+    if not folder.is_dir():
+        raise DataError(folder, "must be a folder of images", "a file")
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")
+    )
+    if not files:
+        raise DataError(folder, f"folder holds no images ({', '.join(IMAGE_EXTS)})", 0)
+    return files
+
+
+def load_folder(folder: str | Path) -> list[NamedImage]:
+    """Every image in ``folder`` as (file stem, RGB uint8), in :func:`list_images` order."""
+    return [(p.stem, load_image(p)) for p in list_images(folder)]
+
+
+# Kept for evaluators/evaluate.py, which imported the private name before it was public.
+_load_folder = load_folder
+
+
+# -- offline default -------------------------------------------------------------------------
+
+# Natural photographs bundled in scikit-image's wheel (skimage/data/, no pooch fetch needed).
+# Validation: the two colour photographs of everyday scenes (a cat, a coffee cup), small enough
+# that validating on CPU is cheap. Everything else natural goes to training; both halves of the
+# motorcycle stereo pair stay in training so no near-duplicate leaks into validation. Left out
+# on purpose: synthetic, text, microscopy, medical and binary images (not what SR is for).
+DEFAULT_TRAIN: tuple[str, ...] = (
+    "astronaut.png",
+    "brick.png",
+    "camera.png",
+    "coins.png",
+    "grass.png",
+    "gravel.png",
+    "hubble_deep_field.jpg",
+    "motorcycle_left.png",
+    "motorcycle_right.png",
+    "rocket.jpg",
+)
+DEFAULT_VAL: tuple[str, ...] = ("chelsea.png", "coffee.png")
+
+
+def _skimage_data_dir() -> Path:
+    # The package folder itself, not skimage.data.data_dir (which may point at pooch's cache).
+    import skimage
+
+    return Path(skimage.__file__).resolve().parent / "data"
+
+
+def default_images() -> tuple[list[NamedImage], list[NamedImage]]:
+    """(train, validation) lists of (name, RGB uint8) from scikit-image's bundled photographs."""
+    folder = _skimage_data_dir()
+
+    def load(names: Sequence[str]) -> list[NamedImage]:
+        return [(Path(n).stem, load_image(folder / n)) for n in names]
+
+    return load(DEFAULT_TRAIN), load(DEFAULT_VAL)
+
+
+# -- validation sets -------------------------------------------------------------------------
+
+
+def _crop_to_multiple(hr: np.ndarray, scale: int) -> np.ndarray:
+    h, w = hr.shape[0] // scale * scale, hr.shape[1] // scale * scale
+    return hr[:h, :w]
+
+
+def hr_only_set(images: Sequence[NamedImage], scale: int) -> ValSet:
+    """Pairs for in-memory HR images: LR made with :func:`make_lr`, HR cropped to match."""
+    s = check_scale(scale)
+    pairs: ValSet = []
+    for name, hr in images:
+        try:
+            lr = make_lr(hr, s)
+        except DataError as err:
+            raise DataError(name, err.rule, err.value) from err
+        pairs.append(ValPair(name, lr, np.ascontiguousarray(_crop_to_multiple(hr, s))))
+    return pairs
+
+
+def _lr_file(lr_dir: Path, stem: str, scale: int, hr_suffix: str) -> Path:
+    # EDSR / DIV2K name LR files <stem>x<s>.<ext>; prefer the HR's extension, then png.
+    for suffix in dict.fromkeys((hr_suffix, ".png", *IMAGE_EXTS)):
+        candidate = lr_dir / f"{stem}x{scale}{suffix}"
+        if candidate.is_file():
+            return candidate
+    raise DataError(
+        lr_dir / f"{stem}x{scale}.png", "LR file for this HR image is missing", str(lr_dir)
+    )
+
+
+def benchmark_set(root: str | Path, scale: int) -> ValSet:
+    """A validation set from a folder: EDSR layout (``HR/`` + ``LR_bicubic/X<s>/``) or HR only.
+
+    In the EDSR layout the shipped LR files are used and each HR is cropped top-left to a
+    multiple of ``scale`` (the benchmarks' originals are not); without ``LR_bicubic`` the LR is
+    made with :func:`make_lr`. A folder without ``HR/`` is read as HR images.
+    """
+    s = check_scale(scale)
+    root = Path(root)
+    hr_dir = root / "HR"
+    if not hr_dir.is_dir():
+        return hr_only_set(load_folder(root), s)
+
+    lr_root = root / "LR_bicubic"
+    if not lr_root.is_dir():
+        return hr_only_set(load_folder(hr_dir), s)
+    lr_dir = lr_root / f"X{s}"
+    if not lr_dir.is_dir():
+        present = sorted(
+            int(p.name[1:])
+            for p in lr_root.iterdir()
+            if p.is_dir() and p.name[:1] in "Xx" and p.name[1:].isdigit()
+        )
+        raise DataError(lr_root, f"has no X{s} folder for scale {s}; scales present: {present}", s)
+
+    pairs: ValSet = []
+    for hr_path in list_images(hr_dir):
+        hr = _crop_to_multiple(load_image(hr_path), s)
+        lr_path = _lr_file(lr_dir, hr_path.stem, s, hr_path.suffix)
+        lr = load_image(lr_path)
+        expected = (hr.shape[0] // s, hr.shape[1] // s)
+        if lr.shape[:2] != expected or min(expected) < 1:
+            raise DataError(
+                lr_path, f"LR size must be the HR size // {s} = {expected}", lr.shape[:2]
+            )
+        pairs.append(ValPair(hr_path.stem, lr, np.ascontiguousarray(hr)))
+    return pairs
+
+
+# -- training patches ------------------------------------------------------------------------
+
+
+class PatchSampler:
+    """Seeded random (LR, HR) training patches with flips and 90-degree rotations.
+
+    Each image's LR is made once, up front, with :func:`make_lr` (the MATLAB degradation, so
+    training matches the benchmarks). A batch draws, per sample, an image (uniformly), an
+    aligned crop position and one of the 8 flips/rotations. Everything comes from one
+    ``numpy.random.Generator(seed)``, so one seed gives one sequence of batches on any machine.
+    """
+
+    def __init__(
+        self,
+        images: Sequence[NamedImage],
+        scale: int,
+        patch: int,
+        batch: int,
+        seed: int,
+    ) -> None:
+        s = check_scale(scale)
+        if isinstance(patch, bool) or not isinstance(patch, int) or patch < s or patch % s:
+            raise DataError(
+                "patch", f"HR patch size must be a positive multiple of scale {s}", patch
+            )
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise DataError("batch", "must be a positive integer", batch)
+        if not images:
+            raise DataError("images", "training set is empty", 0)
+
+        self.scale = s
+        self.patch = patch
+        self.lr_patch = patch // s
+        self.batch = batch
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+
+        kept: list[tuple[str, np.ndarray, np.ndarray]] = []
+        skipped: list[str] = []
+        for name, hr in images:
+            cropped = _crop_to_multiple(hr, s)
+            if min(cropped.shape[:2]) < patch:
+                skipped.append(f"{name} ({hr.shape[1]}x{hr.shape[0]})")
+                continue
+            kept.append((name, make_lr(hr, s), np.ascontiguousarray(cropped)))
+        if skipped:
+            warnings.warn(
+                f"skipping {len(skipped)} image(s) smaller than the {patch}x{patch} patch: "
+                + ", ".join(skipped),
+                stacklevel=2,
+            )
+        if not kept:
+            raise DataError("images", f"no image is at least {patch}x{patch} pixels", len(images))
+        self.names: list[str] = [name for name, _, _ in kept]
+        self._lr = [lr for _, lr, _ in kept]
+        self._hr = [hr for _, _, hr in kept]
+
+    @classmethod
+    def from_folder(
+        cls, folder: str | Path, scale: int, patch: int, batch: int, seed: int
+    ) -> PatchSampler:
+        """A sampler over every image in ``folder`` (see :func:`list_images`)."""
+        return cls(load_folder(folder), scale, patch, batch, seed)
+
+    def __len__(self) -> int:
+        """Number of usable images."""
+        return len(self._lr)
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(lr, hr)`` float32 in [0, 1], shapes (B, 3, p/s, p/s) and (B, 3, p, p)."""
+        p, s = self.lr_patch, self.scale
+        lrs = np.empty((self.batch, p, p, 3), dtype=np.uint8)
+        hrs = np.empty((self.batch, p * s, p * s, 3), dtype=np.uint8)
+        for i in range(self.batch):
+            k = int(self._rng.integers(len(self._lr)))
+            lr_img, hr_img = self._lr[k], self._hr[k]
+            y = int(self._rng.integers(lr_img.shape[0] - p + 1))
+            x = int(self._rng.integers(lr_img.shape[1] - p + 1))
+            aug = int(self._rng.integers(8))
+            lrs[i] = _augment(lr_img[y : y + p, x : x + p], aug)
+            hrs[i] = _augment(hr_img[y * s : (y + p) * s, x * s : (x + p) * s], aug)
+        return _to_tensor(lrs), _to_tensor(hrs)
+
+
+def _augment(img: np.ndarray, aug: int) -> np.ndarray:
+    """One of the 8 symmetries of the square: bit 0 h-flip, bit 1 v-flip, bit 2 transpose."""
+    if aug & 1:
+        img = img[:, ::-1]
+    if aug & 2:
+        img = img[::-1]
+    if aug & 4:
+        img = img.transpose(1, 0, 2)
+    return img
+
+
+def _to_tensor(batch: np.ndarray) -> torch.Tensor:
+    # In numpy: torch's float() of a permuted (non-contiguous) uint8 view is ~50x slower on CPU.
+    out = np.ascontiguousarray(batch.transpose(0, 3, 1, 2)).astype(np.float32)
+    out /= np.float32(255.0)
+    return torch.from_numpy(out)

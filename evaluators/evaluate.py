@@ -1,0 +1,206 @@
+"""``evaluate``: one trial of the search, as a function. Build, measure (cheap figures first),
+train briefly, validate; every figure comes back with the conditions it was measured under."""
+
+from __future__ import annotations
+
+import functools
+import platform
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from evaluators.data import (
+    PatchSampler,
+    ValSet,
+    benchmark_set,
+    default_images,
+    hr_only_set,
+    load_folder,
+)
+from evaluators.device import device_name, environment, resolve_device
+from evaluators.latency import default_latency_input_hw, measure_latency
+from evaluators.lock import device_lock
+from evaluators.train import TrainBudget, TrainingFailed, train, validate
+from space.complexity import count_flops
+from space.config import ArchConfig
+from space.errors import ConfigError
+from space.network import build_model, count_params
+
+STATUS_OK, STATUS_INFEASIBLE, STATUS_FAILED = "ok", "infeasible_untrained", "failed"
+# The built-in validation photographs are 512x512 and larger; a centre crop keeps a CPU trial's
+# validation to a fraction of a second while still covering textured content.
+DEFAULT_VAL_CROP = 192
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where training and validation images come from (``None``: the built-in photographs)."""
+
+    train: str | None = None
+    val: str | None = None
+
+
+@dataclass
+class EvalResult:
+    arch: dict[str, Any]
+    arch_id: str
+    params: int
+    flops: int
+    input_hw: list[int]
+    latency_ms: float
+    latency_iqr_ms: float
+    latency_cv: float
+    memory_mb: float
+    memory_bytes: int
+    memory_method: str
+    device: str
+    dtype: str
+    threads: int
+    versions: dict[str, str]
+    psnr: float | None = None
+    ssim: float | None = None
+    steps: int = 0
+    train_seconds: float = 0.0
+    status: str = STATUS_OK
+    infeasible_reason: str | None = None
+    failure_reason: str | None = None
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the search stores (JSON-serialisable; None values dropped)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+Measured = Callable[[dict[str, Any]], None]
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+
+    out = {"python": platform.python_version(), "torch": torch.__version__,
+           "numpy": numpy.__version__}
+    try:
+        from importlib.metadata import version
+
+        out["srnas"] = version("srnas")
+    except Exception:  # not installed as a distribution (e.g. run from a checkout)
+        out["srnas"] = "unknown"
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _train_images(folder: str | None) -> tuple:
+    if folder is None:
+        return tuple(default_images()[0])
+    return tuple(load_folder(folder))
+
+
+@functools.lru_cache(maxsize=8)
+def _val_set(folder: str | None, scale: int) -> tuple:
+    if folder is None:
+        c = DEFAULT_VAL_CROP
+        crops = [(n, img[(img.shape[0] - c) // 2:(img.shape[0] + c) // 2,
+                         (img.shape[1] - c) // 2:(img.shape[1] + c) // 2])
+                 for n, img in default_images()[1]]
+        return tuple(hr_only_set(crops, scale))
+    return tuple(benchmark_set(folder, scale))
+
+
+def load_data(data: DataSpec, scale: int) -> tuple[tuple, ValSet]:
+    """(training images, validation pairs), cached per process (Ray reuses worker processes)."""
+    for name, folder in (("--train", data.train), ("--val", data.val)):
+        if folder is not None and not Path(folder).is_dir():
+            raise ConfigError(name, "must be an existing folder", folder)
+    return _train_images(data.train), list(_val_set(data.val, scale))
+
+
+def _budget_breach(figures: Mapping[str, float], budgets: Mapping[str, float]) -> str | None:
+    for key, limit in budgets.items():
+        value = figures.get(key)
+        if value is not None and value > limit:
+            return f"{key} {value:.4g} exceeds the budget {limit:.4g}"
+    return None
+
+
+def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
+             data: DataSpec | None = None, device: str | torch.device = "cpu", *,
+             input_hw: tuple[int, int] | None = None,
+             budgets: Mapping[str, float] | None = None,
+             on_measured: Measured | None = None,
+             progress: Callable[[int, float, float | None], None] | None = None,
+             train_model: bool = True) -> EvalResult:
+    """Build ``config``, measure parameters, FLOPs, latency and memory, then (unless a budget is
+    already broken) train for ``budget`` and validate.
+
+    FLOPs are fvcore multiply-adds at the latency input (``input_hw``; default: the 1280x720
+    output input on CUDA, a 256x256 output on CPU), so they describe the measured workload.
+    A non-finite loss gives ``status='failed'`` with the reason and step; the figures measured
+    before it are kept.
+    """
+    budget = budget or TrainBudget()
+    data = data or DataSpec()
+    dev = resolve_device(device)
+    phases: dict[str, float] = {}
+    t = time.perf_counter()
+    torch.manual_seed(budget.seed)
+    model = build_model(config)
+    phases["build"] = time.perf_counter() - t
+
+    hw = input_hw or default_latency_input_hw(dev, config.scale)
+    t = time.perf_counter()
+    params, flops = count_params(model), count_flops(model, hw)
+    phases["complexity"] = time.perf_counter() - t
+
+    from evaluators.memory import measure_memory  # imported late: it installs dispatch hooks
+
+    with device_lock(dev):
+        t = time.perf_counter()
+        lat = measure_latency(model, hw, dev, lock=False)
+        phases["latency"] = time.perf_counter() - t
+        t = time.perf_counter()
+        mem = measure_memory(model, hw, dev)
+        phases["memory"] = time.perf_counter() - t
+
+    env = environment(dev)
+    result = EvalResult(
+        arch=config.to_dict(), arch_id=config.arch_id, params=params, flops=flops,
+        input_hw=list(hw), latency_ms=lat.median_ms, latency_iqr_ms=lat.iqr_ms,
+        latency_cv=lat.cv, memory_mb=mem.peak_mb, memory_bytes=mem.peak_bytes,
+        memory_method=mem.method, device=device_name(dev), dtype=lat.dtype,
+        threads=lat.threads, versions={**_versions(), **{k: str(v) for k, v in env.items()
+                                                          if k not in ("device",)}},
+        phase_seconds=phases,
+    )
+    breach = _budget_breach({"latency_ms": lat.median_ms, "memory_mb": mem.peak_mb,
+                             "params": params}, budgets or {})
+    if on_measured is not None:
+        on_measured(result.to_dict())
+    if breach is not None:
+        result.status, result.infeasible_reason = STATUS_INFEASIBLE, breach
+        return result
+    if not train_model:
+        return result
+
+    t = time.perf_counter()
+    train_images, val_pairs = load_data(data, config.scale)
+    sampler = PatchSampler(list(train_images), config.scale, budget.patch_size,
+                           budget.batch_size, budget.seed)
+    phases["data"] = time.perf_counter() - t
+    try:
+        outcome = train(model, sampler.next_batch, budget, dev, val_pairs=val_pairs,
+                        scale=config.scale, progress=progress)
+    except TrainingFailed as exc:
+        result.status, result.failure_reason = STATUS_FAILED, f"{exc.reason} at step {exc.step}"
+        result.steps = exc.step
+        phases["train"] = time.perf_counter() - t - phases["data"]
+        return result
+    phases["train"] = outcome.seconds
+    result.steps, result.train_seconds = outcome.steps, outcome.seconds
+    t = time.perf_counter()
+    result.psnr, result.ssim = validate(model, val_pairs, config.scale, dev)
+    phases["validate"] = time.perf_counter() - t
+    return result

@@ -1,0 +1,133 @@
+"""Brief training: L1 loss, AdamW (ESC's lr 5e-4, betas 0.9/0.9), optional warm-up and cosine
+decay, a fixed budget of steps (or seconds), seeded; validation PSNR/SSIM at the end and every
+``val_every`` steps through a callback (how the search reports progress)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from evaluators.metrics import psnr_y, ssim_y, tensor_to_uint8
+from space.errors import ConfigError
+
+
+class TrainingFailed(RuntimeError):
+    """A run that cannot go on (non-finite loss); carries the reason and the step."""
+
+    def __init__(self, reason: str, step: int) -> None:
+        self.reason = reason
+        self.step = step
+        super().__init__(f"training failed at step {step}: {reason}")
+
+
+@dataclass(frozen=True)
+class TrainBudget:
+    steps: int = 300
+    seconds: float | None = None  # stop early when this wall time is spent
+    lr: float = 5e-4
+    betas: tuple[float, float] = (0.9, 0.9)
+    weight_decay: float = 1e-4
+    warmup_steps: int = 0
+    cosine: bool = True
+    batch_size: int = 8
+    patch_size: int = 48  # HR pixels; a multiple of the scale
+    val_every: int = 0  # 0: validate only at the end
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ConfigError("steps", "must be a positive integer", self.steps)
+        if self.seconds is not None and self.seconds <= 0:
+            raise ConfigError("seconds", "must be positive", self.seconds)
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            raise ConfigError("lr", "must be a positive finite number", self.lr)
+        if self.batch_size < 1:
+            raise ConfigError("batch_size", "must be >= 1", self.batch_size)
+        if self.patch_size < 8:
+            raise ConfigError("patch_size", "must be >= 8 HR pixels", self.patch_size)
+        if self.warmup_steps < 0 or self.val_every < 0:
+            raise ConfigError("warmup_steps", "must be >= 0", self.warmup_steps)
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    seconds: float
+    final_loss: float
+    losses: list[float] = field(default_factory=list)
+
+
+ValPair = tuple[str, np.ndarray, np.ndarray]  # (name, lr uint8 HxWx3, hr uint8 HxWx3)
+Progress = Callable[[int, float, float | None], None]  # (step, loss, psnr or None)
+
+
+def lr_at(step: int, budget: TrainBudget) -> float:
+    """Linear warm-up, then cosine decay to zero over the step budget (or constant)."""
+    if budget.warmup_steps and step < budget.warmup_steps:
+        return budget.lr * (step + 1) / budget.warmup_steps
+    if not budget.cosine:
+        return budget.lr
+    span = max(budget.steps - budget.warmup_steps, 1)
+    t = min(step - budget.warmup_steps, span) / span
+    return budget.lr * 0.5 * (1 + math.cos(math.pi * t))
+
+
+@torch.inference_mode()
+def validate(model: nn.Module, pairs: Sequence[ValPair], scale: int,
+             device: torch.device) -> tuple[float, float]:
+    """Mean PSNR / SSIM (Y channel, ``scale`` pixels shaved, uint8-rounded output)."""
+    was_training = model.training
+    model.eval()
+    psnrs, ssims = [], []
+    try:
+        for _, lr, hr in pairs:
+            x = torch.from_numpy(lr).permute(2, 0, 1)[None].float().div(255).to(device)
+            sr = tensor_to_uint8(model(x).cpu())
+            hr_c = hr[: sr.shape[0], : sr.shape[1]]
+            psnrs.append(psnr_y(sr, hr_c, scale))
+            ssims.append(ssim_y(sr, hr_c, scale))
+    finally:
+        model.train(was_training)
+    return float(np.mean(psnrs)), float(np.mean(ssims))
+
+
+def train(model: nn.Module, next_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+          budget: TrainBudget, device: torch.device, *,
+          val_pairs: Sequence[ValPair] = (), scale: int = 4,
+          progress: Progress | None = None) -> TrainResult:
+    """Train in place. ``next_batch`` yields (lr, hr) float tensors in [0, 1]."""
+    model.train().to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=budget.lr, betas=budget.betas,
+                                  weight_decay=budget.weight_decay)
+    start = time.perf_counter()
+    losses: list[float] = []
+    step = 0
+    for step in range(budget.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, budget)
+        lr_img, hr_img = next_batch()
+        loss = F.l1_loss(model(lr_img.to(device)), hr_img.to(device))
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise TrainingFailed(f"non-finite loss ({value})", step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(value)
+        psnr = None
+        if budget.val_every and (step + 1) % budget.val_every == 0 and val_pairs \
+                and step + 1 < budget.steps:
+            psnr = validate(model, val_pairs, scale, device)[0]
+        if progress is not None:
+            progress(step + 1, value, psnr)
+        if budget.seconds is not None and time.perf_counter() - start >= budget.seconds:
+            break
+    return TrainResult(steps=step + 1, seconds=time.perf_counter() - start,
+                       final_loss=losses[-1], losses=losses)

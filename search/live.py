@@ -1,0 +1,66 @@
+"""The live view of a running search: one line per finished trial, plus the final table."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+import optuna
+from ray.tune import Callback
+
+from studies.schema import STATUS_FAILED, STATUS_INFEASIBLE
+
+
+def study_summary(study: optuna.Study, started_numbers: set[int] | None = None
+                  ) -> dict[str, Any]:
+    """Counts by state, front size and best feasible PSNR, read from the study itself."""
+    trials = study.get_trials(deepcopy=False)
+    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    infeasible = [t for t in done if t.user_attrs.get("status") == STATUS_INFEASIBLE
+                  or any(v > 0 for v in t.constraints.values())]
+    front = study.best_trials if done else []
+    psnrs = [t.user_attrs["psnr"] for t in front
+             if isinstance(t.user_attrs.get("psnr"), int | float)
+             and t.user_attrs.get("status") != STATUS_INFEASIBLE]
+    return {"complete": len(done), "failed": len(failed), "running": len(running),
+            "infeasible": len(infeasible), "front": len(front),
+            "best_psnr": max(psnrs) if psnrs else None}
+
+
+class LiveView(Callback):
+    """Prints a status line each time a trial ends (plain lines: readable in logs and CI)."""
+
+    def __init__(self, study: optuna.Study, total: int, out: TextIO = sys.stdout) -> None:
+        self.study, self.total, self.out = study, total, out
+        self.started = time.monotonic()
+        self.finished = 0
+
+    def _line(self, trial: Any, result: dict | None, error: bool) -> None:
+        self.finished += 1
+        s = study_summary(self.study)
+        result = result or {}
+        status = "error" if error else result.get("status", "?")
+        what = result.get("arch_id", "?")
+        if status == STATUS_FAILED or error:
+            detail = result.get("failure_reason", "raised in its worker")
+        elif status == STATUS_INFEASIBLE:
+            detail = result.get("infeasible_reason", "")
+        else:
+            psnr = result.get("psnr")
+            detail = (f"psnr {psnr:.2f} dB, {result.get('latency_ms', 0):.1f} ms, "
+                      f"{result.get('memory_mb', 0):.1f} MB, {result.get('params', 0):,} params"
+                      if isinstance(psnr, float) else "")
+        best = f"{s['best_psnr']:.2f} dB" if s["best_psnr"] is not None else "-"
+        print(f"[{time.monotonic() - self.started:6.0f}s] {self.finished}/{self.total} "
+              f"{what} {status}: {detail} | done {s['complete']} running {s['running']} "
+              f"failed {s['failed']} front {s['front']} best psnr {best}",
+              file=self.out, flush=True)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._line(trial, trial.last_result, error=False)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._line(trial, trial.last_result, error=True)

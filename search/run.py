@@ -1,0 +1,224 @@
+"""Launch a search: check everything, start (or join) Ray, run the trials, summarise."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import optuna
+
+from search.settings import SearchSettings
+from search.storage import open_for_write
+from space.errors import ConfigError, SrnasError
+from space.presets import get_preset
+from space.searchspace import SearchSpace
+from studies.schema import DEFAULT_OBJECTIVES  # noqa: F401  (re-exported for callers)
+from studies.storage import mask_url
+
+
+@dataclass
+class SearchOutcome:
+    study_name: str
+    storage: str
+    new_trials: int
+    wall_seconds: float
+    summary: dict[str, Any]
+
+
+def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        # Multivariate + grouped: the conditional MiLK dimensions are modelled jointly.
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                          n_startup_trials=4)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=4)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def check_existing_study(storage: optuna.storages.BaseStorage, settings: SearchSettings) -> bool:
+    """True when the study exists; an error if its objectives differ from the requested ones."""
+    name = settings.study_name
+    if name not in optuna.get_all_study_names(storage):
+        return False
+    study = optuna.load_study(study_name=name, storage=storage)
+    have = list(study.metric_names or [])
+    have_dirs = [d.name.lower() for d in study.directions]
+    if have != list(settings.objectives) or have_dirs != settings.directions:
+        shown = ", ".join(f"{n} {d}" for n, d in zip(have or ["?"] * len(have_dirs), have_dirs,
+                                                     strict=False))
+        raise ConfigError("--objectives", f"study {name!r} already optimises [{shown}]; use "
+                          "the same objectives or another --study",
+                          ",".join(settings.objectives))
+    return True
+
+
+def _check_address(address: str) -> None:
+    """Fail in seconds, not minutes, when a host:port cluster address does not answer."""
+    if address in ("auto", "local") or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError("--address", "must be host:port, ray://host:port or auto", address)
+    try:
+        with socket.create_connection((host, int(port)), timeout=5):
+            pass
+    except OSError as exc:
+        raise ConfigError("--address", f"no Ray cluster answers there ({exc.strerror or exc})",
+                          address) from None
+
+
+def start_ray(settings: SearchSettings) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "logging_level": logging.INFO if settings.verbose else logging.ERROR,
+        "log_to_driver": settings.verbose,
+        "configure_logging": True,
+    }
+    if settings.address:
+        _check_address(settings.address)
+        try:
+            ray.init(address=settings.address, **kwargs)
+        except (ConnectionError, RuntimeError) as exc:
+            raise ConfigError("--address", f"cannot join the Ray cluster: "
+                              f"{str(exc).splitlines()[0]}", settings.address) from None
+    else:
+        ray.init(**kwargs)
+
+
+def gpus_per_trial(settings: SearchSettings) -> float:
+    import ray
+
+    available = float(ray.cluster_resources().get("GPU", 0))
+    if settings.gpus_per_trial is None:
+        return 1.0 if available >= 1 else 0.0  # one trial per GPU: latency on a shared GPU lies
+    if settings.gpus_per_trial > available:
+        raise ConfigError("--gpus-per-trial", f"must not exceed the {available:g} GPU(s) Ray "
+                          "sees", settings.gpus_per_trial)
+    return settings.gpus_per_trial
+
+
+class DefineByRun:
+    """Ray's define-by-run space: suggests through the trial (a proxy of Optuna's) and hands the
+    trainable the whole config as constants, so the worker never re-samples."""
+
+    def __init__(self, space: SearchSpace, scale: int) -> None:
+        self.space, self.scale = space, scale
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        sample = self.space.sample(trial, self.scale)
+        return {"arch": sample.arch.to_dict(), "train": sample.train}
+
+
+def dry_run(settings: SearchSettings, out: TextIO = sys.stdout) -> int:
+    """Sample and build N configs with the chosen sampler (in memory): nothing is trained or
+    written."""
+    from space.network import build_model, count_params
+
+    study = optuna.create_study(directions=settings.directions,
+                                sampler=make_sampler(settings.sampler, settings.seed))
+    for i in range(settings.trials):
+        trial = study.ask()
+        sample = settings.space.sample(trial, settings.scale)
+        n = count_params(build_model(sample.arch))
+        print(f"{i + 1:3d}. {sample.arch.arch_id}  {n:>9,} params  {trial.params}", file=out)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    return 0
+
+
+def _enqueue_baselines(study: optuna.Study, settings: SearchSettings) -> list[str]:
+    done = {t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False)
+            if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.WAITING)}
+    queued = []
+    for name in settings.baselines:
+        if name in done:
+            continue  # a relaunch does not evaluate the same baseline again
+        config = get_preset(name, settings.scale)
+        study.enqueue_trial(settings.space.params_for(config), user_attrs={"baseline": name})
+        queued.append(name)
+    return queued
+
+
+def run_search(settings: SearchSettings, out: TextIO = sys.stdout) -> SearchOutcome:
+    for name in settings.baselines:
+        settings.space.params_for(get_preset(name, settings.scale))  # in the space? (fail early)
+    url = settings.storage_url
+    storage = open_for_write(url)
+    existed = check_existing_study(storage, settings)
+    start_ray(settings)
+    gpus = gpus_per_trial(settings)
+
+    from ray import tune
+
+    from search.live import LiveView, study_summary
+    from search.searcher import SrnasSearcher
+    from search.trainable import make_trainable
+
+    searcher = SrnasSearcher(
+        space=DefineByRun(settings.space, settings.scale), metric=list(settings.objectives),
+        mode=settings.tune_modes(), sampler=make_sampler(settings.sampler, settings.seed),
+        study_name=settings.study_name, storage=storage, budgets=settings.budgets)
+    study = searcher.study
+    if not existed:
+        study.set_metric_names(list(settings.objectives))
+        study.set_user_attr("objectives", [[o, d] for o, d in
+                                           zip(settings.objectives, settings.directions,
+                                               strict=True)])
+        study.set_user_attr("scale", settings.scale)
+        study.set_user_attr("space", settings.space.to_data())
+    study.set_user_attr("budgets", settings.budgets)
+    queued = _enqueue_baselines(study, settings)
+    before = len(study.get_trials(deepcopy=False))
+    cpus = settings.cpus_per_trial
+    concurrency = settings.concurrency or _default_concurrency(cpus, gpus)
+    print(f"study {settings.study_name!r} in {mask_url(url)} "
+          f"({'continuing, ' + str(before) + ' trials so far' if existed else 'new'}); "
+          f"{settings.trials} new trials, {concurrency} at a time, {cpus:g} CPU + {gpus:g} GPU "
+          f"each; objectives {', '.join(settings.objectives)}"
+          + (f"; baselines {', '.join(queued)}" if queued else ""), file=out, flush=True)
+    started = time.monotonic()
+    if settings.trials:
+        tuner = tune.Tuner(
+            tune.with_resources(make_trainable(settings), {"cpu": cpus, "gpu": gpus}),
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=settings.trials,
+                                        max_concurrent_trials=concurrency,
+                                        time_budget_s=settings.time_budget_s,
+                                        reuse_actors=True),
+            run_config=tune.RunConfig(
+                name=settings.study_name,
+                storage_path=tempfile.mkdtemp(prefix="srnas-ray-"),
+                verbose=1 if settings.verbose else 0,
+                callbacks=[LiveView(study, settings.trials, out)],
+                log_to_file=True,
+            ),
+        )
+        tuner.fit()
+    wall = time.monotonic() - started
+    after = len(study.get_trials(deepcopy=False))
+    return SearchOutcome(settings.study_name, url, after - before, wall, study_summary(study))
+
+
+def _default_concurrency(cpus_per_trial: float, gpus: float) -> int:
+    import ray
+
+    res = ray.cluster_resources()
+    by_cpu = int(res.get("CPU", 1) // cpus_per_trial)
+    by_gpu = int(res.get("GPU", 0) // gpus) if gpus > 0 else by_cpu
+    return max(1, min(by_cpu, by_gpu))
+
+
+__all__ = ["SearchOutcome", "SrnasError", "dry_run", "run_search"]

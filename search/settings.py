@@ -1,0 +1,111 @@
+"""Everything one ``srnas search`` launch needs, validated before anything is written."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from space.errors import ConfigError
+from space.searchspace import SearchSpace
+from studies.schema import (
+    BUDGET_KEYS,
+    DEFAULT_OBJECTIVES,
+    DEFAULT_STORAGE,
+    OBJECTIVE_DIRECTIONS,
+    STORAGE_ENV,
+)
+
+SAMPLERS = ("tpe", "nsga2", "gp", "random")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    study: str | None = None
+    storage: str | None = None
+    space: SearchSpace = field(default_factory=SearchSpace)
+    trials: int = 8
+    time_budget_s: float | None = None
+    concurrency: int | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float | None = None
+    address: str | None = None
+    sampler: str = "tpe"
+    seed: int | None = 0
+    steps: int = 100
+    train: str | None = None
+    val: str | None = None
+    scale: int = 4
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
+    budgets: dict[str, float] = field(default_factory=dict)
+    baselines: tuple[str, ...] = ()
+    dry_run: bool = False
+    verbose: bool = False
+    input_hw: tuple[int, int] | None = None
+    val_every: int = 0
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
+
+    @property
+    def study_name(self) -> str:
+        """Default: derived from the scale and the search space, so a relaunch continues it."""
+        return self.study or f"srnas-x{self.scale}-{self.space.space_id}"
+
+    @property
+    def directions(self) -> list[str]:
+        return [OBJECTIVE_DIRECTIONS[o] for o in self.objectives]
+
+    def tune_modes(self) -> list[str]:
+        return ["max" if d == "maximize" else "min" for d in self.directions]
+
+    def describe(self) -> dict[str, Any]:
+        return {"trials": self.trials, "steps": self.steps, "scale": self.scale,
+                "sampler": self.sampler, "objectives": list(self.objectives),
+                "budgets": self.budgets}
+
+
+def _validate(s: SearchSettings) -> None:
+    if s.sampler not in SAMPLERS:
+        raise ConfigError("--sampler", f"must be one of {list(SAMPLERS)}", s.sampler)
+    if not s.objectives:
+        raise ConfigError("--objectives", "needs at least one objective", list(s.objectives))
+    for o in s.objectives:
+        if o not in OBJECTIVE_DIRECTIONS:
+            raise ConfigError("--objectives", f"each must be one of {list(OBJECTIVE_DIRECTIONS)}",
+                              o)
+    if len(set(s.objectives)) != len(s.objectives):
+        raise ConfigError("--objectives", "must not repeat an objective", list(s.objectives))
+    for key, value in s.budgets.items():
+        if key not in BUDGET_KEYS:
+            raise ConfigError("budget", f"must be one of {list(BUDGET_KEYS)}", key)
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise ConfigError(BUDGET_KEYS[key], "must be a positive number", value)
+    if s.trials < 0:
+        raise ConfigError("--trials", "must be >= 0", s.trials)
+    if s.steps < 1:
+        raise ConfigError("--steps", "must be a positive integer", s.steps)
+    if s.scale not in (2, 3, 4):
+        raise ConfigError("--scale", "must be 2, 3 or 4", s.scale)
+    if s.time_budget_s is not None and s.time_budget_s <= 0:
+        raise ConfigError("--time-budget", "must be a positive number of seconds",
+                          s.time_budget_s)
+    if s.concurrency is not None and s.concurrency < 1:
+        raise ConfigError("--concurrency", "must be >= 1", s.concurrency)
+    if not s.cpus_per_trial > 0:
+        raise ConfigError("--cpus-per-trial", "must be positive", s.cpus_per_trial)
+    if s.gpus_per_trial is not None and s.gpus_per_trial < 0:
+        raise ConfigError("--gpus-per-trial", "must be >= 0", s.gpus_per_trial)
+    if s.study is not None and not s.study.strip():
+        raise ConfigError("--study", "must not be empty", s.study)
+    if s.val_every < 0:
+        raise ConfigError("--val-every", "must be >= 0", s.val_every)
+    patch = s.space.dims["patch_size"].values()
+    if any(int(p) % s.scale for p in patch):
+        raise ConfigError("patch_size", f"every value must be a multiple of the scale {s.scale}",
+                          list(patch))

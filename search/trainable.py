@@ -1,0 +1,79 @@
+"""The Ray Tune function trainable: one call evaluates one sampled architecture.
+
+It never raises for a trial's own failure: a non-finite loss, an exception or an out-of-memory
+error is reported as ``status='failed'`` with the reason, so the searcher records it as FAIL in
+the study and the search goes on.
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from ray import tune
+
+from search.settings import SearchSettings
+
+NAN = math.nan
+
+
+def _objective_defaults(objectives: tuple[str, ...]) -> dict[str, float]:
+    # Tune checks that every result carries the searcher's metrics; NaN marks "not yet known".
+    return dict.fromkeys(objectives, NAN)
+
+
+def make_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], None]:
+    objectives = settings.objectives
+
+    def trainable(config: dict[str, Any]) -> None:
+        import torch
+
+        from evaluators.evaluate import DataSpec, evaluate
+        from evaluators.train import TrainBudget
+        from space.config import from_dict
+
+        measured: dict[str, Any] = {}
+
+        def on_measured(figures: dict[str, Any]) -> None:
+            measured.update(figures)
+
+        def progress(step: int, loss: float, psnr: float | None) -> None:
+            if psnr is not None:  # a mid-training validation: make progress visible in Tune
+                tune.report({**_objective_defaults(objectives), **_cheap(measured),
+                             "psnr": psnr, "step": step, "loss": loss, "status": "training"})
+
+        try:
+            arch = from_dict(config["arch"])
+            train = config.get("train", {})
+            budget = TrainBudget(steps=settings.steps, lr=float(train.get("lr", 5e-4)),
+                                 batch_size=int(train.get("batch_size", 8)),
+                                 patch_size=int(train.get("patch_size", 48)),
+                                 val_every=settings.val_every, seed=settings.seed or 0)
+            device = "cuda" if torch.cuda.is_available() and (settings.gpus_per_trial or 0) > 0 \
+                else "cpu"
+            result = evaluate(arch, budget, DataSpec(settings.train, settings.val), device,
+                              input_hw=settings.input_hw, budgets=settings.budgets,
+                              on_measured=on_measured, progress=progress).to_dict()
+            if result["status"] != "ok":
+                # Untrained (budget broken) or failed: no PSNR to report.
+                result.setdefault("psnr", 0.0 if result["status"] != "failed" else NAN)
+                result.setdefault("ssim", 0.0 if result["status"] != "failed" else NAN)
+            result["eval_seconds"] = float(sum(result.get("phase_seconds", {}).values()))
+            report = {**_objective_defaults(objectives), **result}
+        except Exception as exc:  # a trial's own failure, recorded, never fatal to the search
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            if isinstance(exc, torch.OutOfMemoryError):
+                reason = f"out of memory: {reason}"
+            report = {**_objective_defaults(objectives), **measured, "status": "failed",
+                      "failure_reason": reason,
+                      "failure_trace": traceback.format_exc(limit=6)[-2000:]}
+        tune.report(report)
+
+    return trainable
+
+
+def _cheap(measured: dict[str, Any]) -> dict[str, Any]:
+    keys = ("latency_ms", "memory_mb", "params", "flops")
+    return {k: measured[k] for k in keys if k in measured}
