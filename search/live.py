@@ -33,10 +33,14 @@ def study_summary(study: optuna.Study, started_numbers: set[int] | None = None
 class LiveView(Callback):
     """Prints a status line each time a trial ends (plain lines: readable in logs and CI)."""
 
-    def __init__(self, study: optuna.Study, total: int, out: TextIO = sys.stdout) -> None:
+    def __init__(self, study: optuna.Study, total: int, out: TextIO | None = None) -> None:
         self.study, self.total, self.out = study, total, out
         self.started = time.monotonic()
         self.finished = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks into the experiment state; a stream cannot be pickled.
+        return {**self.__dict__, "out": None}
 
     def _line(self, trial: Any, result: dict | None, error: bool) -> None:
         self.finished += 1
@@ -57,7 +61,7 @@ class LiveView(Callback):
         print(f"[{time.monotonic() - self.started:6.0f}s] {self.finished}/{self.total} "
               f"{what} {status}: {detail} | done {s['complete']} running {s['running']} "
               f"failed {s['failed']} front {s['front']} best psnr {best}",
-              file=self.out, flush=True)
+              file=self.out or sys.stdout, flush=True)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._line(trial, trial.last_result, error=False)

@@ -8,10 +8,14 @@ import socket
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 import optuna
+
+# Optuna logs every study creation and trial at INFO; the search prints its own live view.
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 from search.settings import SearchSettings
 from search.storage import open_for_write
@@ -32,6 +36,13 @@ class SearchOutcome:
 
 
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    with warnings.catch_warnings():
+        # multivariate/group and GP are flagged experimental; they are what fits here.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _sampler(name, seed)
+
+
+def _sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     if name == "tpe":
         # Multivariate + grouped: the conditional MiLK dimensions are modelled jointly.
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
@@ -124,11 +135,12 @@ class DefineByRun:
         return {"arch": sample.arch.to_dict(), "train": sample.train}
 
 
-def dry_run(settings: SearchSettings, out: TextIO = sys.stdout) -> int:
+def dry_run(settings: SearchSettings, out: TextIO | None = None) -> int:
     """Sample and build N configs with the chosen sampler (in memory): nothing is trained or
     written."""
     from space.network import build_model, count_params
 
+    out = out or sys.stdout
     study = optuna.create_study(directions=settings.directions,
                                 sampler=make_sampler(settings.sampler, settings.seed))
     for i in range(settings.trials):
@@ -153,7 +165,8 @@ def _enqueue_baselines(study: optuna.Study, settings: SearchSettings) -> list[st
     return queued
 
 
-def run_search(settings: SearchSettings, out: TextIO = sys.stdout) -> SearchOutcome:
+def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOutcome:
+    out = out or sys.stdout
     for name in settings.baselines:
         settings.space.params_for(get_preset(name, settings.scale))  # in the space? (fail early)
     url = settings.storage_url
@@ -174,7 +187,9 @@ def run_search(settings: SearchSettings, out: TextIO = sys.stdout) -> SearchOutc
         study_name=settings.study_name, storage=storage, budgets=settings.budgets)
     study = searcher.study
     if not existed:
-        study.set_metric_names(list(settings.objectives))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(settings.objectives))
         study.set_user_attr("objectives", [[o, d] for o, d in
                                            zip(settings.objectives, settings.directions,
                                                strict=True)])

@@ -17,6 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
+from ray.tune.utils.util import unflatten_dict
 
 from studies.schema import BUDGET_KEYS, STATUS_FAILED, STATUS_INFEASIBLE, STATUS_OK
 
@@ -60,7 +61,8 @@ class SrnasSearcher(OptunaSearch):
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return super().on_trial_complete(trial_id, result, error)
         ot_trial = self._ot_trials[trial_id]
-        result = dict(result or {})
+        # Tune flattens nested results ("arch/dim"); the study keeps them as nested objects.
+        result = unflatten_dict(dict(result or {}))
         for key, value in result.items():
             if key not in _RAY_KEYS and _jsonable(value):
                 ot_trial.set_user_attr(key, value)

@@ -1,0 +1,67 @@
+"""``srnas search`` bad input: one line, exit 2, nothing written (no Ray started for these)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from search.cli import main
+
+
+def _err(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--sampler", "cmaes"], "--sampler: must be one of"),
+        (["--objectives", "psnr,speed"], "--objectives: each must be one of"),
+        (["--objectives", ""], "--objectives: needs at least one objective"),
+        (["--max-latency-ms", "0"], "--max-latency-ms: must be a positive number"),
+        (["--max-params", "-5"], "--max-params: must be a positive number"),
+        (["--steps", "0"], "--steps: must be a positive integer"),
+        (["--scale", "5"], "--scale: must be 2, 3 or 4"),
+        (["--baseline", "resnet"], "--baseline: must be a preset"),
+        (["--storage", "not-a-url"], "--storage: must be a SQLAlchemy URL"),
+        (["--storage", "sqlite:////nonexistent/dir/x.db"], "does not exist"),
+        (["--storage", "postgresql+psycopg2://u:secret@127.0.0.1:1/db"], "cannot be opened"),
+        (["--storage", "nosuchdb://x"], "--storage"),
+        (["--space", "/nonexistent.yaml"], "--space: must be an existing YAML file"),
+        (["--address", "127.0.0.1:1"], "--address: no Ray cluster answers there"),
+        (["--time-budget", "-1"], "--time-budget: must be a positive number"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch, argv: list[str],
+                                          fragment: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["search", "--trials", "1", *argv]) == 2
+    err = _err(capsys)
+    assert fragment in err
+    assert "secret" not in err  # a storage password is never printed
+
+
+def test_a_study_with_other_objectives_is_refused_and_left_untouched(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="s", storage=url, directions=["maximize", "minimize"])
+    study.set_metric_names(["psnr", "params"])
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1), 1.0), n_trials=2)
+    assert main(["search", "--study", "s", "--storage", url, "--trials", "1"]) == 2
+    assert "already optimises [psnr maximize, params minimize]" in _err(capsys)
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == 2
+
+
+def test_dry_run_samples_and_builds_without_writing(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["search", "--dry-run", "--trials", "3", "--sampler", "random"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and all("params" in line for line in lines)
+    assert not (tmp_path / "srnas.db").exists()

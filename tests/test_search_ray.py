@@ -1,0 +1,108 @@
+"""End to end with a real local Ray instance and SQLite, tiny budgets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+
+from search.cli import main
+from space import from_dict
+from studies.front import pareto_front
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+# A small corner of the space: every trial trains in a second or two on 2 cores.
+SMALL_SPACE = """\
+dim: [16]
+split_ratio: [0.25, 0.5]
+kernel_size: [5, 7]
+n_blocks: 1
+conv_layers: {low: 1, high: 2}
+window_size: 8
+heads: 2
+dict_size: {low: 1, high: 3}
+batch_size: 4
+patch_size: 32
+"""
+ATTRS = ("arch", "arch_id", "params", "flops", "latency_ms", "latency_iqr_ms", "memory_mb",
+         "psnr", "ssim", "device", "steps", "train_seconds", "versions", "status")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_instance() -> Iterator[None]:
+    import ray
+
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def space_file(tmp_path: Path) -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(SMALL_SPACE)
+    return path
+
+
+def _search(tmp_path: Path, space_file: Path, *extra: str) -> int:
+    return main(["search", "--storage", f"sqlite:///{tmp_path / 'study.db'}", "--study", "t",
+                 "--space", str(space_file), "--steps", "3", "--input", "16x16",
+                 "--scale", "2", "--concurrency", "2", *extra])
+
+
+def _study(tmp_path: Path) -> optuna.Study:
+    return optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 'study.db'}")
+
+
+def test_search_records_every_measure_and_a_front_and_relaunch_continues(
+        tmp_path: Path, space_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _search(tmp_path, space_file, "--trials", "3", "--baseline", "tiny") == 0
+    out = capsys.readouterr().out
+    assert "hypervolume" in out and "srnas export t" in out
+    study = _study(tmp_path)
+    trials = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    assert len(trials) == 3
+    assert study.metric_names == ["psnr", "latency_ms", "memory_mb"]
+    for t in trials:
+        missing = [a for a in ATTRS if a not in t.user_attrs]
+        assert not missing, (t.number, missing)
+        assert from_dict(t.user_attrs["arch"]).arch_id == t.user_attrs["arch_id"]
+        assert t.values[0] == t.user_attrs["psnr"] > 10
+    baseline = [t for t in trials if t.user_attrs.get("baseline") == "tiny"]
+    assert len(baseline) == 1 and baseline[0].user_attrs["arch"]["dim"] == 16
+    assert len(pareto_front(study)) >= 1
+
+    # Relaunch: same study, more trials; the sampler sees the earlier ones.
+    assert _search(tmp_path, space_file, "--trials", "2", "--baseline", "tiny") == 0
+    assert "continuing, 3 trials so far" in capsys.readouterr().out
+    assert len(_study(tmp_path).get_trials()) == 5  # the baseline was not queued again
+
+
+def test_too_tight_latency_budget_leaves_no_feasible_trial(
+        tmp_path: Path, space_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _search(tmp_path, space_file, "--trials", "2", "--max-latency-ms", "0.0001") == 0
+    out = capsys.readouterr().out
+    assert "no Pareto front yet" in out and "feasible" in out
+    study = _study(tmp_path)
+    for t in study.trials:
+        assert t.user_attrs["status"] == "infeasible_untrained"
+        assert t.user_attrs["steps"] == 0  # not trained
+        assert t.constraints["latency_ms"] > 0
+    assert study.best_trials == []
+
+
+def test_a_failing_config_is_recorded_as_fail_while_others_complete(
+        tmp_path: Path, space_file: Path) -> None:
+    # lr 1e9 makes the loss blow up to inf/nan within a few steps: a real training failure.
+    space_file.write_text(SMALL_SPACE + "lr: [0.0005, 1000000000.0]\n")
+    assert _search(tmp_path, space_file, "--trials", "6", "--sampler", "random") == 0
+    study = _study(tmp_path)
+    failed = study.get_trials(states=[optuna.trial.TrialState.FAIL])
+    done = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    assert failed and done
+    for t in failed:
+        assert t.params["lr"] == 1e9
+        assert "non-finite loss" in t.user_attrs["failure_reason"]
+    assert all(t.params["lr"] == 0.0005 for t in done)

@@ -1,0 +1,79 @@
+"""The searcher driven directly, without Ray running: attrs, constraints, failures."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+
+from search.run import DefineByRun
+from search.searcher import SrnasSearcher
+from space import SearchSpace
+from studies.schema import STATUS_FAILED
+
+OBJECTIVES = ["psnr", "latency_ms", "memory_mb"]
+
+
+def _searcher(budgets: dict[str, float] | None = None) -> SrnasSearcher:
+    storage = optuna.storages.InMemoryStorage()
+    return SrnasSearcher(space=DefineByRun(SearchSpace(), 4), metric=OBJECTIVES,
+                         mode=["max", "min", "min"], sampler=optuna.samplers.RandomSampler(0),
+                         study_name="direct", storage=storage, budgets=budgets)
+
+
+def _result(config: dict, **extra: object) -> dict:
+    return {"psnr": 25.0, "latency_ms": 12.0, "memory_mb": 30.0, "params": 1000, "flops": 5,
+            "arch": config["arch"], "arch_id": "abc", "device": "cpu: test", "status": "ok",
+            "training_iteration": 1, "config": config, **extra}
+
+
+def test_suggest_returns_a_buildable_config_and_complete_records_every_measure() -> None:
+    searcher = _searcher()
+    config = searcher.suggest("t1")
+    assert set(config) >= {"arch", "train", "block_type"}
+    searcher.on_trial_complete("t1", _result(config))
+    (trial,) = searcher.study.get_trials()
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert trial.values == [25.0, 12.0, 30.0]
+    for key in ("arch", "arch_id", "params", "flops", "device", "status"):
+        assert key in trial.user_attrs
+    assert "training_iteration" not in trial.user_attrs and "config" not in trial.user_attrs
+    assert trial.constraints == {}
+
+
+def test_budgets_become_constraints_and_infeasible_trials_leave_the_front() -> None:
+    searcher = _searcher({"latency_ms": 10.0, "params": 5000})
+    for tid, latency, psnr in (("fast", 8.0, 24.0), ("slow", 15.0, 30.0)):
+        config = searcher.suggest(tid)
+        searcher.on_trial_complete(tid, _result(config, latency_ms=latency, psnr=psnr))
+    fast, slow = searcher.study.get_trials()
+    assert fast.constraints == {"latency_ms": -2.0, "params": -4000.0}
+    assert slow.constraints["latency_ms"] == 5.0
+    assert [t.number for t in searcher.study.best_trials] == [fast.number]
+
+
+@pytest.mark.parametrize(
+    ("result", "error", "reason"),
+    [
+        ({"status": "failed", "failure_reason": "non-finite loss (nan) at step 3",
+          "psnr": math.nan}, False, "non-finite loss (nan) at step 3"),
+        (None, True, "raised in its Ray worker"),
+        ({"psnr": math.inf}, False, "non-finite or missing objective values"),
+    ],
+)
+def test_failures_are_recorded_as_fail_with_the_reason(result: dict | None, error: bool,
+                                                       reason: str) -> None:
+    searcher = _searcher()
+    config = searcher.suggest("t")
+    payload = None if result is None else {**_result(config), **result}
+    searcher.on_trial_complete("t", payload, error=error)
+    (trial,) = searcher.study.get_trials()
+    assert trial.state == optuna.trial.TrialState.FAIL
+    assert trial.user_attrs["status"] == STATUS_FAILED
+    assert reason in trial.user_attrs["failure_reason"]
+
+
+def test_unknown_budget_keys_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown budget keys"):
+        _searcher({"flops": 1.0})
