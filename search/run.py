@@ -14,16 +14,15 @@ from typing import Any, TextIO
 
 import optuna
 
-# Optuna logs every study creation and trial at INFO; the search prints its own live view.
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
 from search.settings import SearchSettings
 from search.storage import open_for_write
 from space.errors import ConfigError, SrnasError
 from space.presets import get_preset
 from space.searchspace import SearchSpace
-from studies.schema import DEFAULT_OBJECTIVES  # noqa: F401  (re-exported for callers)
 from studies.storage import mask_url
+
+# Optuna logs every study creation and trial at INFO; the search prints its own live view.
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 @dataclass
