@@ -25,7 +25,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

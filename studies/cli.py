@@ -1,9 +1,256 @@
-"""Sub-commands of this package (placeholder until its issue lands: registers nothing)."""
+"""Sub-commands of studies/: ``studies list``, ``pareto``, ``plot`` and ``export``.
+
+Importing this module only declares arguments (``srnas --help`` stays fast); handlers import
+pandas, Optuna and plotting on demand. Values are parsed in the handlers rather than by
+argparse types, so every bad value is one ``SrnasError`` line with exit code 2, like the rest.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from space.errors import SrnasError
+from studies.front import PICKS, SORT_KEYS
+from studies.render import FORMATS_FRONT, FORMATS_LIST
+from studies.schema import BUDGET_KEYS, DEFAULT_STORAGE, STORAGE_ENV
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+    from optuna.storages import RDBStorage
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # noqa: ARG001
-    return None
+def _one_of(values: Sequence[str]) -> str:
+    return "{" + ",".join(values) + "}"
+
+
+# -- argument declarations ------------------------------------------------------------------------
+def _add_storage(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", metavar="URL",
+                   help=f"study database (default: ${STORAGE_ENV}, else {DEFAULT_STORAGE})")
+
+
+def _add_filters(p: argparse.ArgumentParser) -> None:
+    for key, flag in BUDGET_KEYS.items():
+        p.add_argument(flag, dest=f"max_{key}", metavar="X",
+                       help=f"keep trials with {key} <= X (applied after the fact)")
+    p.add_argument("--device", metavar="D",
+                   help="keep trials measured on D (exact name, else a part of it: 'H100')")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    studies = sub.add_parser("studies", help="list the studies of a storage")
+    studies_sub = studies.add_subparsers(dest="studies_command", required=True,
+                                         metavar="SUBCOMMAND")
+    listing = studies_sub.add_parser("list", help="name, objectives, trials by state, best "
+                                     "PSNR, devices, last update of every study")
+    _add_storage(listing)
+    listing.add_argument("--format", default="table", metavar=_one_of(FORMATS_LIST))
+    listing.set_defaults(func=_cmd_list)
+
+    pareto = sub.add_parser("pareto", help="the feasible Pareto front of a study, with "
+                            "every measure, hypervolume and budgets")
+    pareto.add_argument("study", nargs="?", metavar="STUDY", help="study name (see `srnas "
+                        "studies list`)")
+    pareto.add_argument("--all-studies", action="store_true",
+                        help="merge the trials of every study (one device only)")
+    _add_filters(pareto)
+    pareto.add_argument("--sort", default="psnr", metavar=_one_of(SORT_KEYS),
+                        help="row order: best first (default psnr)")
+    pareto.add_argument("--format", default="table", metavar=_one_of(FORMATS_FRONT),
+                        help="table (default; header with hypervolume), csv (rows only) or "
+                        "json (rows, hypervolume, reference point)")
+    pareto.add_argument("--reference-point", metavar="NAME=V,...",
+                        help="hypervolume reference, one value per objective (default: worst "
+                        "feasible value + 10%% of its range, or the budget)")
+    _add_storage(pareto)
+    pareto.set_defaults(func=_cmd_pareto)
+
+    plot = sub.add_parser("plot", help="PSNR against latency, front highlighted (PNG or HTML)")
+    plot.add_argument("study", metavar="STUDY", help="study name")
+    plot.add_argument("--out", metavar="FILE.png|FILE.html", help="output file (required)")
+    _add_filters(plot)
+    _add_storage(plot)
+    plot.set_defaults(func=_cmd_plot)
+
+    export = sub.add_parser("export", help="write one trial's architecture config with its "
+                            "provenance (YAML or JSON)")
+    export.add_argument("study", metavar="STUDY", help="study name")
+    export.add_argument("--trial", metavar="N", help="the trial number to export")
+    export.add_argument("--pick", metavar=_one_of(PICKS),
+                        help="choose on the front (after budgets); knee = closest to the "
+                        "ideal point after min-max normalising each objective")
+    _add_filters(export)
+    export.add_argument("--out", metavar="FILE.yaml|FILE.json", help="output file (required)")
+    _add_storage(export)
+    export.set_defaults(func=_cmd_export)
+
+
+# -- value parsing ------------------------------------------------------------------------------
+def _choice(flag: str, value: str, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise SrnasError(f"{flag}: must be one of {', '.join(allowed)} (got {value!r})")
+    return value
+
+
+def _positive(flag: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise SrnasError(f"{flag}: must be a number (got {text!r})") from None
+    if not math.isfinite(value) or value <= 0:
+        raise SrnasError(f"{flag}: must be a positive number (got {text!r})")
+    return value
+
+
+def _budgets(args: argparse.Namespace) -> dict[str, float]:
+    return {key: _positive(flag, getattr(args, f"max_{key}"))
+            for key, flag in BUDGET_KEYS.items() if getattr(args, f"max_{key}") is not None}
+
+
+def _reference(text: str, objectives: Sequence[tuple[str, str]]) -> dict[str, float]:
+    names = [n for n, _ in objectives]
+    reference: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in names:
+            raise SrnasError(f"--reference-point: must be NAME=VALUE for each objective "
+                             f"({', '.join(names)}) (got {text!r})")
+        try:
+            reference[name] = float(value)
+        except ValueError:
+            raise SrnasError(f"--reference-point: {name} must be a number (got {text!r})"
+                             ) from None
+    missing = [n for n in names if n not in reference]
+    if missing:
+        raise SrnasError(f"--reference-point: needs every objective; missing "
+                         f"{', '.join(missing)} (got {text!r})")
+    return reference
+
+
+def _require_out(args: argparse.Namespace, kinds: str) -> str:
+    if not args.out:
+        raise SrnasError(f"--out: is required, a {kinds} file (got none)")
+    return str(args.out)
+
+
+def _open(args: argparse.Namespace) -> tuple[str, RDBStorage]:
+    import optuna
+
+    from studies.storage import open_storage, resolve_url
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # keep stdout to what was asked for
+    url = resolve_url(args.storage)
+    return url, open_storage(url)
+
+
+def _study(args: argparse.Namespace) -> tuple[str, optuna.Study]:
+    from studies.front import load_study
+
+    url, store = _open(args)
+    return url, load_study(args.study, store)
+
+
+# -- handlers -------------------------------------------------------------------------------------
+def _cmd_list(args: argparse.Namespace) -> int:
+    from studies import render
+    from studies.listing import list_studies
+
+    fmt = _choice("--format", args.format, FORMATS_LIST)
+    _, store = _open(args)
+    summaries = list_studies(store)
+    print(render.list_json(summaries) if fmt == "json" else render.list_table(summaries))
+    return 0
+
+
+def _front_source(args: argparse.Namespace) -> tuple[str, pd.DataFrame]:
+    from studies.front import load_study, merge_studies, study_names, trials_frame
+
+    if args.all_studies and args.study:
+        raise SrnasError(f"STUDY: give a study or --all-studies, not both (got {args.study!r})")
+    if not args.all_studies and not args.study:
+        raise SrnasError("STUDY: give a study name, or --all-studies (got none)")
+    url, store = _open(args)
+    if args.all_studies:
+        return url, merge_studies([load_study(n, store) for n in study_names(store)])
+    return url, trials_frame(load_study(args.study, store))
+
+
+def _cmd_pareto(args: argparse.Namespace) -> int:
+    from studies import render
+    from studies.front import front_records, hypervolume, pareto_front
+    from studies.storage import mask_url
+
+    fmt = _choice("--format", args.format, FORMATS_FRONT)
+    sort = _choice("--sort", args.sort, SORT_KEYS)
+    budgets = _budgets(args)
+    url, frame = _front_source(args)
+    given = args.reference_point is not None
+    reference = _reference(args.reference_point, frame.attrs["objectives"]) if given else None
+    front = pareto_front(frame, budgets=budgets, device=args.device, sort=sort)
+    reference = reference or front.attrs["reference_point"]
+    hv = hypervolume(front, reference)
+    storage = mask_url(url)
+    if fmt == "json":
+        text = render.front_json(front, front_records(front), hv, reference, given, storage)
+    elif fmt == "csv":
+        text = render.front_csv(front)
+    else:
+        text = render.front_table(front, render.front_header(front, hv, reference, given,
+                                                             storage))
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from studies.front import trials_frame
+    from studies.plot import SUFFIXES, check_plot_out, plot_front
+
+    out = _require_out(args, " or ".join(SUFFIXES))
+    check_plot_out(out)  # before opening the storage: a bad --out fails fast
+    budgets = _budgets(args)
+    _, study = _study(args)
+    path = plot_front(trials_frame(study), out, budgets=budgets, device=args.device)
+    print(f"wrote {path}")
+    return 0
+
+
+def _parse_trial(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise SrnasError(f"--trial: must be a trial number (got {text!r})") from None
+    if number < 0:
+        raise SrnasError(f"--trial: must be a trial number, 0 or more (got {text!r})")
+    return number
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from studies.export import SUFFIXES, export_trial
+    from studies.files import check_out_path
+
+    if (args.trial is None) == (args.pick is None):
+        raise SrnasError("--trial/--pick: give exactly one of them (got "
+                         f"{'both' if args.trial is not None else 'neither'})")
+    which: int | str = _parse_trial(args.trial) if args.trial is not None else _choice(
+        "--pick", args.pick, PICKS)
+    out = _require_out(args, " or ".join(SUFFIXES))
+    check_out_path(out, SUFFIXES)
+    budgets = _budgets(args)
+    url, study = _study(args)
+    document = export_trial(study, which, out, budgets=budgets, device=args.device,
+                            storage_url=url)
+    provenance = document["provenance"]
+    recorded = provenance.get("recorded_arch_id")
+    if recorded:
+        print(f"srnas export: warning: trial {provenance['trial']} recorded arch_id {recorded}, "
+              f"this srnas computes {provenance['arch_id']} (the config schema changed)",
+              file=sys.stderr)
+    print(f"wrote {out}: study {study.study_name}, trial {provenance['trial']}, arch_id "
+          f"{provenance['arch_id']}")
+    return 0

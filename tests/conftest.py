@@ -15,3 +15,6 @@ def benchmark_root() -> Path:
     if not (SHARED_BENCHMARK / "Set5" / "HR").is_dir():
         pytest.skip(f"benchmark data not found at {SHARED_BENCHMARK} (only beside the checkout)")
     return SHARED_BENCHMARK
+
+
+from tests.pg import postgres_url  # noqa: E402, F401  (a suite-wide fixture)

@@ -1,0 +1,178 @@
+"""Export one trial's architecture as a config file that ``space.load_config`` reads back.
+
+The file has two sections: ``arch`` (``ArchConfig.to_dict()``, the part space/ rebuilds) and
+``provenance`` (where it came from and what was measured). Nothing secret goes in: the storage
+URL is masked. The file is written atomically, so a reader never sees half of it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from space.config import from_dict
+from space.errors import ConfigError, SrnasError
+from studies.files import check_out_path, write_atomic
+from studies.frame import is_feasible, nested_attr, study_objectives
+from studies.schema import BUDGET_KEYS, MEASURE_COLUMNS
+
+if TYPE_CHECKING:
+    import optuna
+
+EXPORT_FORMAT = 1
+_STATE_WORDS = {"FAIL": "failed", "RUNNING": "is still running", "WAITING": "is waiting to run",
+                "PRUNED": "was pruned"}
+SUFFIXES = (".yaml", ".yml", ".json")
+# Recorded measurement context worth keeping next to the figures (schema.py, trial level).
+_CONTEXT_ATTRS = ("latency_cv", "dtype", "input_hw", "threads", "steps", "train_seconds",
+                  "eval_seconds")
+
+
+def _plain(value: Any) -> Any:
+    """JSON/YAML-safe copy of a recorded value (non-finite floats become None)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalar
+        return value.item()
+    return value
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    found = {"python": sys.version.split()[0]}
+    for name in ("srnas", "optuna"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "unknown"
+    return found
+
+
+def find_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
+    """A COMPLETE trial by number; a missing, running, pruned or failed one is an error."""
+    trials = study.get_trials(deepcopy=False)
+    by_number = {t.number: t for t in trials}
+    if number not in by_number:
+        span = f"0..{max(by_number)}" if by_number else "none"
+        raise SrnasError(f"--trial: study {study.study_name!r} has no trial of that number "
+                         f"(trials: {span}) (got {number})")
+    trial = by_number[number]
+    if trial.state.name != "COMPLETE":
+        reason = trial.user_attrs.get("failure_reason") or trial.user_attrs.get(
+            "infeasible_reason")
+        why = f": {reason}" if reason else ""
+        state = _STATE_WORDS.get(trial.state.name, trial.state.name.lower())
+        raise SrnasError(f"--trial: trial {number} {state}{why}; only a "
+                         f"complete trial can be exported (got {number})")
+    if not isinstance(nested_attr(trial.user_attrs, "arch"), dict):
+        raise SrnasError(f"--trial: trial {number} records no architecture (user attr 'arch') "
+                         f"(got {number})")
+    return trial
+
+
+def export_document(study: optuna.Study, trial: optuna.trial.FrozenTrial, *,
+                    storage_url: str | None = None,
+                    selection: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``{"arch": ..., "provenance": ...}`` mapping for one trial (validated arch)."""
+    from studies.storage import mask_url
+
+    attrs = trial.user_attrs
+    try:
+        config = from_dict(nested_attr(attrs, "arch"), source=f"trial {trial.number} arch")
+    except ConfigError as e:
+        raise SrnasError(f"--trial: trial {trial.number} records an architecture that this "
+                         f"srnas rejects: {e}") from None
+    objectives = study_objectives(study)
+    measured = {name: _plain(attrs.get(name)) for name in MEASURE_COLUMNS if name in attrs}
+    if trial.values is not None:
+        measured.update({n: _plain(v) for (n, _), v in zip(objectives, trial.values,
+                                                          strict=True)})
+    provenance: dict[str, Any] = {
+        "format": EXPORT_FORMAT,
+        "study": study.study_name,
+        "trial": trial.number,
+        "storage": mask_url(storage_url) if storage_url else None,
+        "arch_id": config.arch_id,
+        "objectives": {n: d for n, d in objectives},
+        "feasible": is_feasible(trial),
+        "measured": measured,
+        "device": attrs.get("device"),
+        **{k: _plain(attrs[k]) for k in _CONTEXT_ATTRS if k in attrs},
+        "searched_params": _plain(trial.params),
+        "versions": _plain(nested_attr(attrs, "versions") or {}),
+        "exported_with": _versions(),
+        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    recorded_id = attrs.get("arch_id")
+    if recorded_id and recorded_id != config.arch_id:
+        # The config schema changed since the search: keep both ids so the trial stays findable.
+        provenance["recorded_arch_id"] = recorded_id
+    if attrs.get("baseline"):
+        provenance["baseline"] = attrs["baseline"]
+    if selection:
+        provenance["selection"] = _plain(dict(selection))
+    return {"arch": config.to_dict(), "provenance": provenance}
+
+
+def render(document: Mapping[str, Any], path: Path) -> str:
+    if path.suffix.lower() == ".json":
+        return json.dumps(document, indent=2) + "\n"
+    header = "# srnas architecture export: `arch` rebuilds the network, `provenance` is context\n"
+    return header + yaml.safe_dump(dict(document), sort_keys=False, default_flow_style=False)
+
+
+def _check_trial_fits(trial: optuna.trial.FrozenTrial, budgets: Mapping[str, float],
+                      device: str | None) -> None:
+    """With ``--trial``, budget and device flags are checks on that trial, not filters."""
+    for key, bound in budgets.items():
+        value = trial.user_attrs.get(key)
+        if not isinstance(value, (int, float)) or value > bound:
+            raise SrnasError(f"{BUDGET_KEYS[key]}: trial {trial.number} has {key} {value} over "
+                             f"the budget (got {bound:g})")
+    recorded = str(trial.user_attrs.get("device"))
+    if device and device.casefold() not in recorded.casefold():
+        raise SrnasError(f"--device: trial {trial.number} was measured on {recorded!r} "
+                         f"(got {device!r})")
+
+
+def export_trial(study: optuna.Study, which: int | str, out: str | Path, *,
+                 budgets: Mapping[str, float] | None = None, device: str | None = None,
+                 storage_url: str | None = None) -> dict[str, Any]:
+    """Write trial ``which`` (a number, or a pick such as ``"knee"`` on the front within
+    ``budgets`` and ``device``) to ``out`` (.yaml/.yml/.json); returns what was written.
+
+    With a trial number, budgets are a check: a trial outside them is an error.
+    """
+    from studies.front import PICKS, check_budgets, pareto_front, pick
+
+    if isinstance(which, str) and which not in PICKS:
+        raise SrnasError(f"--pick: must be one of {', '.join(PICKS)} (got {which!r})")
+    path = check_out_path(out, SUFFIXES)
+    checked = check_budgets(budgets)
+    selection: dict[str, Any]
+    if isinstance(which, str):
+        front = pareto_front(study, budgets=checked, device=device)
+        number = int(pick(front, which)["number"])
+        selection = {"pick": which, "budgets": checked, "device": device,
+                     "front_size": len(front)}
+    else:
+        number = int(which)
+        selection = {"trial": number}
+    trial = find_trial(study, number)
+    if isinstance(which, int):
+        _check_trial_fits(trial, checked, device)
+    document = export_document(study, trial, storage_url=storage_url, selection=selection)
+    write_atomic(path, render(document, path))
+    return document

@@ -1,0 +1,49 @@
+"""Output files of studies/ commands: checked up front, written atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from space.errors import SrnasError
+
+
+def check_out_path(out: str | Path, suffixes: tuple[str, ...]) -> Path:
+    """``--out`` as a path, if it has one of ``suffixes`` and its folder exists and is
+    writable: checked before any work, so a bad path fails fast and leaves nothing behind."""
+    path = Path(out)
+    shown = str(out)
+    if path.suffix.lower() not in suffixes:
+        raise SrnasError(f"--out: must end in {' or '.join(suffixes)} (got {shown!r})")
+    if path.is_dir():
+        raise SrnasError(f"--out: is a folder, not a file (got {shown!r})")
+    if not path.parent.is_dir():
+        raise SrnasError(f"--out: its folder does not exist (got {shown!r})")
+    if not os.access(path.parent, os.W_OK | os.X_OK) or (
+            path.exists() and not os.access(path, os.W_OK)):
+        raise SrnasError(f"--out: is not writable (got {shown!r})")
+    return path
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write via a temporary file in the same folder renamed over ``path``: a reader (or a
+    crash) never sees half a file."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise SrnasError(f"--out: cannot be written: {e.strerror} (got {str(path)!r})") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # mkstemp makes the file 0600; give it the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise SrnasError(f"--out: cannot be written: {e.strerror} (got {str(path)!r})") from None

@@ -1,0 +1,197 @@
+"""Studies as pandas DataFrames: one row per trial, the columns of ``studies.schema``.
+
+Read through Optuna's public API only (``optuna.load_study``, ``Study.get_trials``,
+``FrozenTrial.constraints``); the storage's tables are Optuna's private business.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from space.errors import SrnasError
+from studies.schema import (
+    DEFAULT_OBJECTIVES,
+    MEASURE_COLUMNS,
+    OBJECTIVE_DIRECTIONS,
+    STATUS_INFEASIBLE,
+)
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+    from optuna.storages import BaseStorage
+
+Objectives = list[tuple[str, str]]  # [(name, "maximize" | "minimize"), ...]
+
+# Columns before the measures and after them; searched parameters follow as p_<name>.
+LEAD_COLUMNS = ("study", "number", "state", "status", "feasible", "arch_id")
+# ``arch`` holds the recorded ArchConfig dict (for notebooks and JSON; too wide for a table).
+TAIL_COLUMNS = ("device", "baseline", "datetime_complete", "arch")
+
+
+def as_storage(storage: BaseStorage | str | None) -> BaseStorage:
+    """A storage object as is; a URL (or None: the default) opened for reading."""
+    if storage is None or isinstance(storage, str):
+        from studies.storage import open_storage
+
+        return open_storage(storage)
+    return storage
+
+
+def study_names(storage: BaseStorage | str | None) -> list[str]:
+    """Names of the studies in a storage; an empty storage is an error (nothing to read)."""
+    import optuna
+
+    store = as_storage(storage)
+    names = sorted(optuna.get_all_study_names(store))
+    if not names:
+        raise SrnasError(f"--storage: is an empty storage: it holds no studies "
+                         f"(got {_storage_label(store)!r})")
+    return names
+
+
+def _storage_label(store: BaseStorage) -> str:
+    from studies.storage import mask_url
+
+    url = getattr(store, "url", None)
+    return mask_url(url) if isinstance(url, str) else type(store).__name__
+
+
+def load_study(name: str, storage: BaseStorage | str | None = None) -> optuna.Study:
+    """Load a study by name; an unknown name is an error listing the studies that exist."""
+    import optuna
+
+    store = as_storage(storage)
+    names = study_names(store)
+    if name not in names:
+        shown = ", ".join(names[:20]) + (f", ... ({len(names) - 20} more)"
+                                         if len(names) > 20 else "")
+        raise SrnasError(f"study: no study of that name in {_storage_label(store)}; "
+                         f"studies: {shown} (got {name!r})")
+    return optuna.load_study(study_name=name, storage=store)
+
+
+def study_objectives(study: optuna.Study) -> Objectives:
+    """Objective names and directions: Optuna's metric names, else srnas's ``objectives`` user
+    attr, else the default objectives when the directions fit them, else ``value_<i>``."""
+    from optuna.study import StudyDirection
+
+    directions = ["maximize" if d == StudyDirection.MAXIMIZE else "minimize"
+                  for d in study.directions]
+    names = study.metric_names
+    if names is None:
+        recorded = study.user_attrs.get("objectives")
+        if isinstance(recorded, list) and len(recorded) == len(directions):
+            names = [str(item[0]) for item in recorded]
+        elif len(directions) == len(DEFAULT_OBJECTIVES) and all(
+                OBJECTIVE_DIRECTIONS[n] == d for n, d in zip(DEFAULT_OBJECTIVES, directions,
+                                                              strict=True)):
+            names = list(DEFAULT_OBJECTIVES)
+        else:
+            names = [f"value_{i}" for i in range(len(directions))]
+    return list(zip(names, directions, strict=True))
+
+
+def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
+    """Optuna's rule (every constraint <= 0) plus srnas's own mark for untrained trials."""
+    if trial.user_attrs.get("status") == STATUS_INFEASIBLE:
+        return False
+    return all(v <= 0 for v in trial.constraints.values())
+
+
+def nested_attr(attrs: dict[str, Any], key: str) -> Any:
+    """A dict-valued user attr such as ``arch`` or ``versions``, also when it was recorded
+    flattened as ``arch/dim``, ``arch/scale``, ... (Ray flattens nested result dicts); None
+    when absent."""
+    value = attrs.get(key)
+    if isinstance(value, dict):
+        return value
+    prefix = f"{key}/"
+    flat = {k[len(prefix):]: v for k, v in attrs.items() if k.startswith(prefix)}
+    return flat or value
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def trial_row(trial: optuna.trial.FrozenTrial, study_name: str,
+              objectives: Objectives) -> dict[str, Any]:
+    attrs = trial.user_attrs
+    row: dict[str, Any] = {
+        "study": study_name,
+        "number": trial.number,
+        "state": trial.state.name,
+        "status": attrs.get("status"),
+        "feasible": is_feasible(trial),
+        "arch_id": attrs.get("arch_id"),
+    }
+    for name in MEASURE_COLUMNS:
+        row[name] = _number(attrs.get(name))
+    # The objective values Optuna ranks by are authoritative for the objectives' columns.
+    if trial.values is not None and len(trial.values) == len(objectives):
+        for (name, _), value in zip(objectives, trial.values, strict=True):
+            row[name] = _number(value)
+    row["device"] = attrs.get("device")
+    row["baseline"] = attrs.get("baseline")
+    row["datetime_complete"] = trial.datetime_complete
+    row["arch"] = nested_attr(attrs, "arch")
+    for key, value in trial.params.items():
+        row[f"p_{key}"] = value
+    return row
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """Every trial of a study, one row each (see ``LEAD_COLUMNS``, ``MEASURE_COLUMNS``,
+    ``TAIL_COLUMNS`` and ``p_<param>``). ``frame.attrs`` holds ``objectives`` and ``studies``."""
+    objectives = study_objectives(study)
+    rows = [trial_row(t, study.study_name, objectives)
+            for t in study.get_trials(deepcopy=False)]
+    return _frame(rows, objectives, [study.study_name])
+
+
+def _frame(rows: list[dict[str, Any]], objectives: Objectives,
+           studies: Sequence[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    measures = list(MEASURE_COLUMNS) + [n for n, _ in objectives if n not in MEASURE_COLUMNS]
+    fixed = [*LEAD_COLUMNS, *measures, *TAIL_COLUMNS]
+    params = sorted({k for row in rows for k in row if k.startswith("p_")})
+    frame = pd.DataFrame(rows, columns=[*fixed, *params])
+    for name in measures:
+        frame[name] = frame[name].astype("float64")
+    for name in ("params", "flops"):
+        # Counts are integers; the nullable type keeps them so when some trials lack them.
+        frame[name] = frame[name].round().astype("Int64")
+    frame["feasible"] = frame["feasible"].astype(bool)
+    frame.attrs["objectives"] = list(objectives)
+    frame.attrs["studies"] = list(studies)
+    return frame
+
+
+def merge_studies(studies: Sequence[optuna.Study]) -> pd.DataFrame:
+    """One frame from several studies (``--all-studies``): they must share their objectives;
+    the same-device check is the front's job, since trials, not studies, carry devices."""
+    if not studies:
+        raise SrnasError("--all-studies: no study to merge (got [])")
+    objectives = study_objectives(studies[0])
+    rows: list[dict[str, Any]] = []
+    for study in studies:
+        theirs = study_objectives(study)
+        if theirs != objectives:
+            raise SrnasError(
+                f"--all-studies: studies must share their objectives; "
+                f"{studies[0].study_name!r} has {_objectives_text(objectives)}, "
+                f"{study.study_name!r} has {_objectives_text(theirs)} "
+                f"(got {[s.study_name for s in studies]!r})")
+        rows += [trial_row(t, study.study_name, objectives)
+                 for t in study.get_trials(deepcopy=False)]
+    return _frame(rows, objectives, [s.study_name for s in studies])
+
+
+def _objectives_text(objectives: Objectives) -> str:
+    return ", ".join(f"{n} ({d[:3]})" for n, d in objectives)

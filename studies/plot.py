@@ -1,0 +1,201 @@
+"""PSNR against latency for a study: PNG (matplotlib, Agg) or interactive HTML (plotly).
+
+Every complete trial is a point; memory is the colour; the Pareto front (over all the study's
+objectives) is highlighted, and its PSNR-latency envelope is drawn as a staircase joining the
+front trials that are non-dominated in those two measures alone (joining every front trial in
+latency order would zigzag, since memory keeps some of them on the front). Baseline trials
+(user attr ``baseline``) carry their preset name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from space.errors import SrnasError
+from studies.files import check_out_path, write_atomic
+from studies.front import feasible_candidates, hypervolume, pareto_front, trials_frame
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+
+SUFFIXES = (".png", ".html")
+
+
+def check_plot_out(out: str | Path) -> Path:
+    """``--out`` for a plot: .png or .html in an existing, writable folder."""
+    return check_out_path(out, SUFFIXES)
+
+
+def arch_summary(arch: Any) -> str:
+    """One line for a hover: block type, width, kernel, blocks x layers, split, window."""
+    if not isinstance(arch, Mapping):
+        return "?"
+    parts = [str(arch.get("block_type", "?"))]
+    if arch.get("block_type") == "milk":
+        parts.append(f"dict {arch.get('dict_size')} gate {arch.get('gate')}")
+    parts += [f"dim {arch.get('dim')}", f"k {arch.get('kernel_size')}",
+              f"{arch.get('n_blocks')}x{arch.get('conv_layers')} blocks",
+              f"split {arch.get('split_ratio')}"]
+    parts.append(f"window {arch.get('window_size')}" if arch.get("window_attn") else "no window")
+    return ", ".join(parts)
+
+
+def envelope(front: pd.DataFrame) -> pd.DataFrame:
+    """Front trials non-dominated in (PSNR up, latency down) alone, by latency."""
+    ordered = front.dropna(subset=["psnr", "latency_ms"]).sort_values(
+        ["latency_ms", "psnr"], ascending=[True, False])
+    keep, best = [], float("-inf")
+    for index, psnr in ordered["psnr"].items():
+        if psnr > best:
+            keep.append(index)
+            best = psnr
+    return ordered.loc[keep]
+
+
+def _layers(source: optuna.Study | pd.DataFrame, budgets: Mapping[str, float] | None,
+            device: str | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
+    """(others, candidates, front, title): trials outside budgets/device/constraints are the
+    grey 'others'; candidates are what the front was drawn from."""
+    import pandas as pd
+
+    frame = source if isinstance(source, pd.DataFrame) else trials_frame(source)
+    front = pareto_front(frame, budgets=budgets, device=device)
+    candidates = feasible_candidates(frame, budgets, device)
+    complete = frame[frame["state"] == "COMPLETE"].dropna(subset=["psnr", "latency_ms"])
+    if complete.empty:
+        raise SrnasError("plot: needs psnr and latency_ms, which no complete trial records "
+                         f"(got {len(frame)} trials)")
+    if device:
+        complete = complete[complete["device"].isin(candidates["device"].unique())]
+    keys = set(zip(candidates["study"], candidates["number"], strict=True))
+    inside = [(s, n) in keys for s, n in zip(complete["study"], complete["number"], strict=True)]
+    others = complete[[not x for x in inside]]
+    reference = front.attrs["reference_point"]
+    hv = hypervolume(front)
+    ref_text = ", ".join(f"{k}={v:.4g}" for k, v in reference.items())
+    where = "; ".join(front.attrs["devices"])
+    title = (f"{', '.join(frame.attrs['studies'])} on {where}: {len(front)} front trials of "
+             f"{len(candidates)}; hypervolume {hv:.4g} at ({ref_text})")
+    return others, candidates.dropna(subset=["psnr", "latency_ms"]), front, title
+
+
+def plot_front(source: optuna.Study | pd.DataFrame, out: str | Path, *,
+               budgets: Mapping[str, float] | None = None,
+               device: str | None = None) -> Path:
+    """Write the plot to ``out`` (.png or .html) and return its path."""
+    path = check_plot_out(out)
+    others, candidates, front, title = _layers(source, budgets, device)
+    if path.suffix.lower() == ".png":
+        _png(path, others, candidates, front, title, budgets or {})
+    else:
+        _html(path, others, candidates, front, title, budgets or {})
+    return path
+
+
+def _png(path: Path, others: pd.DataFrame, candidates: pd.DataFrame, front: pd.DataFrame,
+         title: str, budgets: Mapping[str, float]) -> None:
+    import io
+
+    # A bare Figure (no pyplot): renders with Agg without switching the backend of a notebook
+    # that calls this, and leaves no global figure behind.
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 6), dpi=120)
+    ax = fig.subplots()
+    if len(others):
+        ax.scatter(others["latency_ms"], others["psnr"], marker="x", s=18, c="0.65",
+                   label="infeasible / over budget / other device")
+    memory = candidates["memory_mb"]
+    has_memory = memory.notna().any()
+    points = ax.scatter(candidates["latency_ms"], candidates["psnr"], s=28,
+                        c=memory if has_memory else "tab:blue", cmap="viridis",
+                        alpha=0.8, label="feasible trials")
+    if has_memory:
+        fig.colorbar(points, ax=ax, label="peak memory (MB)")
+    ax.scatter(front["latency_ms"], front["psnr"], s=90, facecolors="none",
+               edgecolors="crimson", linewidths=1.6, label="Pareto front (all objectives)")
+    line = envelope(front)
+    ax.step(line["latency_ms"], line["psnr"], where="post", color="crimson", lw=1.2,
+            label="PSNR-latency trade-off")
+    for _, row in _baselines(others, candidates).iterrows():
+        ax.annotate(str(row["baseline"]), (row["latency_ms"], row["psnr"]),
+                    textcoords="offset points", xytext=(6, 6), fontsize=9)
+    if "latency_ms" in budgets:
+        ax.axvline(budgets["latency_ms"], color="0.3", ls="--", lw=1,
+                   label=f"latency budget {budgets['latency_ms']:g} ms")
+    latency = candidates["latency_ms"]
+    if latency.min() > 0 and latency.max() / latency.min() > 20:
+        ax.set_xscale("log")
+    ax.set_xlabel("latency (ms, median)")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title(title, fontsize=9, wrap=True)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    write_atomic(path, buffer.getvalue())
+
+
+def _baselines(*frames: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
+    rows = [f[f["baseline"].notna()] for f in frames if len(f)]
+    return pd.concat(rows) if rows else frames[0].iloc[0:0]
+
+
+def _hover(frame: pd.DataFrame) -> list[str]:
+    lines = []
+    for _, row in frame.iterrows():
+        params = f"{row['params']:,}" if row["params"] is not None and \
+            str(row["params"]) != "<NA>" else "?"
+        flops = f"{row['flops'] / 1e9:.2f} G" if str(row["flops"]) != "<NA>" else "?"
+        baseline = f" [{row['baseline']}]" if isinstance(row["baseline"], str) else ""
+        lines.append(
+            f"{row['study']} #{row['number']}{baseline} · {row['arch_id']}<br>"
+            f"PSNR {row['psnr']:.3f} dB · latency {row['latency_ms']:.3f} ms · "
+            f"memory {row['memory_mb']:.1f} MB<br>params {params} · FLOPs {flops}<br>"
+            f"{arch_summary(row['arch'])}")
+    return lines
+
+
+def _html(path: Path, others: pd.DataFrame, candidates: pd.DataFrame, front: pd.DataFrame,
+          title: str, budgets: Mapping[str, float]) -> None:
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    if len(others):
+        fig.add_trace(go.Scatter(x=others["latency_ms"], y=others["psnr"], mode="markers",
+                                 name="infeasible / over budget / other device",
+                                 marker={"symbol": "x", "color": "#aaa", "size": 7},
+                                 text=_hover(others), hoverinfo="text"))
+    has_memory = candidates["memory_mb"].notna().any()
+    marker: dict[str, Any] = {"size": 9, "opacity": 0.85}
+    if has_memory:
+        marker.update(color=candidates["memory_mb"], colorscale="Viridis", showscale=True,
+                      colorbar={"title": "memory (MB)"})
+    fig.add_trace(go.Scatter(x=candidates["latency_ms"], y=candidates["psnr"], mode="markers",
+                             name="feasible trials", marker=marker, text=_hover(candidates),
+                             hoverinfo="text"))
+    line = envelope(front)
+    fig.add_trace(go.Scatter(x=line["latency_ms"], y=line["psnr"], mode="lines",
+                             line={"shape": "hv", "color": "crimson"}, hoverinfo="skip",
+                             name="PSNR-latency trade-off"))
+    fig.add_trace(go.Scatter(x=front["latency_ms"], y=front["psnr"], mode="markers",
+                             name="Pareto front (all objectives)", text=_hover(front),
+                             hoverinfo="text",
+                             marker={"size": 15, "color": "rgba(0,0,0,0)",
+                                     "line": {"color": "crimson", "width": 2}}))
+    for _, row in _baselines(others, candidates).iterrows():
+        fig.add_annotation(x=row["latency_ms"], y=row["psnr"], text=str(row["baseline"]),
+                           showarrow=True, arrowhead=1)
+    if "latency_ms" in budgets:
+        fig.add_vline(x=budgets["latency_ms"], line_dash="dash",
+                      annotation_text=f"latency budget {budgets['latency_ms']:g} ms")
+    fig.update_layout(title={"text": title, "font": {"size": 12}},
+                      xaxis_title="latency (ms, median)", yaxis_title="PSNR (dB)",
+                      template="plotly_white", legend={"x": 0.99, "xanchor": "right", "y": 0.01})
+    # Self-contained (plotly.js inlined): the file must open offline, e.g. on a cluster node.
+    write_atomic(path, fig.to_html(include_plotlyjs=True, full_html=True))

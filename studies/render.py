@@ -1,0 +1,159 @@
+"""Text forms of study listings and fronts: an aligned table for people, CSV and JSON for
+programs (JSON carries the hypervolume and reference point; CSV is rows only, so any CSV
+reader takes it)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FORMATS_LIST = ("table", "json")
+FORMATS_FRONT = ("table", "csv", "json")
+UNITS = {"psnr": "dB", "ssim": "1", "latency_ms": "ms", "latency_iqr_ms": "ms",
+         "memory_mb": "MB", "params": "params", "flops": "MACs"}
+REFERENCE_RULE = ("worst feasible value pushed out by 10% of its range; a budget's bound for "
+                  "its own measure")
+
+
+# -- studies list -------------------------------------------------------------------------------
+def list_json(summaries: Sequence[Mapping[str, Any]]) -> str:
+    return json.dumps(list(summaries), indent=2)
+
+
+def list_table(summaries: Sequence[Mapping[str, Any]]) -> str:
+    header = ("study", "objectives", "complete", "running", "failed", "pruned", "infeasible",
+              "best psnr", "devices", "last update")
+    rows = [header]
+    for s in summaries:
+        objectives = ", ".join(f"{n} ({d[:3]})" for n, d in s["objectives"])
+        best = "-" if s["best_psnr"] is None else f"{s['best_psnr']:.3f}"
+        rows.append((s["name"], objectives, *(str(s["trials"][k]) for k in
+                     ("complete", "running", "failed", "pruned", "infeasible")), best,
+                     "; ".join(s["devices"]) or "-", s["last_update"] or "-"))
+    return _align(rows, right={2, 3, 4, 5, 6, 7})
+
+
+def _align(rows: Sequence[Sequence[str]], right: set[int]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [c.rjust(w) if i in right else c.ljust(w)
+                 for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+# -- pareto ---------------------------------------------------------------------------------------
+def _visible_columns(front: pd.DataFrame) -> list[str]:
+    """Drop what is constant or empty on every row and said once in the header instead."""
+    skip = {"state", "feasible", "status", "datetime_complete", "arch"}
+    if len(front.attrs.get("studies", [])) <= 1:
+        skip.add("study")
+    if front["device"].nunique(dropna=True) <= 1:
+        skip.add("device")
+    columns = []
+    for name in front.columns:
+        if name in skip or (name not in ("number", "arch_id") and front[name].isna().all()):
+            continue
+        columns.append(name)
+    return columns
+
+
+def _cell(name: str, value: Any) -> str:
+    if value is None or (not isinstance(value, (str, dict, list)) and _isna(value)):
+        return "-"
+    if name == "psnr":
+        return f"{value:.3f}"
+    if name == "ssim":
+        return f"{value:.4f}"
+    if name in ("latency_ms", "latency_iqr_ms"):
+        return f"{value:.3f}"
+    if name == "memory_mb":
+        return f"{value:.1f}" if value >= 1 else f"{value:.3g}"
+    if name == "params":
+        return f"{int(value):,}"
+    if name == "flops":
+        return _si(int(value))
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _si(count: int) -> str:
+    """Multiply-adds with an SI prefix: 91.04G, 5.33M (a tiny test input would read 0.00G)."""
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(count) >= factor:
+            return f"{count / factor:.2f}{prefix}"
+    return str(count)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _isna(value: Any) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
+
+
+def _number(value: float) -> str:
+    return f"{value:.6g}" if math.isfinite(value) else str(value)
+
+
+def front_header(front: pd.DataFrame, hv: float, reference: Mapping[str, float],
+                 reference_given: bool, storage: str) -> list[str]:
+    attrs = front.attrs
+    objectives = attrs["objectives"]
+    budgets = attrs.get("budgets") or {}
+    budget_text = ", ".join(f"{k} <= {_number(v)}" for k, v in budgets.items()) or "none"
+    devices = "; ".join(attrs.get("devices") or []) or "not recorded"
+    units = " x ".join(UNITS.get(n, n) for n, _ in objectives)
+    ref_text = ", ".join(f"{n}={_number(reference[n])}" for n, _ in objectives)
+    rule = "given with --reference-point" if reference_given else REFERENCE_RULE
+    return [
+        f"study {', '.join(attrs['studies'])} ({storage}): {_plural(len(front), 'trial')} on the "
+        f"Pareto front of {_plural(attrs['n_candidates'], 'feasible complete trial')}",
+        f"objectives: {', '.join(f'{n} ({d[:3]})' for n, d in objectives)}; device: {devices}; "
+        f"budgets: {budget_text}",
+        f"hypervolume: {_number(hv)} ({units}) at reference point {ref_text} ({rule})",
+    ]
+
+
+def front_table(front: pd.DataFrame, header: Sequence[str]) -> str:
+    columns = _visible_columns(front)
+    titles = ["trial" if c == "number" else c.removeprefix("p_") for c in columns]
+    rows: list[Sequence[str]] = [titles]
+    for record in front[columns].to_dict("records"):
+        rows.append([_cell(c, record[c]) for c in columns])
+    numeric = {i for i, c in enumerate(columns)
+               if c == "number" or c in UNITS or front[c].dtype.kind in "iuf"}
+    return "\n".join([*header, "", _align(rows, right=numeric)])
+
+
+def front_csv(front: pd.DataFrame) -> str:
+    return front.drop(columns=["arch"], errors="ignore").to_csv(index=False)
+
+
+def front_json(front: pd.DataFrame, records: list[dict[str, Any]], hv: float,
+               reference: Mapping[str, float], reference_given: bool, storage: str) -> str:
+    attrs = front.attrs
+    document = {
+        "studies": attrs["studies"],
+        "storage": storage,
+        "objectives": [[n, d] for n, d in attrs["objectives"]],
+        "budgets": attrs.get("budgets") or {},
+        "device": attrs.get("device"),
+        "devices": attrs.get("devices") or [],
+        "n_candidates": attrs["n_candidates"],
+        "hypervolume": hv,
+        "reference_point": dict(reference),
+        "reference_rule": "given" if reference_given else REFERENCE_RULE,
+        "trials": records,
+    }
+    return json.dumps(document, indent=2)

@@ -1,0 +1,232 @@
+"""studies.front and studies.hv on fabricated studies with exact, hand-derived expectations."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import optuna
+import pytest
+
+from space.errors import SrnasError
+from studies.front import (
+    default_reference_point,
+    hypervolume,
+    merge_studies,
+    pareto_front,
+    pick,
+    trials_frame,
+)
+from studies.hv import hypervolume_min
+from studies.schema import MEASURE_COLUMNS
+from studies.testing import fake_trial, make_known_study, make_study
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def numbers(front) -> list[int]:
+    return sorted(int(n) for n in front["number"])
+
+
+@pytest.fixture(scope="module")
+def storage() -> optuna.storages.InMemoryStorage:
+    return optuna.storages.InMemoryStorage()
+
+
+@pytest.fixture(scope="module")
+def known(storage) -> optuna.Study:
+    return make_known_study(storage, "known")
+
+
+@pytest.fixture(scope="module")
+def two(storage) -> optuna.Study:
+    """psnr (max) vs latency (min): front (29, 5), (30, 10), (31, 20); (28, 30) dominated."""
+    study = make_study(storage, "two", objectives=("psnr", "latency_ms"))
+    for psnr, latency in [(30, 10), (31, 20), (29, 5), (28, 30)]:
+        fake_trial(study, psnr=psnr, latency_ms=latency, memory_mb=100.0)
+    return study
+
+
+# -- hypervolume ----------------------------------------------------------------------------------
+def test_hypervolume_by_hand() -> None:
+    assert hypervolume_min([[1, 2], [2, 1]], [3, 3]) == 3.0
+    # 3-D, two boxes: 3*2*1 + 2*3*3 - overlap 2*2*1 = 20.
+    assert hypervolume_min([[1, 2, 3], [2, 1, 1]], [4, 4, 4]) == 20.0
+    assert hypervolume_min([[5, 5]], [3, 3]) == 0.0  # outside the reference box
+    assert hypervolume_min([], [1, 1]) == 0.0
+
+
+def test_hypervolume_matches_optuna_private_routine() -> None:
+    # Optuna's routine is private (not used by srnas): here only as an independent oracle.
+    from optuna._hypervolume import compute_hypervolume
+
+    rng = np.random.default_rng(0)
+    for d in (2, 3, 4):
+        for n in (1, 7, 40):
+            points = rng.random((n, d))
+            ref = np.full(d, 1.1)
+            assert math.isclose(hypervolume_min(points.tolist(), ref.tolist()),
+                                compute_hypervolume(points, ref), rel_tol=1e-12)
+
+
+def test_two_objective_front_hypervolume_and_knee(two) -> None:
+    front = pareto_front(two)
+    assert numbers(front) == [0, 1, 2]
+    # Rectangles under the staircase to (psnr 27, latency 40): 2*5 + 3*10 + 4*20.
+    assert hypervolume(front, {"psnr": 27, "latency_ms": 40}) == pytest.approx(120.0)
+    # Default reference: psnr 28 - 0.1*3, latency 30 + 0.1*25 over all feasible trials.
+    assert front.attrs["reference_point"] == pytest.approx({"psnr": 27.7, "latency_ms": 32.5})
+    assert hypervolume(front) == pytest.approx(1.3 * 5 + 2.3 * 10 + 3.3 * 12.5)
+    assert int(pick(front, "knee")["number"]) == 0  # (30, 10): normalised distance 0.60
+
+
+# -- fronts ---------------------------------------------------------------------------------------
+def test_front_is_optuna_best_trials(known) -> None:
+    front = pareto_front(known)
+    assert numbers(front) == [0, 1, 2, 4, 8] == sorted(t.number for t in known.best_trials)
+    assert front.attrs["n_candidates"] == 6  # complete and feasible: 0, 1, 2, 3, 4, 8
+    assert list(front["psnr"]) == [32.0, 31.0, 30.0, 29.0, 28.0]  # default sort: psnr down
+
+
+def test_trials_frame_columns(known) -> None:
+    frame = trials_frame(known)
+    assert len(frame) == 10
+    head = ["study", "number", "state", "status", "feasible", "arch_id", *MEASURE_COLUMNS]
+    assert list(frame.columns[: len(head)]) == head
+    assert {"device", "baseline", "p_dim", "p_kernel_size"} <= set(frame.columns)
+    row5 = frame.set_index("number").loc[5]
+    assert not row5["feasible"] and row5["state"] == "COMPLETE"
+    assert frame.set_index("number").loc[8, "baseline"] == "esc-light"
+    assert frame.attrs["objectives"] == [("psnr", "maximize"), ("latency_ms", "minimize"),
+                                         ("memory_mb", "minimize")]
+
+
+def test_infeasible_trials_excluded_by_constraint_or_status(storage) -> None:
+    study = make_study(storage, "infeasible")
+    fake_trial(study, psnr=30, latency_ms=10, memory_mb=100)
+    # Only a constraint marks this one (a launch-time budget it broke).
+    trial = optuna.trial.create_trial(
+        values=[40.0, 1.0, 1.0], user_attrs={"arch_id": "x", "device": "cpu: test"},
+        system_attrs={"constraints:latency_ms": 3.0})
+    study.add_trial(trial)
+    # Only srnas's status marks this one (stopped before training).
+    fake_trial(study, psnr=41, latency_ms=1, memory_mb=1,
+               extra={"status": "infeasible_untrained"})
+    assert numbers(pareto_front(study)) == [0]
+
+
+@pytest.mark.parametrize(("budgets", "expected"), [
+    ({"latency_ms": 15}, [0, 2]),
+    ({"memory_mb": 95}, [2, 4]),
+    # A budget on a non-objective recomputes the front: 3 (dominated by 0 overall) is back.
+    ({"params": 250_000}, [3, 4]),
+    ({"latency_ms": 30, "memory_mb": 100}, [0, 2, 4]),
+])
+def test_budgets_filter_after_the_fact(known, budgets, expected) -> None:
+    front = pareto_front(known, budgets=budgets)
+    assert numbers(front) == expected
+    assert front.attrs["budgets"] == {k: float(v) for k, v in budgets.items()}
+
+
+def test_budget_on_objective_is_the_reference_point(known) -> None:
+    front = pareto_front(known, budgets={"latency_ms": 15})
+    assert front.attrs["reference_point"]["latency_ms"] == 15.0
+
+
+def test_budget_that_empties_the_front_says_which_and_what_would_admit(known) -> None:
+    with pytest.raises(SrnasError, match=r"--max-latency-ms: .*smallest value that admits one "
+                                         r"is 5 \(got 4\)"):
+        pareto_front(known, budgets={"latency_ms": 4})
+    # The second budget removes the last trial; the first is still applied (0, 2, 3 left).
+    with pytest.raises(SrnasError, match=r"--max-memory-mb: .*within --max-latency-ms 15; the "
+                                         r"smallest value that admits one is 90 \(got 85\)"):
+        pareto_front(known, budgets={"latency_ms": 15, "memory_mb": 85})
+
+
+@pytest.mark.parametrize("bad", [{"latency_ms": -1}, {"latency_ms": math.nan}, {"flops": 1}])
+def test_bad_budgets(known, bad) -> None:
+    with pytest.raises(SrnasError):
+        pareto_front(known, budgets=bad)
+
+
+@pytest.mark.parametrize(("how", "budgets", "expected"), [
+    ("knee", {}, 0),  # squared normalised distances: 0 -> 0.279, 1 -> 0.347, 2 -> 0.565
+    ("max-psnr", {}, 8),
+    ("min-latency", {}, 2),
+    ("min-memory", {}, 4),
+    ("knee", {"latency_ms": 15}, 2),  # 0 and 2 left: 2 is 1 from the ideal, 0 is sqrt 2
+    ("max-psnr", {"latency_ms": 35}, 1),  # "the best PSNR under 35 ms"
+])
+def test_picks(known, how, budgets, expected) -> None:
+    assert int(pick(pareto_front(known, budgets=budgets), how)["number"]) == expected
+
+
+def test_unknown_pick(known) -> None:
+    with pytest.raises(SrnasError, match=r"^--pick: must be one of knee, max-psnr"):
+        pick(pareto_front(known), "best")
+
+
+def test_pick_ties_go_to_the_lower_trial(storage) -> None:
+    study = make_study(storage, "ties")
+    for _ in range(2):
+        fake_trial(study, psnr=30, latency_ms=10, memory_mb=100)
+    front = pareto_front(study)
+    assert numbers(front) == [0, 1]  # equal points do not dominate each other (as Optuna)
+    assert {int(pick(front, h)["number"]) for h in ("knee", "max-psnr", "min-latency")} == {0}
+
+
+def test_empty_study_and_all_failed(storage) -> None:
+    study = make_study(storage, "nothing-yet")
+    fake_trial(study, state="RUNNING")
+    with pytest.raises(SrnasError, match="no complete trial yet"):
+        pareto_front(study)
+
+
+def test_device_filter(storage) -> None:
+    study = make_study(storage, "devices")
+    fake_trial(study, psnr=30, latency_ms=10, memory_mb=100, device="cuda: NVIDIA H100 80GB")
+    fake_trial(study, psnr=31, latency_ms=30, memory_mb=100, device="cpu: AMD EPYC")
+    assert numbers(pareto_front(study, device="h100")) == [0]
+    assert numbers(pareto_front(study, device="cpu: AMD EPYC")) == [1]
+    with pytest.raises(SrnasError, match=r"^--device: .*devices: cpu: AMD EPYC; cuda: NVIDIA"):
+        pareto_front(study, device="A100")
+
+
+def test_merge_studies_same_device(storage) -> None:
+    a = make_study(storage, "merge-a")
+    fake_trial(a, psnr=30, latency_ms=10, memory_mb=100)
+    b = make_study(storage, "merge-b")
+    fake_trial(b, psnr=31, latency_ms=12, memory_mb=100)
+    fake_trial(b, psnr=29, latency_ms=11, memory_mb=100)  # dominated by a's trial 0
+    front = pareto_front(merge_studies([a, b]))
+    assert sorted(zip(front["study"], front["number"], strict=True)) == [
+        ("merge-a", 0), ("merge-b", 0)]
+    c = make_study(storage, "merge-c")
+    fake_trial(c, psnr=35, latency_ms=1, memory_mb=1, device="cuda: other")
+    with pytest.raises(SrnasError, match=r"^--all-studies: .*2 devices"):
+        pareto_front(merge_studies([a, c]))
+    assert numbers(pareto_front(merge_studies([a, c]), device="cpu: test")) == [0]
+    d = make_study(storage, "merge-d", objectives=("psnr", "latency_ms"))
+    with pytest.raises(SrnasError, match="share their objectives"):
+        merge_studies([a, d])
+
+
+def test_reference_point_rule(known) -> None:
+    candidates = trials_frame(known)
+    candidates = candidates[candidates["number"].isin([0, 1])]
+    reference = default_reference_point(candidates, [("psnr", "maximize"),
+                                                     ("latency_ms", "minimize")])
+    assert reference == pytest.approx({"psnr": 29.9, "latency_ms": 21.0})
+
+
+def test_study_without_metric_names_uses_srnas_attr(storage) -> None:
+    study = optuna.create_study(study_name="unnamed", storage=storage,
+                                directions=["maximize", "minimize"])
+    study.set_user_attr("objectives", [["psnr", "maximize"], ["latency_ms", "minimize"]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study.add_trial(optuna.trial.create_trial(values=[30.0, 10.0]))
+    front = pareto_front(study)
+    assert front.attrs["objectives"] == [("psnr", "maximize"), ("latency_ms", "minimize")]
+    assert front.loc[0, "psnr"] == 30.0
