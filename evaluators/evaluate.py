@@ -22,13 +22,14 @@ from evaluators.data import (
     load_folder,
 )
 from evaluators.device import device_name, environment, resolve_device
+from evaluators.flops import measure_complexity
 from evaluators.latency import default_latency_input_hw, measure_latency
 from evaluators.lock import device_lock
+from evaluators.memory import measure_memory
 from evaluators.train import TrainBudget, TrainingFailed, train, validate
-from space.complexity import count_flops
 from space.config import ArchConfig
 from space.errors import ConfigError
-from space.network import build_model, count_params
+from space.network import build_model
 
 STATUS_OK, STATUS_INFEASIBLE, STATUS_FAILED = "ok", "infeasible_untrained", "failed"
 # The built-in validation photographs are 512x512 and larger; a centre crop keeps a CPU trial's
@@ -61,6 +62,7 @@ class EvalResult:
     dtype: str
     threads: int
     versions: dict[str, str]
+    latency_foreign_cpu: float | None = None  # CPU seconds other processes used while timing
     psnr: float | None = None
     ssim: float | None = None
     steps: int = 0
@@ -152,11 +154,11 @@ def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
 
     hw = input_hw or default_latency_input_hw(dev, config.scale)
     t = time.perf_counter()
-    params, flops = count_params(model), count_flops(model, hw)
+    figures = measure_complexity(model, hw)
+    params, flops = figures["params"], figures["flops"]
     phases["complexity"] = time.perf_counter() - t
 
-    from evaluators.memory import measure_memory  # imported late: it installs dispatch hooks
-
+    # Exclusive: no other trial on this device computes (they train under the shared lock).
     with device_lock(dev):
         t = time.perf_counter()
         lat = measure_latency(model, hw, dev, lock=False)
@@ -171,8 +173,8 @@ def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
         input_hw=list(hw), latency_ms=lat.median_ms, latency_iqr_ms=lat.iqr_ms,
         latency_cv=lat.cv, memory_mb=mem.peak_mb, memory_bytes=mem.peak_bytes,
         memory_method=mem.method, device=device_name(dev), dtype=lat.dtype,
-        threads=lat.threads, versions={**_versions(), **{k: str(v) for k, v in env.items()
-                                                          if k not in ("device",)}},
+        threads=lat.threads, latency_foreign_cpu=lat.foreign_cpu,
+        versions={**_versions(), **{k: str(v) for k, v in env.items() if k != "device"}},
         phase_seconds=phases,
     )
     breach = _budget_breach({"latency_ms": lat.median_ms, "memory_mb": mem.peak_mb,
@@ -192,7 +194,8 @@ def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
     phases["data"] = time.perf_counter() - t
     try:
         outcome = train(model, sampler.next_batch, budget, dev, val_pairs=val_pairs,
-                        scale=config.scale, progress=progress)
+                        scale=config.scale, progress=progress,
+                        step_guard=lambda: device_lock(dev, shared=True))
     except TrainingFailed as exc:
         result.status, result.failure_reason = STATUS_FAILED, f"{exc.reason} at step {exc.step}"
         result.steps = exc.step

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,8 +102,14 @@ def validate(model: nn.Module, pairs: Sequence[ValPair], scale: int,
 def train(model: nn.Module, next_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],
           budget: TrainBudget, device: torch.device, *,
           val_pairs: Sequence[ValPair] = (), scale: int = 4,
-          progress: Progress | None = None) -> TrainResult:
-    """Train in place. ``next_batch`` yields (lr, hr) float tensors in [0, 1]."""
+          progress: Progress | None = None,
+          step_guard: Callable[[], AbstractContextManager[object]] | None = None
+          ) -> TrainResult:
+    """Train in place. ``next_batch`` yields (lr, hr) float tensors in [0, 1].
+
+    ``step_guard`` wraps every optimisation step (the evaluators pass the device's shared lock,
+    so that another trial's latency measurement never runs while this one computes; taking it
+    per step lets a waiting measurement in between steps)."""
     model.train().to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=budget.lr, betas=budget.betas,
                                   weight_decay=budget.weight_decay)
@@ -113,13 +120,14 @@ def train(model: nn.Module, next_batch: Callable[[], tuple[torch.Tensor, torch.T
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, budget)
         lr_img, hr_img = next_batch()
-        loss = F.l1_loss(model(lr_img.to(device)), hr_img.to(device))
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise TrainingFailed(f"non-finite loss ({value})", step)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        with step_guard() if step_guard is not None else nullcontext():
+            loss = F.l1_loss(model(lr_img.to(device)), hr_img.to(device))
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise TrainingFailed(f"non-finite loss ({value})", step)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
         losses.append(value)
         psnr = None
         if budget.val_every and (step + 1) % budget.val_every == 0 and val_pairs \

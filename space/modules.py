@@ -193,14 +193,6 @@ class ConvAttnLayer(nn.Module):
         return self.aggr(self.attn(x, shared_kernel))
 
 
-def _relative_index(window: int) -> Tensor:
-    """(w*w, w*w) index into a (2w-1)^2 table of relative offsets (key minus query)."""
-    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window),
-                                        indexing="ij")).flatten(1)  # (2, N)
-    rel = coords[:, None, :] - coords[:, :, None] + window - 1  # (2, Nq, Nk)
-    return rel[0] * (2 * window - 1) + rel[1]
-
-
 class WindowAttention(nn.Module):
     """Non-shifted window self-attention with a learned relative-position bias (ESC).
 
@@ -215,13 +207,23 @@ class WindowAttention(nn.Module):
         self.to_out = nn.Conv2d(dim, dim, 1)
         self.relative_position_bias = nn.Parameter(
             torch.randn(heads, (2 * window - 1) ** 2) * 1e-3)
-        self.register_buffer("rel_index", _relative_index(window), persistent=False)
         self.impl: AttnImpl = "sdpa"
 
     def bias(self) -> Tensor:
-        n = self.window * self.window
-        return self.relative_position_bias[:, self.rel_index.flatten()].reshape(
-            1, self.heads, n, n)
+        """(1, heads, N, N) additive bias, entry [q, k] = table[offset(k - q)].
+
+        Built as a strided view of the (2w-1) x (2w-1) table instead of gathering through an
+        N x N index: the index buffer would be an 8 MiB int64 tensor per block at w = 32 (more
+        than the weights of a light network), inflating every memory figure.
+        """
+        w, h = self.window, self.heads
+        side = 2 * w - 1
+        table = self.relative_position_bias.reshape(h, side, side)
+        # view[a, b, kh, kw] = table[a + kh, b + kw]; with a = w-1-qh, b = w-1-qw this is
+        # table[kh - qh + w-1, kw - qw + w-1]. Flipping a and b puts queries in order.
+        view = table.as_strided((h, w, w, w, w), (side * side, side, 1, side, 1),
+                                table.storage_offset())
+        return view.flip(1, 2).reshape(1, h, w * w, w * w)
 
     def forward(self, x: Tensor) -> Tensor:
         b, c, h, w = x.shape

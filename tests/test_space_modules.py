@@ -80,11 +80,18 @@ def test_sdpa_and_matmul_window_attention_agree(hw: tuple[int, int]) -> None:
 
 
 def test_relative_position_bias_is_indexed_by_offset() -> None:
-    attn = WindowAttention(dim=8, window=4, heads=2)
-    bias = attn.bias()[0, 0]  # (16, 16)
-    # Query (0,0) -> key (1,2) and query (2,1) -> key (3,3) share the offset (+1, +2).
-    assert bias[0 * 4 + 0, 1 * 4 + 2] == bias[2 * 4 + 1, 3 * 4 + 3]
-    assert bias[0, 1] != bias[1, 0]
+    w, heads = 5, 2
+    attn = WindowAttention(dim=8, window=w, heads=heads)
+    bias = attn.bias()[0]  # (heads, 25, 25)
+    table = attn.relative_position_bias
+    # Independent construction, ESC's formula, one entry at a time.
+    for q in range(w * w):
+        for k in range(w * w):
+            (qh, qw), (kh, kw) = divmod(q, w), divmod(k, w)
+            idx = (kh - qh + w - 1) * (2 * w - 1) + (kw - qw + w - 1)
+            assert torch.equal(bias[:, q, k], table[:, idx])
+    bias.sum().backward()
+    assert table.grad is not None and table.grad.abs().sum() > 0
 
 
 def test_d4_symmetrised_kernel_is_invariant_to_flips_and_rotations() -> None:
