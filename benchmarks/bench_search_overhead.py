@@ -12,6 +12,7 @@ Both use the same local Ray instance (started once, not timed), the same 8 trial
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +38,13 @@ def run_srnas(trials: int, steps: int, concurrency: int, db: Path) -> tuple[floa
     outcome = run_search(settings)
     study = optuna.load_study(study_name="bench", storage=f"sqlite:///{db}")
     evals = sum(t.user_attrs.get("eval_seconds", 0.0) for t in study.trials)
+    # Per trial: the study's ask -> tell span minus the evaluation itself (worker start,
+    # scheduling, lock waits, reporting, recording).
+    extra = sorted(((t.datetime_complete - t.datetime_start).total_seconds()
+                    - t.user_attrs.get("eval_seconds", 0.0), t.number) for t in study.trials)
+    by_number = [e for e, _ in sorted(extra, key=lambda p: p[1])]
+    print(f"srnas per-trial time outside evaluate: first {by_number[0]:.2f} s, median of "
+          f"the rest {statistics.median(by_number[1:]):.2f} s")
     return outcome.wall_seconds, evals
 
 
@@ -69,14 +77,15 @@ def run_minimal(trials: int, steps: int, concurrency: int) -> tuple[float, float
 
 
 def main() -> None:
-    import ray
-
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args()
-    ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    from search.run import start_ray
+    from search.settings import SearchSettings
+
+    start_ray(SearchSettings())  # the CLI's own Ray start (quiet logs, OMP passive)
     with tempfile.TemporaryDirectory() as tmp:
         rows = [("srnas search", *run_srnas(args.trials, args.steps, args.concurrency,
                                             Path(tmp) / "bench.db")),

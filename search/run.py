@@ -85,14 +85,20 @@ def _check_address(address: str) -> None:
                           address) from None
 
 
-def start_ray(settings: SearchSettings) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
+def quiet_tune() -> None:
+    """Tune's own progress tables and its per-trial CSV/JSON/TensorBoard loggers: the study
+    already holds every result, so they only cost time and clutter (set before the Tuner)."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+def start_ray(settings: SearchSettings) -> None:
+    import ray
+
+    quiet_tune()
+    if ray.is_initialized():
+        return
     kwargs: dict[str, Any] = {
         "include_dashboard": False,
         "logging_level": logging.INFO if settings.verbose else logging.ERROR,
