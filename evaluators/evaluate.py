@@ -153,8 +153,12 @@ def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
     phases["build"] = time.perf_counter() - t
 
     hw = input_hw or default_latency_input_hw(dev, config.scale)
+    # Every compute phase holds the device's shared lock, the timing phase the exclusive one:
+    # no trial's latency is measured while another trial computes on the same device.
+    shared = functools.partial(device_lock, dev, shared=True)
     t = time.perf_counter()
-    figures = measure_complexity(model, hw)
+    with shared():
+        figures = measure_complexity(model, hw)
     params, flops = figures["params"], figures["flops"]
     phases["complexity"] = time.perf_counter() - t
 
@@ -189,13 +193,14 @@ def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
 
     t = time.perf_counter()
     train_images, val_pairs = load_data(data, config.scale)
-    sampler = PatchSampler(list(train_images), config.scale, budget.patch_size,
-                           budget.batch_size, budget.seed)
+    with shared():
+        sampler = PatchSampler(list(train_images), config.scale, budget.patch_size,
+                               budget.batch_size, budget.seed)
     phases["data"] = time.perf_counter() - t
     try:
         outcome = train(model, sampler.next_batch, budget, dev, val_pairs=val_pairs,
                         scale=config.scale, progress=progress,
-                        step_guard=lambda: device_lock(dev, shared=True))
+                        step_guard=shared)
     except TrainingFailed as exc:
         result.status, result.failure_reason = STATUS_FAILED, f"{exc.reason} at step {exc.step}"
         result.steps = exc.step
@@ -204,6 +209,7 @@ def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
     phases["train"] = outcome.seconds
     result.steps, result.train_seconds = outcome.steps, outcome.seconds
     t = time.perf_counter()
-    result.psnr, result.ssim = validate(model, val_pairs, config.scale, dev)
+    with shared():
+        result.psnr, result.ssim = validate(model, val_pairs, config.scale, dev)
     phases["validate"] = time.perf_counter() - t
     return result

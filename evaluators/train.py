@@ -53,8 +53,12 @@ class TrainBudget:
             raise ConfigError("batch_size", "must be >= 1", self.batch_size)
         if self.patch_size < 8:
             raise ConfigError("patch_size", "must be >= 8 HR pixels", self.patch_size)
-        if self.warmup_steps < 0 or self.val_every < 0:
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError("seed", "must be between 0 and 2**32 - 1", self.seed)
+        if self.warmup_steps < 0:
             raise ConfigError("warmup_steps", "must be >= 0", self.warmup_steps)
+        if self.val_every < 0:
+            raise ConfigError("val_every", "must be >= 0", self.val_every)
 
 
 @dataclass
@@ -120,6 +124,9 @@ def train(model: nn.Module, next_batch: Callable[[], tuple[torch.Tensor, torch.T
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, budget)
         lr_img, hr_img = next_batch()
+        validate_now = bool(budget.val_every and (step + 1) % budget.val_every == 0
+                            and val_pairs and step + 1 < budget.steps)
+        psnr = None
         with step_guard() if step_guard is not None else nullcontext():
             loss = F.l1_loss(model(lr_img.to(device)), hr_img.to(device))
             value = float(loss.detach())
@@ -128,11 +135,9 @@ def train(model: nn.Module, next_batch: Callable[[], tuple[torch.Tensor, torch.T
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if validate_now:
+                psnr = validate(model, val_pairs, scale, device)[0]
         losses.append(value)
-        psnr = None
-        if budget.val_every and (step + 1) % budget.val_every == 0 and val_pairs \
-                and step + 1 < budget.steps:
-            psnr = validate(model, val_pairs, scale, device)[0]
         if progress is not None:
             progress(step + 1, value, psnr)
         if budget.seconds is not None and time.perf_counter() - start >= budget.seconds:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from space.errors import ConfigError
+from space.errors import ConfigError, SrnasError
 from studies.schema import BUDGET_KEYS, DEFAULT_OBJECTIVES, DEFAULT_STORAGE, STORAGE_ENV
 
 
@@ -37,8 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=100, help="brief-training steps per trial "
                    "(default 100)")
-    p.add_argument("--val-every", type=int, default=0,
-                   help="validate every N steps and report to Tune (default: at the end)")
+    p.add_argument("--val-every", type=int,
+                   help="validate every N steps and report PSNR to Tune (default: once, half "
+                   "way; 0: only at the end)")
     p.add_argument("--train", metavar="DIR", help="HR training images (default: built-in)")
     p.add_argument("--val", metavar="DIR", help="validation/benchmark folder (default: "
                    "built-in)")
@@ -107,7 +108,7 @@ def print_final(outcome, settings) -> None:
     storage = mask_url(outcome.storage)
     try:
         front = pareto_front(study)
-    except Exception as exc:  # e.g. budgets left no feasible trial: say which, keep exit 0
+    except SrnasError as exc:  # e.g. budgets left no feasible trial: say which, keep exit 0
         print(f"no Pareto front yet: {exc}")
         return
     ref = front.attrs["reference_point"]

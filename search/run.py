@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -15,7 +16,7 @@ from typing import Any, TextIO
 import optuna
 
 from search.settings import SearchSettings
-from search.storage import open_for_write
+from search.storage import check_for_write, open_for_write
 from space.errors import ConfigError, SrnasError
 from space.presets import get_preset
 from space.searchspace import SearchSpace
@@ -67,6 +68,10 @@ def check_existing_study(storage: optuna.storages.BaseStorage, settings: SearchS
         raise ConfigError("--objectives", f"study {name!r} already optimises [{shown}]; use "
                           "the same objectives or another --study",
                           ",".join(settings.objectives))
+    scale = study.user_attrs.get("scale")
+    if scale is not None and scale != settings.scale:
+        raise ConfigError("--scale", f"study {name!r} searches x{scale} networks; use --scale "
+                          f"{scale} or another --study", settings.scale)
     return True
 
 
@@ -173,15 +178,32 @@ def _enqueue_baselines(study: optuna.Study, settings: SearchSettings) -> list[st
     return queued
 
 
+def _study_exists(url: str, settings: SearchSettings) -> bool:
+    """Checked before anything is created: a SQLite file that does not exist holds no study."""
+    from studies.storage import _sqlite_path
+
+    if url.startswith("sqlite"):
+        path = _sqlite_path(url)
+        if path is not None and not path.is_file():
+            return False
+    return check_existing_study(open_for_write(url), settings)
+
+
 def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOutcome:
+    """Every check first (space, storage, study, cluster, resources, sampler), then the study is
+    opened and written, then Tune runs. A bad input leaves the study untouched."""
     out = out or sys.stdout
     for name in settings.baselines:
         settings.space.params_for(get_preset(name, settings.scale))  # in the space? (fail early)
     url = settings.storage_url
-    storage = open_for_write(url)
-    existed = check_existing_study(storage, settings)
+    check_for_write(url)
+    existed = _study_exists(url, settings)
     start_ray(settings)
     gpus = gpus_per_trial(settings)
+    check_cpus_per_trial(settings.cpus_per_trial)
+    sampler = make_sampler(settings.sampler, settings.seed)
+    # The trainable must know the resolved GPU count: it picks its device from it.
+    settings = dataclasses.replace(settings, gpus_per_trial=gpus)
 
     from ray import tune
 
@@ -191,8 +213,8 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
 
     searcher = SrnasSearcher(
         space=DefineByRun(settings.space, settings.scale), metric=list(settings.objectives),
-        mode=settings.tune_modes(), sampler=make_sampler(settings.sampler, settings.seed),
-        study_name=settings.study_name, storage=storage, budgets=settings.budgets)
+        mode=settings.tune_modes(), sampler=sampler, study_name=settings.study_name,
+        storage=open_for_write(url), budgets=settings.budgets)
     study = searcher.study
     if not existed:
         with warnings.catch_warnings():
@@ -203,21 +225,22 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
                                                strict=True)])
         study.set_user_attr("scale", settings.scale)
         study.set_user_attr("space", settings.space.to_data())
-    study.set_user_attr("budgets", settings.budgets)
+    study.set_user_attr("budgets", settings.budgets)  # the latest launch's budgets
     queued = _enqueue_baselines(study, settings)
     before = len(study.get_trials(deepcopy=False))
     cpus = settings.cpus_per_trial
     concurrency = settings.concurrency or _default_concurrency(cpus, gpus)
+    total = settings.trials + len(queued)  # baselines come on top of --trials
     print(f"study {settings.study_name!r} in {mask_url(url)} "
           f"({'continuing, ' + str(before) + ' trials so far' if existed else 'new'}); "
-          f"{settings.trials} new trials, {concurrency} at a time, {cpus:g} CPU + {gpus:g} GPU "
+          f"{total} new trials, {concurrency} at a time, {cpus:g} CPU + {gpus:g} GPU "
           f"each; objectives {', '.join(settings.objectives)}"
           + (f"; baselines {', '.join(queued)}" if queued else ""), file=out, flush=True)
     started = time.monotonic()
-    if settings.trials:
+    if total:
         tuner = tune.Tuner(
             tune.with_resources(make_trainable(settings), {"cpu": cpus, "gpu": gpus}),
-            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=settings.trials,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=total,
                                         max_concurrent_trials=concurrency,
                                         time_budget_s=settings.time_budget_s,
                                         reuse_actors=True),
@@ -225,14 +248,30 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
                 name=settings.study_name,
                 storage_path=tempfile.mkdtemp(prefix="srnas-ray-"),
                 verbose=1 if settings.verbose else 0,
-                callbacks=[LiveView(study, settings.trials, out)],
+                callbacks=[LiveView(study, total, out)],
                 log_to_file=True,
             ),
         )
-        tuner.fit()
+        try:
+            tuner.fit()
+        finally:
+            # Tune stops trials (time budget, Ctrl-C) without telling the searcher; close them
+            # so the study holds no trial RUNNING forever.
+            searcher.fail_unfinished("stopped before it finished (time budget or interrupt)")
     wall = time.monotonic() - started
     after = len(study.get_trials(deepcopy=False))
     return SearchOutcome(settings.study_name, url, after - before, wall, study_summary(study))
+
+
+def check_cpus_per_trial(cpus: float) -> None:
+    """A trial asking for more CPUs than any node has would wait forever."""
+    import ray
+
+    largest = max((n.get("Resources", {}).get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")),
+                  default=0.0)
+    if cpus > largest:
+        raise ConfigError("--cpus-per-trial", f"must not exceed the largest node's {largest:g} "
+                          "CPUs", cpus)
 
 
 def _default_concurrency(cpus_per_trial: float, gpus: float) -> int:

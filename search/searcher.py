@@ -69,6 +69,10 @@ class SrnasSearcher(OptunaSearch):
         status = result.get("status")
         values = [result.get(m) for m in self.metric]
         finite = all(isinstance(v, int | float) and math.isfinite(v) for v in values)
+        if status not in (None, STATUS_OK, STATUS_INFEASIBLE) and status != STATUS_FAILED:
+            # A last result from mid-training (the trial was stopped): its PSNR is partial.
+            status, result["failure_reason"] = STATUS_FAILED, (
+                f"stopped during {status} after step {result.get('step', '?')}")
         if error or status == STATUS_FAILED or not finite:
             got = dict(zip(self.metric, values, strict=True))
             reason = result.get("failure_reason") or (
@@ -87,6 +91,15 @@ class SrnasSearcher(OptunaSearch):
         self._tell(trial_id, [float(v) for v in values], TrialState.COMPLETE)
         return None
 
+    def fail_unfinished(self, reason: str) -> None:
+        """Tell FAIL (with ``reason``) for every trial Tune stopped without completing."""
+        for trial_id, ot_trial in list(self._ot_trials.items()):
+            if trial_id in self._completed_trials:
+                continue
+            ot_trial.set_user_attr("status", STATUS_FAILED)
+            ot_trial.set_user_attr("failure_reason", reason)
+            self._tell(trial_id, None, TrialState.FAIL)
+
     # The study in SQL is the search's state (a relaunch continues it), so Tune's experiment
     # checkpoints need no pickled copy of the searcher: pickling would drag the storage engine
     # and sampler along on every checkpoint.
@@ -104,4 +117,4 @@ class SrnasSearcher(OptunaSearch):
         self._completed_trials.add(trial_id)
 
 
-__all__ = ["STATUS_INFEASIBLE", "SrnasSearcher"]
+__all__ = ["SrnasSearcher"]

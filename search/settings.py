@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from space.errors import ConfigError
@@ -43,7 +44,7 @@ class SearchSettings:
     dry_run: bool = False
     verbose: bool = False
     input_hw: tuple[int, int] | None = None
-    val_every: int = 0
+    val_every: int | None = None  # None: one mid-training validation (at steps // 2)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -56,6 +57,10 @@ class SearchSettings:
     def study_name(self) -> str:
         """Default: derived from the scale and the search space, so a relaunch continues it."""
         return self.study or f"srnas-x{self.scale}-{self.space.space_id}"
+
+    @property
+    def effective_val_every(self) -> int:
+        return (self.steps + 1) // 2 if self.val_every is None else self.val_every
 
     @property
     def directions(self) -> list[str]:
@@ -103,7 +108,12 @@ def _validate(s: SearchSettings) -> None:
         raise ConfigError("--gpus-per-trial", "must be >= 0", s.gpus_per_trial)
     if s.study is not None and not s.study.strip():
         raise ConfigError("--study", "must not be empty", s.study)
-    if s.val_every < 0:
+    if s.seed is not None and not 0 <= s.seed < 2**32:
+        raise ConfigError("--seed", "must be between 0 and 2**32 - 1", s.seed)
+    for flag, folder in (("--train", s.train), ("--val", s.val)):
+        if folder is not None and not Path(folder).is_dir():
+            raise ConfigError(flag, "must be an existing folder", folder)
+    if s.val_every is not None and s.val_every < 0:
         raise ConfigError("--val-every", "must be >= 0", s.val_every)
     patch = s.space.dims["patch_size"].values()
     if any(int(p) % s.scale for p in patch):

@@ -1,47 +1,36 @@
-"""Open (and create if needed) the study storage a search writes to."""
+"""The storage a search writes to: checked first (nothing created), opened last."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import optuna
 
-from studies.storage import CONNECT_TIMEOUT_S, mask_url, storage_error
+from studies.storage import _sqlite_path, engine_kwargs, probe, storage_error
 
 
-def open_for_write(url: str) -> optuna.storages.RDBStorage:
-    """An ``RDBStorage`` object (Ray's OptunaSearch wants the object, not a URL string).
-
-    Checked up front so a bad ``--storage`` fails in one line before Ray starts: a malformed
-    URL, an unknown dialect, a SQLite file in a missing folder, an unreachable server.
-    """
-    import sqlalchemy
+def check_for_write(url: str) -> None:
+    """Fail in one line, before Ray starts and before anything is created: a malformed URL, an
+    unknown dialect or driver, a SQLite file in a missing folder, an unreachable server."""
     from sqlalchemy import exc
 
     if "://" not in url:
         raise storage_error("must be a SQLAlchemy URL such as sqlite:///srnas.db", url)
-    try:
-        parsed = sqlalchemy.engine.make_url(url)
-    except exc.ArgumentError:
-        raise storage_error("is not a valid SQLAlchemy URL", url) from None
-    kwargs = {}
-    if parsed.get_backend_name() == "sqlite":
-        db = parsed.database or ""
-        if db and db != ":memory:" and not Path(db).resolve().parent.is_dir():
-            raise storage_error(f"its folder {Path(db).parent} does not exist", url)
-    else:
-        kwargs = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
-    try:
-        engine = sqlalchemy.create_engine(url, **kwargs)
-        with engine.connect():
-            pass
-        engine.dispose()
-    except exc.NoSuchModuleError:
-        raise storage_error("names an unknown database dialect", url) from None
-    except ImportError as e:
-        raise storage_error(f"needs a database driver that is not installed ({e.name})",
-                            url) from None
-    except exc.DBAPIError as e:
-        reason = str(e.orig).strip().splitlines()[0] if e.orig is not None else type(e).__name__
-        raise storage_error(f"cannot be opened: {mask_url(reason)}", url) from None
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    if url.startswith("sqlite"):
+        try:
+            path = _sqlite_path(url)
+        except (exc.ArgumentError, ValueError):
+            raise storage_error("is not a valid SQLAlchemy URL", url) from None
+        if path is not None and not path.resolve().parent.is_dir():
+            raise storage_error(f"its folder {path.parent} does not exist", url)
+        if path is not None and path.is_dir():
+            raise storage_error(f"{path} is a folder, not a SQLite file", url)
+        return  # connecting would create the file: leave that to open_for_write
+    probe(url, engine_kwargs(url), require_tables=False)
+
+
+def open_for_write(url: str) -> optuna.storages.RDBStorage:
+    """An ``RDBStorage`` object (Ray's OptunaSearch wants the object, not a URL string)."""
+    check_for_write(url)
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs(url))
+
+
+__all__ = ["check_for_write", "open_for_write"]

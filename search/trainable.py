@@ -15,6 +15,7 @@ from typing import Any
 from ray import tune
 
 from search.settings import SearchSettings
+from studies.schema import STATUS_FAILED, STATUS_OK
 
 NAN = math.nan
 
@@ -50,23 +51,24 @@ def make_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], None]
             budget = TrainBudget(steps=settings.steps, lr=float(train.get("lr", 5e-4)),
                                  batch_size=int(train.get("batch_size", 8)),
                                  patch_size=int(train.get("patch_size", 48)),
-                                 val_every=settings.val_every, seed=settings.seed or 0)
+                                 val_every=settings.effective_val_every, seed=settings.seed or 0)
             device = "cuda" if torch.cuda.is_available() and (settings.gpus_per_trial or 0) > 0 \
                 else "cpu"
             result = evaluate(arch, budget, DataSpec(settings.train, settings.val), device,
                               input_hw=settings.input_hw, budgets=settings.budgets,
                               on_measured=on_measured, progress=progress).to_dict()
-            if result["status"] != "ok":
-                # Untrained (budget broken) or failed: no PSNR to report.
-                result.setdefault("psnr", 0.0 if result["status"] != "failed" else NAN)
-                result.setdefault("ssim", 0.0 if result["status"] != "failed" else NAN)
+            if result["status"] != STATUS_OK:
+                # Untrained (a budget broken: psnr 0 with a violated constraint) or failed.
+                missing = NAN if result["status"] == STATUS_FAILED else 0.0
+                result.setdefault("psnr", missing)
+                result.setdefault("ssim", missing)
             result["eval_seconds"] = float(sum(result.get("phase_seconds", {}).values()))
             report = {**_objective_defaults(objectives), **result}
         except Exception as exc:  # a trial's own failure, recorded, never fatal to the search
             reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
             if isinstance(exc, torch.OutOfMemoryError):
                 reason = f"out of memory: {reason}"
-            report = {**_objective_defaults(objectives), **measured, "status": "failed",
+            report = {**_objective_defaults(objectives), **measured, "status": STATUS_FAILED,
                       "failure_reason": reason,
                       "failure_trace": traceback.format_exc(limit=6)[-2000:]}
         tune.report(report)

@@ -52,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("spec", metavar="SPEC", help=f"preset ({', '.join(PRESET_NAMES)}) or file")
     show.add_argument("--scale", type=_scale, help="upscaling factor (presets default to 4)")
     show.add_argument("--input", metavar="HxW",
-                      help="LR input size for FLOPs (default: the one giving a 1280x720 output)")
+                      help="LR input size for FLOPs (default: an export's recorded input, else "
+                      "the one giving a 1280x720 output)")
     show.add_argument("--json", action="store_true", help="print one JSON object")
     show.set_defaults(func=_show)
 
@@ -61,11 +62,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     validate.set_defaults(func=_validate)
 
 
+def recorded_input_hw(spec: str) -> tuple[int, int] | None:
+    """The measurement input an exported trial was counted at (``provenance.input_hw``), so
+    that ``arch show`` of an export reports the FLOPs the study recorded."""
+    path = Path(spec)
+    if spec in PRESET_NAMES or path.suffix.lower() not in (".json", ".yaml", ".yml"):
+        return None
+    try:
+        import yaml
+
+        raw = yaml.safe_load(path.read_text())  # YAML is a superset of JSON
+        hw = raw["provenance"]["input_hw"]
+        return int(hw[0]), int(hw[1])
+    except Exception:  # not an export, or no recorded input: use the default
+        return None
+
+
 def _show(args: argparse.Namespace) -> int:
     config = resolve_spec(args.spec, args.scale)
     from space.complexity import complexity, default_input_hw
 
-    hw = parse_hw(args.input) if args.input else default_input_hw(config.scale)
+    recorded = None if args.scale is not None else recorded_input_hw(args.spec)
+    hw = parse_hw(args.input) if args.input else (recorded or default_input_hw(config.scale))
     figures = complexity(config, hw)
     if args.json:
         print(json.dumps({"arch_id": config.arch_id, "config": config.to_dict(),

@@ -174,9 +174,10 @@ def from_dict(data: object, *, source: str = "config") -> ArchConfig:
     version = data.pop("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         raise ConfigError("schema_version", f"must be {SCHEMA_VERSION}", version)
-    unknown = sorted(set(data) - set(FIELD_NAMES))
+    unknown = sorted(set(data) - set(FIELD_NAMES), key=str)
     if unknown:
-        raise ConfigError(unknown[0], f"is not a config field; known: {', '.join(FIELD_NAMES)}",
+        raise ConfigError(str(unknown[0]), f"is not a config field; known: "
+                          f"{', '.join(FIELD_NAMES)}",
                           data[unknown[0]])
     # Bypass dataclass TypeErrors so the type check can name the field.
     for name, value in data.items():

@@ -28,7 +28,9 @@ from space.config import ArchConfig, from_dict
 from space.errors import ConfigError
 
 MILK_ONLY = ("dict_size", "gate", "shared_kernel")
+WINDOW_ONLY = ("window_size", "heads")  # only meaningful when window attention is on
 TRAIN_DIMS = ("lr", "batch_size", "patch_size")
+ESC_LR = 5e-4
 
 
 class Suggester(Protocol):
@@ -140,10 +142,19 @@ class SearchSpace:
         values: dict[str, Any] = {}
         order = ["block_type", *[n for n in self.dims if n != "block_type"]]
         for name in order:
-            if name in MILK_ONLY and values["block_type"] != "milk":
+            if not self._applies(name, values):
                 continue
             values[name] = self.dims[name].suggest(trial)
         return self._to_sample(values, scale)
+
+    def _applies(self, name: str, values: dict[str, Any]) -> bool:
+        """Conditional dimensions: honest about what a config does not have. ``window_attn``
+        is suggested before window_size/heads (dict order of the defaults)."""
+        if name in MILK_ONLY:
+            return values.get("block_type") == "milk"
+        if name in WINDOW_ONLY:
+            return values.get("window_attn", True) is True
+        return True
 
     def _to_sample(self, values: dict[str, Any], scale: int) -> Sample:
         arch = {k: v for k, v in values.items() if k not in TRAIN_DIMS}
@@ -157,7 +168,7 @@ class SearchSpace:
         values = {**config.to_dict(), **self._train_defaults(), **(train or {})}
         params: dict[str, Any] = {}
         for name, dim in self.dims.items():
-            if name in MILK_ONLY and config.block_type != "milk":
+            if not self._applies(name, values):
                 continue
             value = values[name]
             if not dim.contains(value):
@@ -172,8 +183,11 @@ class SearchSpace:
         for name in TRAIN_DIMS:
             d = self.dims[name]
             vals = d.values()
-            out[name] = vals[0] if d.choices is not None else (
-                math.sqrt(vals[0] * vals[1]) if d.log else (vals[0] + vals[1]) / 2)
+            if name == "lr" and d.contains(ESC_LR):
+                out[name] = ESC_LR  # a baseline trains as its paper did
+            else:
+                out[name] = vals[0] if d.choices is not None else (
+                    math.sqrt(vals[0] * vals[1]) if d.log else (vals[0] + vals[1]) / 2)
         return out
 
     # -- serialisation -------------------------------------------------------------------
@@ -219,7 +233,10 @@ def _parse_dim(name: str, raw: Any) -> Dim:
             raise ConfigError(name, "a log range needs low > 0", raw)
         if name == "kernel_size":
             # Ranges of kernel sizes would include even sizes: expand to the odd values.
-            return Dim(name, choices=tuple(k for k in range(int(low), int(high) + 1) if k % 2))
+            odd = tuple(k for k in range(int(low), int(high) + 1) if k % 2)
+            if not odd:
+                raise ConfigError(name, "the range holds no odd kernel size", raw)
+            return Dim(name, choices=odd)
         return Dim(name, low=low, high=high, log=log, integer=integer)
     return Dim(name, choices=(raw,))
 

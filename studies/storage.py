@@ -57,7 +57,7 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(database)
 
 
-def _engine_kwargs(url: str) -> dict[str, Any]:
+def engine_kwargs(url: str) -> dict[str, Any]:
     if url.startswith("postgresql"):
         return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
     if url.startswith("mysql"):
@@ -65,9 +65,10 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
     return {}
 
 
-def _probe(url: str, engine_kwargs: dict[str, Any]) -> None:
-    """Connect once and check the database has tables at all: a clean message for a dead host
-    or an empty database before Optuna gets to raise something less readable."""
+def probe(url: str, engine_kwargs: dict[str, Any], *, require_tables: bool = True) -> None:
+    """Connect once and (for readers) check the database has tables at all: a clean message
+    for a dead host or an empty database before Optuna gets to raise something less readable.
+    The search (a writer) probes with ``require_tables=False``."""
     import sqlalchemy
     from sqlalchemy import exc
 
@@ -88,7 +89,7 @@ def _probe(url: str, engine_kwargs: dict[str, Any]) -> None:
         raise storage_error(f"cannot be opened: {mask_url(reason)}", url) from None
     finally:
         engine.dispose()
-    if not tables:
+    if require_tables and not tables:
         raise storage_error("is an empty storage: it holds no studies", url)
 
 
@@ -100,7 +101,7 @@ def open_storage(url: str | None = None) -> RDBStorage:
     url = resolve_url(url)
     if "://" not in url:
         raise storage_error("must be a SQLAlchemy URL such as sqlite:///srnas.db", url)
-    engine_kwargs = _engine_kwargs(url)
+    kwargs = engine_kwargs(url)
     if url.startswith("sqlite"):
         try:
             path = _sqlite_path(url)
@@ -110,10 +111,10 @@ def open_storage(url: str | None = None) -> RDBStorage:
         if path is not None and not path.is_file():
             what = "is a folder" if path.is_dir() else "does not exist"
             raise storage_error(f"points to no SQLite file ({path} {what})", url)
-    _probe(url, engine_kwargs)
+    probe(url, kwargs)
     try:
         # skip_table_creation: a read must not turn someone else's database into an Optuna one.
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs,
                                           skip_table_creation=True)
     except exc.DBAPIError:
         raise storage_error("is not an Optuna study storage", url) from None

@@ -34,6 +34,10 @@ def _err(capsys: pytest.CaptureFixture[str]) -> str:
         (["--space", "/nonexistent.yaml"], "--space: must be an existing YAML file"),
         (["--address", "127.0.0.1:1"], "--address: no Ray cluster answers there"),
         (["--time-budget", "-1"], "--time-budget: must be a positive number"),
+        (["--seed", "-1"], "--seed: must be between 0 and 2**32 - 1"),
+        (["--train", "/nonexistent/images"], "--train: must be an existing folder"),
+        (["--val", "/nonexistent/val"], "--val: must be an existing folder"),
+        (["--storage", "postgresql://u:secret@h:notaport/db"], "not a valid SQLAlchemy URL"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -55,6 +59,26 @@ def test_a_study_with_other_objectives_is_refused_and_left_untouched(
     assert main(["search", "--study", "s", "--storage", url, "--trials", "1"]) == 2
     assert "already optimises [psnr maximize, params minimize]" in _err(capsys)
     assert len(optuna.load_study(study_name="s", storage=url).trials) == 2
+
+
+def test_a_study_of_another_scale_is_refused(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="s", storage=url,
+                                directions=["maximize", "minimize", "minimize"])
+    study.set_metric_names(["psnr", "latency_ms", "memory_mb"])
+    study.set_user_attr("scale", 2)
+    assert main(["search", "--study", "s", "--storage", url, "--scale", "4"]) == 2
+    assert "--scale: study 's' searches x2 networks" in _err(capsys)
+    assert optuna.load_study(study_name="s", storage=url).trials == []
+
+
+def test_a_bad_storage_leaves_no_file_behind(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "--storage", f"sqlite:///{tmp_path / 'x.db'}", "--sampler",
+                 "bogus"]) == 2
+    _err(capsys)
+    assert not (tmp_path / "x.db").exists()
 
 
 def test_dry_run_samples_and_builds_without_writing(tmp_path: Path,

@@ -58,7 +58,8 @@ def _study(tmp_path: Path) -> optuna.Study:
 
 def test_search_records_every_measure_and_a_front_and_relaunch_continues(
         tmp_path: Path, space_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _search(tmp_path, space_file, "--trials", "3", "--baseline", "tiny") == 0
+    # Baselines come on top of --trials: 2 sampled + the tiny preset.
+    assert _search(tmp_path, space_file, "--trials", "2", "--baseline", "tiny") == 0
     out = capsys.readouterr().out
     assert "hypervolume" in out and "srnas export t" in out
     study = _study(tmp_path)
@@ -106,3 +107,36 @@ def test_a_failing_config_is_recorded_as_fail_while_others_complete(
         assert t.params["lr"] == 1e9
         assert "non-finite loss" in t.user_attrs["failure_reason"]
     assert all(t.params["lr"] == 0.0005 for t in done)
+
+
+@pytest.mark.postgres
+def test_search_writes_to_postgresql(postgres_url: str, tmp_path: Path,
+                                     space_file: Path) -> None:
+    assert main(["search", "--storage", postgres_url, "--study", "pg", "--space",
+                 str(space_file), "--steps", "2", "--input", "16x16", "--scale", "2",
+                 "--trials", "2", "--concurrency", "2"]) == 0
+    study = optuna.load_study(study_name="pg", storage=postgres_url)
+    done = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    assert len(done) == 2 and all("arch" in t.user_attrs for t in done)
+
+
+def test_search_joins_an_existing_multi_node_cluster(tmp_path: Path, space_file: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A head and a worker node (separate raylets), joined by address like a real cluster."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    ray.shutdown()  # the driver must connect to the cluster, not to an in-process instance
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        cluster.add_node(num_cpus=1)
+        assert main(["search", "--address", cluster.address, "--storage",
+                     f"sqlite:///{tmp_path / 'c.db'}", "--study", "c", "--space",
+                     str(space_file), "--steps", "2", "--input", "16x16", "--scale", "2",
+                     "--trials", "2", "--concurrency", "2"]) == 0
+        assert ray.cluster_resources()["CPU"] == 2
+        study = optuna.load_study(study_name="c", storage=f"sqlite:///{tmp_path / 'c.db'}")
+        assert len(study.get_trials(states=[optuna.trial.TrialState.COMPLETE])) == 2
+    finally:
+        ray.shutdown()
+        cluster.shutdown()

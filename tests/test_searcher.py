@@ -77,3 +77,23 @@ def test_failures_are_recorded_as_fail_with_the_reason(result: dict | None, erro
 def test_unknown_budget_keys_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown budget keys"):
         _searcher({"flops": 1.0})
+
+
+def test_evaluator_statuses_are_the_schema_statuses() -> None:
+    import evaluators.evaluate as ev
+    import studies.schema as schema
+
+    assert (ev.STATUS_OK, ev.STATUS_INFEASIBLE, ev.STATUS_FAILED) == (
+        schema.STATUS_OK, schema.STATUS_INFEASIBLE, schema.STATUS_FAILED)
+
+
+def test_trials_stopped_mid_training_or_never_completed_fail_with_a_reason() -> None:
+    searcher = _searcher()
+    config = searcher.suggest("mid")
+    searcher.on_trial_complete("mid", _result(config, status="training", step=40))
+    searcher.suggest("never")
+    searcher.fail_unfinished("stopped before it finished (time budget or interrupt)")
+    mid, never = searcher.study.get_trials()
+    assert mid.state == never.state == optuna.trial.TrialState.FAIL
+    assert mid.user_attrs["failure_reason"] == "stopped during training after step 40"
+    assert "time budget" in never.user_attrs["failure_reason"]

@@ -101,6 +101,7 @@ def test_arch_show_of_a_file_matches_the_preset(tmp_path: Path,
         ("- a\n- b\n", ".yaml", "must be a mapping"),
         ("extra: 1\n", ".yml", "extra: is not a config field"),
         ("schema_version: 0\n", ".yaml", "schema_version: must be 1"),
+        ("1: 2\nfoo: 3\n", ".yaml", "is not a config field"),
     ],
 )
 def test_arch_validate_rejects_bad_files_with_one_line_and_exit_2(

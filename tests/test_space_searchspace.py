@@ -51,6 +51,7 @@ def test_yaml_fixes_narrows_and_widens(tmp_path: Path) -> None:
         ({"lr": {"low": 0, "high": 1e-3, "log": True}}, "lr: a log range needs low > 0"),
         ({"depth": 3}, "depth: is not a search dimension"),
         ({"gate": []}, "gate: a list of choices must not be empty"),
+        ({"kernel_size": {"low": 8, "high": 8}}, "kernel_size: the range holds no odd"),
     ],
 )
 def test_bad_spaces_are_rejected_with_the_field_named(data: dict, fragment: str) -> None:
@@ -66,6 +67,23 @@ def test_missing_and_malformed_space_files(tmp_path: Path) -> None:
     bad.write_text("kernel_size: [7,\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_space(bad)
+
+
+def test_window_dims_are_suggested_only_with_window_attention() -> None:
+    space = space_from_data({"window_size": [8, 16], "heads": [2, 4]})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    seen = set()
+    for _ in range(30):
+        trial = study.ask()
+        arch = space.sample(trial).arch
+        seen.add(arch.window_attn)
+        assert ("window_size" in trial.params) == arch.window_attn
+        study.tell(trial, 0.0)
+    assert seen == {True, False}
+
+
+def test_baselines_train_with_escs_learning_rate() -> None:
+    assert SearchSpace().params_for(get_preset("esc-light"))["lr"] == 5e-4
 
 
 def test_a_baseline_outside_the_space_is_named() -> None:

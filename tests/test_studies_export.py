@@ -60,9 +60,10 @@ def test_round_trip_rebuilds_the_recorded_network(capsys, tiny_db, tmp_path) -> 
     assert config.arch_id == trial.user_attrs["arch_id"]
     assert config == from_dict(trial.user_attrs["arch"])
     # `srnas arch show FILE` reports what the study recorded.
-    code, stdout, _ = run(capsys, "arch", "show", str(out), "--json", "--input",
-                          f"{INPUT_HW[0]}x{INPUT_HW[1]}")
+    # No --input: an export's recorded measurement input is the default.
+    code, stdout, _ = run(capsys, "arch", "show", str(out), "--json")
     shown = json.loads(stdout)
+    assert shown["input_hw"] == list(INPUT_HW)
     assert code == 0 and shown["arch_id"] == config.arch_id
     assert (shown["params"], shown["flops"]) == (trial.user_attrs["params"],
                                                  trial.user_attrs["flops"])
