@@ -148,6 +148,10 @@ def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
     dev = resolve_device(device)
     phases: dict[str, float] = {}
     t = time.perf_counter()
+    # Data problems (missing folder, no images, wrong scale) surface before any measurement.
+    train_images, val_pairs = load_data(data, config.scale) if train_model else ((), [])
+    phases["data"] = time.perf_counter() - t
+    t = time.perf_counter()
     torch.manual_seed(budget.seed)
     model = build_model(config)
     phases["build"] = time.perf_counter() - t
@@ -192,11 +196,11 @@ def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
         return result
 
     t = time.perf_counter()
-    train_images, val_pairs = load_data(data, config.scale)
     with shared():
         sampler = PatchSampler(list(train_images), config.scale, budget.patch_size,
                                budget.batch_size, budget.seed)
-    phases["data"] = time.perf_counter() - t
+    phases["data"] += time.perf_counter() - t
+    t = time.perf_counter()
     try:
         outcome = train(model, sampler.next_batch, budget, dev, val_pairs=val_pairs,
                         scale=config.scale, progress=progress,
@@ -204,7 +208,7 @@ def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
     except TrainingFailed as exc:
         result.status, result.failure_reason = STATUS_FAILED, f"{exc.reason} at step {exc.step}"
         result.steps = exc.step
-        phases["train"] = time.perf_counter() - t - phases["data"]
+        phases["train"] = time.perf_counter() - t
         return result
     phases["train"] = outcome.seconds
     result.steps, result.train_seconds = outcome.steps, outcome.seconds

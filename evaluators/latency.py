@@ -198,6 +198,19 @@ def _summary(times: list[float]) -> tuple[float, float, float, float, float]:
     return median, q3 - q1, cv, mean, min(times)
 
 
+def measurement_setup(model: nn.Module, input_hw: tuple[int, int] | None,
+                      device: torch.device, dtype: torch.dtype
+                      ) -> tuple[nn.Module, torch.Tensor, tuple[int, int]]:
+    """The model on the device, the fixed input and its size (default: the device's default
+    input for the model's ``.scale``): shared by the latency and memory measurements."""
+    if input_hw is None:
+        scale = getattr(model, "scale", None)
+        if not isinstance(scale, int):
+            raise ValueError("input_hw is required for a model without an integer .scale")
+        input_hw = default_latency_input_hw(device, scale)
+    return place_model(model, device, dtype), fixed_input(input_hw, device, dtype), input_hw
+
+
 def measure_latency(
     model: nn.Module,
     input_hw: tuple[int, int] | None = None,
@@ -221,13 +234,7 @@ def measure_latency(
     device = canonical_device(device)
     if warmup < 0 or runs < 2:
         raise ValueError(f"need warmup >= 0 and runs >= 2, got warmup={warmup}, runs={runs}")
-    if input_hw is None:
-        scale = getattr(model, "scale", None)
-        if not isinstance(scale, int):
-            raise ValueError("input_hw is required for a model without an integer .scale")
-        input_hw = default_latency_input_hw(device, scale)
-    placed = place_model(model, device, dtype)
-    x = fixed_input(input_hw, device, dtype)
+    placed, x, input_hw = measurement_setup(model, input_hw, device, dtype)
     timer = _time_cuda if device.type == "cuda" else _time_cpu
     guard = device_lock(device, lock_timeout_s) if lock else nullcontext()
     cudnn_benchmark = torch.backends.cudnn.benchmark

@@ -36,7 +36,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from evaluators.device import canonical_device, device_name
-from evaluators.latency import default_latency_input_hw, eval_mode, fixed_input, place_model
+from evaluators.latency import eval_mode, measurement_setup
 
 METHOD_CPU = "cpu-live-tensors"
 METHOD_CUDA = "cuda-max-allocated"
@@ -175,13 +175,7 @@ def measure_memory(
     :func:`evaluators.lock.device_lock` around both.
     """
     device = canonical_device(device)
-    if input_hw is None:
-        scale = getattr(model, "scale", None)
-        if not isinstance(scale, int):
-            raise ValueError("input_hw is required for a model without an integer .scale")
-        input_hw = default_latency_input_hw(device, scale)
-    placed = place_model(model, device, dtype)
-    x = fixed_input(input_hw, device, dtype)
+    placed, x, input_hw = measurement_setup(model, input_hw, device, dtype)
     with eval_mode(placed):
         if device.type == "cuda":
             peak, baseline = _measure_cuda(placed, x, device)

@@ -13,13 +13,20 @@ from collections.abc import Sequence
 from space.errors import SrnasError
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes are one line (and exit 2), like every other srnas error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     import evaluators.cli
     import search.cli_search
     import space.cli
     import studies.cli
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="srnas",
         description="Hardware-aware search of lightweight super-resolution networks.",
     )
@@ -33,7 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # usage errors (exit 2, one line) and --help (exit 0)
+        return exc.code if isinstance(exc.code, int) else 0
     try:
         code = args.func(args)
     except SrnasError as exc:

@@ -1,0 +1,153 @@
+"""``evaluate`` and ``srnas evaluate``: figures, conditions, determinism, failures, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from evaluators.evaluate import evaluate
+from evaluators.train import TrainBudget, TrainingFailed, lr_at, train
+from search.cli import main
+from space import build_model, count_params, get_preset
+
+TINY_BUDGET = TrainBudget(steps=4, batch_size=2, patch_size=32)
+
+
+@pytest.fixture(scope="module")
+def tiny_result() -> dict:
+    return evaluate(get_preset("tiny", 2), TINY_BUDGET, input_hw=(16, 16)).to_dict()
+
+
+def test_result_holds_every_figure_and_its_conditions(tiny_result: dict) -> None:
+    r = tiny_result
+    assert r["status"] == "ok" and r["steps"] == 4
+    assert r["params"] == count_params(build_model(get_preset("tiny", 2)))
+    assert r["flops"] > 0 and r["input_hw"] == [16, 16]
+    assert r["latency_ms"] > 0 and r["latency_iqr_ms"] >= 0
+    assert r["memory_bytes"] > r["params"] * 4  # weights are resident, plus activations
+    assert r["device"].startswith("cpu: ") and r["dtype"] == "float32" and r["threads"] >= 1
+    assert r["versions"]["torch"] == torch.__version__
+    assert 10 < r["psnr"] < 50 and 0 < r["ssim"] <= 1
+    assert set(r["phase_seconds"]) == {"data", "build", "complexity", "latency", "memory",
+                                       "train", "validate"}
+    json.dumps(r)  # what the search stores must serialise
+
+
+def test_training_is_seeded_and_deterministic_on_cpu(tiny_result: dict) -> None:
+    again = evaluate(get_preset("tiny", 2), TINY_BUDGET, input_hw=(16, 16)).to_dict()
+    assert again["psnr"] == tiny_result["psnr"] and again["ssim"] == tiny_result["ssim"]
+    other = evaluate(get_preset("tiny", 2), TrainBudget(steps=4, batch_size=2, patch_size=32,
+                                                        seed=1), input_hw=(16, 16)).to_dict()
+    assert other["psnr"] != tiny_result["psnr"]
+    assert again["memory_bytes"] == tiny_result["memory_bytes"]  # reproducible to the byte
+
+
+def test_non_finite_loss_is_a_typed_failure_with_reason_and_step() -> None:
+    model = build_model(get_preset("tiny", 2))
+    batch = (torch.full((2, 3, 8, 8), float("nan")), torch.zeros(2, 3, 16, 16))
+    with pytest.raises(TrainingFailed) as info:
+        train(model, lambda: batch, TrainBudget(steps=3), torch.device("cpu"))
+    assert info.value.step == 0 and "non-finite loss" in info.value.reason
+
+
+def test_budget_breach_stops_before_training() -> None:
+    r = evaluate(get_preset("tiny", 2), TINY_BUDGET, input_hw=(16, 16),
+                 budgets={"params": 10})
+    assert r.status == "infeasible_untrained" and r.steps == 0 and r.psnr is None
+    assert "params" in (r.infeasible_reason or "")
+
+
+def test_warmup_and_cosine_schedule() -> None:
+    b = TrainBudget(steps=100, lr=1e-3, warmup_steps=10)
+    assert lr_at(0, b) == pytest.approx(1e-4)
+    assert lr_at(10, b) == pytest.approx(1e-3)
+    assert lr_at(55, b) == pytest.approx(5e-4)
+    assert lr_at(100, b) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_progress_callback_reports_mid_training_validation() -> None:
+    seen: list[tuple[int, float | None]] = []
+    evaluate(get_preset("tiny", 2), TrainBudget(steps=4, batch_size=2, patch_size=32,
+                                                val_every=2), input_hw=(16, 16),
+             progress=lambda step, loss, psnr: seen.append((step, psnr)))
+    assert [s for s, _ in seen] == [1, 2, 3, 4]
+    assert seen[1][1] is not None and seen[0][1] is None  # validated at step 2 only
+
+
+def test_cli_json_has_the_documented_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", "tiny", "--scale", "2", "--steps", "2", "--batch", "2", "--patch",
+                 "32", "--input", "16x16", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("psnr", "ssim", "latency_ms", "memory_mb", "params", "flops", "device",
+                "steps"):
+        assert key in out
+
+
+def test_cli_bicubic_reproduces_the_paper_table(benchmark_root: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    for scale, expected in ((2, 33.66), (3, 30.39), (4, 28.42)):
+        assert main(["evaluate", "--bicubic", "--val", str(benchmark_root / "Set5"),
+                     "--scale", str(scale), "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["psnr"] == pytest.approx(expected, abs=0.02)
+
+
+def _folder_with(tmp_path: Path, name: str, size: int) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(
+        folder / "a.png")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["tiny", "--steps", "0"], "--steps must be a positive integer"),
+        (["tiny", "--steps", "-3"], "--steps must be a positive integer"),
+        (["tiny", "--device", "tpu"], "device: must be 'cpu', 'cuda' or 'cuda:N'"),
+        (["tiny", "--train", "/nonexistent/x"], "--train: must be an existing folder"),
+        (["tiny", "--val", "/nonexistent/y"], "--val: must be an existing folder"),
+        (["--bicubic", "--scale", "4"], "--val: is required with --bicubic"),
+        (["tiny", "--patch", "30", "--scale", "4"], "--patch: must be a multiple of the scale"),
+        (["huge-net"], "SPEC: must be a preset"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                          fragment: str) -> None:
+    assert main(["evaluate", *argv]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
+def test_cli_cuda_where_there_is_none(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", "tiny", "--device", "cuda"]) == 2
+    assert "no CUDA device is available" in capsys.readouterr().err
+
+
+def test_cli_empty_folder_and_wrong_scale(tmp_path: Path, benchmark_root: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["evaluate", "tiny", "--train", str(empty)]) == 2
+    assert "holds no images" in capsys.readouterr().err
+    # Set5 ships LR files for x2/x3/x4 only; a benchmark folder without X4 is refused.
+    partial = tmp_path / "bench"
+    (partial / "HR").mkdir(parents=True)
+    (partial / "LR_bicubic" / "X2").mkdir(parents=True)
+    for name in ("baby",):
+        (partial / "HR" / f"{name}.png").write_bytes(
+            (benchmark_root / "Set5" / "HR" / f"{name}.png").read_bytes())
+    assert main(["evaluate", "--bicubic", "--val", str(partial), "--scale", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "no X4 folder" in err and "[2]" in err
+    small = _folder_with(tmp_path, "small", 16)
+    assert main(["evaluate", "tiny", "--train", str(small), "--patch", "48"]) == 2
+    assert "no image is at least 48x48" in capsys.readouterr().err
