@@ -133,7 +133,7 @@ def _png(path: Path, others: pd.DataFrame, candidates: pd.DataFrame, front: pd.D
     ax.set_ylabel("PSNR (dB)")
     ax.set_title(title, fontsize=9, wrap=True)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", bbox_inches="tight")
     write_atomic(path, buffer.getvalue())
