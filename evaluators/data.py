@@ -112,10 +112,6 @@ def load_folder(folder: str | Path) -> list[NamedImage]:
     return [(p.stem, load_image(p)) for p in list_images(folder)]
 
 
-# Kept for evaluators/evaluate.py, which imported the private name before it was public.
-_load_folder = load_folder
-
-
 # -- offline default -------------------------------------------------------------------------
 
 # Natural photographs bundled in scikit-image's wheel (skimage/data/, no pooch fetch needed).
@@ -163,6 +159,16 @@ def _crop_to_multiple(hr: np.ndarray, scale: int) -> np.ndarray:
     return hr[:h, :w]
 
 
+def _check_scoreable(pairs: ValSet, scale: int, where: str | Path) -> ValSet:
+    """Every validation image must hold SSIM's 11x11 window after ``scale`` pixels are shaved."""
+    smallest = 2 * scale + 11
+    for pair in pairs:
+        if min(pair.hr.shape[:2]) < smallest:
+            raise DataError(f"{where}: {pair.name}", f"validation images need at least "
+                            f"{smallest}x{smallest} pixels at x{scale}", pair.hr.shape[:2])
+    return pairs
+
+
 def hr_only_set(images: Sequence[NamedImage], scale: int) -> ValSet:
     """Pairs for in-memory HR images: LR made with :func:`make_lr`, HR cropped to match."""
     s = check_scale(scale)
@@ -173,7 +179,7 @@ def hr_only_set(images: Sequence[NamedImage], scale: int) -> ValSet:
         except DataError as err:
             raise DataError(name, err.rule, err.value) from err
         pairs.append(ValPair(name, lr, np.ascontiguousarray(_crop_to_multiple(hr, s))))
-    return pairs
+    return _check_scoreable(pairs, s, "validation set")
 
 
 def _lr_file(lr_dir: Path, stem: str, scale: int, hr_suffix: str) -> Path:
@@ -223,7 +229,7 @@ def benchmark_set(root: str | Path, scale: int) -> ValSet:
                 lr_path, f"LR size must be the HR size // {s} = {expected}", lr.shape[:2]
             )
         pairs.append(ValPair(hr_path.stem, lr, np.ascontiguousarray(hr)))
-    return pairs
+    return _check_scoreable(pairs, s, root)
 
 
 # -- training patches ------------------------------------------------------------------------

@@ -35,8 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "default: a local instance")
     p.add_argument("--sampler", default="tpe", help="tpe (default), nsga2, gp or random")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=100, help="brief-training steps per trial "
-                   "(default 100)")
+    p.add_argument("--steps", type=int, default=200, help="brief-training steps per trial "
+                   "(default 200)")
+    p.add_argument("--train-seconds", type=float, default=120.0,
+                   help="stop a trial's training after this many seconds even if --steps are "
+                   "not done (default 120; the steps done are recorded)")
     p.add_argument("--val-every", type=int,
                    help="validate every N steps and report PSNR to Tune (default: once, half "
                    "way; 0: only at the end)")
@@ -81,7 +84,7 @@ def settings_from_args(args: argparse.Namespace):
         objectives=tuple(o.strip() for o in args.objectives.split(",") if o.strip()),
         budgets=budgets, baselines=tuple(args.baseline), dry_run=args.dry_run,
         verbose=args.verbose, input_hw=parse_hw(args.input) if args.input else None,
-        val_every=args.val_every)
+        val_every=args.val_every, train_seconds=args.train_seconds)
 
 
 def _run(args: argparse.Namespace) -> int:

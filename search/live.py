@@ -12,8 +12,7 @@ from ray.tune import Callback
 from studies.schema import STATUS_FAILED, STATUS_INFEASIBLE
 
 
-def study_summary(study: optuna.Study, started_numbers: set[int] | None = None
-                  ) -> dict[str, Any]:
+def study_summary(study: optuna.Study) -> dict[str, Any]:
     """Counts by state, front size and best feasible PSNR, read from the study itself."""
     trials = study.get_trials(deepcopy=False)
     done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]

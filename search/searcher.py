@@ -53,9 +53,6 @@ class SrnasSearcher(OptunaSearch):
         assert self._ot_study is not None
         return self._ot_study
 
-    def optuna_trial(self, trial_id: str) -> optuna.Trial:
-        return self._ot_trials[trial_id]
-
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:

@@ -6,7 +6,6 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from space.errors import ConfigError
 from space.searchspace import SearchSpace
@@ -34,7 +33,10 @@ class SearchSettings:
     address: str | None = None
     sampler: str = "tpe"
     seed: int | None = 0
-    steps: int = 100
+    steps: int = 200
+    # Caps a trial's training (whichever of steps / seconds comes first; the steps done are
+    # recorded): a laptop search stays bounded when the sampler proposes a heavy network.
+    train_seconds: float | None = 120.0
     train: str | None = None
     val: str | None = None
     scale: int = 4
@@ -69,11 +71,6 @@ class SearchSettings:
     def tune_modes(self) -> list[str]:
         return ["max" if d == "maximize" else "min" for d in self.directions]
 
-    def describe(self) -> dict[str, Any]:
-        return {"trials": self.trials, "steps": self.steps, "scale": self.scale,
-                "sampler": self.sampler, "objectives": list(self.objectives),
-                "budgets": self.budgets}
-
 
 def _validate(s: SearchSettings) -> None:
     if s.sampler not in SAMPLERS:
@@ -95,6 +92,9 @@ def _validate(s: SearchSettings) -> None:
         raise ConfigError("--trials", "must be >= 0", s.trials)
     if s.steps < 1:
         raise ConfigError("--steps", "must be a positive integer", s.steps)
+    if s.train_seconds is not None and not s.train_seconds > 0:
+        raise ConfigError("--train-seconds", "must be a positive number of seconds",
+                          s.train_seconds)
     if s.scale not in (2, 3, 4):
         raise ConfigError("--scale", "must be 2, 3 or 4", s.scale)
     if s.time_budget_s is not None and s.time_budget_s <= 0:

@@ -48,7 +48,8 @@ def make_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], None]
         try:
             arch = from_dict(config["arch"])
             train = config.get("train", {})
-            budget = TrainBudget(steps=settings.steps, lr=float(train.get("lr", 5e-4)),
+            budget = TrainBudget(steps=settings.steps, seconds=settings.train_seconds,
+                                 lr=float(train.get("lr", 5e-4)),
                                  batch_size=int(train.get("batch_size", 8)),
                                  patch_size=int(train.get("patch_size", 48)),
                                  val_every=settings.effective_val_every, seed=settings.seed or 0)

@@ -160,10 +160,6 @@ def _validate(c: ArchConfig) -> None:
             raise ConfigError("heads", f"must divide dim={c.dim}", c.heads)
     _in_range("ffn_ratio", c.ffn_ratio, 0.25, 8)
     _in_range("first_ffn_ratio", c.first_ffn_ratio, 0.25, 8)
-    for name in ("ffn_ratio", "first_ffn_ratio"):
-        hidden = c.dim * getattr(c, name)
-        if int(hidden) < 1:
-            raise ConfigError(name, f"dim x {name} must be at least 1", getattr(c, name))
 
 
 def from_dict(data: object, *, source: str = "config") -> ArchConfig:

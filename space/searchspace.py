@@ -111,7 +111,7 @@ def _defaults() -> dict[str, Dim]:
         Dim("first_ffn_ratio", choices=(2.0,)),
         Dim("layer_norm", choices=(False,)),
         # Training hyperparameters of the brief training.
-        Dim("lr", low=2e-4, high=1e-3, log=True),
+        Dim("lr", low=2e-4, high=2e-3, log=True),
         Dim("batch_size", choices=(8,)),
         Dim("patch_size", choices=(48,)),
     ]

@@ -148,6 +148,16 @@ def test_cli_empty_folder_and_wrong_scale(tmp_path: Path, benchmark_root: Path,
     assert main(["evaluate", "--bicubic", "--val", str(partial), "--scale", "4"]) == 2
     err = capsys.readouterr().err
     assert "no X4 folder" in err and "[2]" in err
+    tiny_val = _folder_with(tmp_path, "tinyval", 16)
+    assert main(["evaluate", "--bicubic", "--val", str(tiny_val), "--scale", "4"]) == 2
+    assert "validation images need at least 19x19 pixels" in capsys.readouterr().err
     small = _folder_with(tmp_path, "small", 16)
     assert main(["evaluate", "tiny", "--train", str(small), "--patch", "48"]) == 2
     assert "no image is at least 48x48" in capsys.readouterr().err
+
+
+def test_a_seconds_budget_stops_training_early_and_records_the_steps_done() -> None:
+    r = evaluate(get_preset("tiny", 2), TrainBudget(steps=100_000, seconds=0.5, batch_size=2,
+                                                    patch_size=32), input_hw=(16, 16))
+    assert r.status == "ok" and 1 <= r.steps < 100_000
+    assert r.train_seconds == pytest.approx(0.5, abs=0.5)
