@@ -11,22 +11,10 @@ import pytest
 from search.cli import main
 from space import from_dict
 from studies.front import pareto_front
+from tests.conftest import SMALL_SPACE_YAML
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-# A small corner of the space: every trial trains in a second or two on 2 cores.
-SMALL_SPACE = """\
-dim: [16]
-split_ratio: [0.25, 0.5]
-kernel_size: [5, 7]
-n_blocks: 1
-conv_layers: {low: 1, high: 2}
-window_size: 8
-heads: 2
-dict_size: {low: 1, high: 3}
-batch_size: 4
-patch_size: 32
-"""
 ATTRS = ("arch", "arch_id", "params", "flops", "latency_ms", "latency_iqr_ms", "memory_mb",
          "psnr", "ssim", "device", "steps", "train_seconds", "versions", "status")
 
@@ -42,7 +30,7 @@ def ray_instance() -> Iterator[None]:
 @pytest.fixture
 def space_file(tmp_path: Path) -> Path:
     path = tmp_path / "space.yaml"
-    path.write_text(SMALL_SPACE)
+    path.write_text(SMALL_SPACE_YAML)
     return path
 
 
@@ -97,7 +85,7 @@ def test_too_tight_latency_budget_leaves_no_feasible_trial(
 def test_a_failing_config_is_recorded_as_fail_while_others_complete(
         tmp_path: Path, space_file: Path) -> None:
     # lr 1e9 makes the loss blow up to inf/nan within a few steps: a real training failure.
-    space_file.write_text(SMALL_SPACE + "lr: [0.0005, 1000000000.0]\n")
+    space_file.write_text(SMALL_SPACE_YAML + "lr: [0.0005, 1000000000.0]\n")
     assert _search(tmp_path, space_file, "--trials", "6", "--sampler", "random") == 0
     study = _study(tmp_path)
     failed = study.get_trials(states=[optuna.trial.TrialState.FAIL])

@@ -14,28 +14,17 @@ import optuna
 import pytest
 
 from search.cli import main
+from tests.conftest import SMALL_SPACE_YAML
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 OPTUNA_CLI = Path(sys.executable).with_name("optuna")
-SPACE = """\
-dim: [16]
-split_ratio: [0.25]
-kernel_size: [5, 7]
-n_blocks: 1
-conv_layers: {low: 1, high: 2}
-window_size: 8
-heads: 2
-dict_size: {low: 1, high: 2}
-batch_size: 4
-patch_size: 32
-"""
 
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory) -> Iterator[str]:
     ray = pytest.importorskip("ray")
     folder = tmp_path_factory.mktemp("real")
-    (folder / "space.yaml").write_text(SPACE)
+    (folder / "space.yaml").write_text(SMALL_SPACE_YAML)
     url = f"sqlite:///{folder / 'study.db'}"
     code = main(["search", "--storage", url, "--study", "real", "--space",
                  str(folder / "space.yaml"), "--steps", "2", "--input", "16x16", "--scale", "2",
