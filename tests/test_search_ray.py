@@ -97,6 +97,26 @@ def test_a_failing_config_is_recorded_as_fail_while_others_complete(
     assert all(t.params["lr"] == 0.0005 for t in done)
 
 
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--gpus-per-trial", "1"], "--gpus-per-trial: must not exceed the 0 GPU(s) Ray sees"),
+        (["--cpus-per-trial", "64"], "--cpus-per-trial: must not exceed the largest node's"),
+    ],
+)
+def test_resources_ray_cannot_give_are_refused_before_the_study_is_written(
+        tmp_path: Path, space_file: Path, capsys: pytest.CaptureFixture[str],
+        argv: list[str], fragment: str) -> None:
+    import torch
+
+    if torch.cuda.is_available() and "--gpus-per-trial" in argv:
+        pytest.skip("this machine has a GPU")
+    assert _search(tmp_path, space_file, "--trials", "1", *argv) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1
+    assert not (tmp_path / "study.db").exists()
+
+
 @pytest.mark.postgres
 def test_search_writes_to_postgresql(postgres_url: str, tmp_path: Path,
                                      space_file: Path) -> None:
