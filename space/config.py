@@ -43,7 +43,10 @@ class ArchConfig:
     shared_kernel: bool = True
     n_blocks: int = 3
     conv_layers: int = 5
-    window_attn: bool = True
+    # Window self-attention: one flag for every block, or one flag per block (a list as long
+    # as n_blocks). A list whose flags are all equal is stored as the single flag, so one
+    # network has one arch_id.
+    window_attn: bool | tuple[bool, ...] = True
     window_size: int = 32
     heads: int = 4
     ffn_ratio: float = 1.25
@@ -51,7 +54,21 @@ class ArchConfig:
     layer_norm: bool = False
 
     def __post_init__(self) -> None:
+        if isinstance(self.window_attn, list | tuple) and not isinstance(self.window_attn, str):
+            flags = tuple(self.window_attn)
+            if flags and all(isinstance(f, bool) for f in flags) and len(set(flags)) == 1:
+                flags = flags[0]  # type: ignore[assignment]
+            object.__setattr__(self, "window_attn", flags)
         _validate(self)
+
+    def block_has_window(self, index: int) -> bool:
+        """Whether block ``index`` keeps its window self-attention."""
+        flags = self.window_attn
+        return flags if isinstance(flags, bool) else flags[index]
+
+    @property
+    def any_window(self) -> bool:
+        return any(self.block_has_window(i) for i in range(self.n_blocks))
 
     # -- derived -------------------------------------------------------------------------
     @property
@@ -67,7 +84,10 @@ class ArchConfig:
 
     # -- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {"schema_version": SCHEMA_VERSION, **asdict(self)}
+        data = asdict(self)
+        if isinstance(self.window_attn, tuple):
+            data["window_attn"] = list(self.window_attn)
+        return {"schema_version": SCHEMA_VERSION, **data}
 
     def to_json(self, indent: int | None = 2) -> str:
         separators = (",", ":") if indent is None else None
@@ -92,7 +112,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "shared_kernel": (bool,),
     "n_blocks": (int,),
     "conv_layers": (int,),
-    "window_attn": (bool,),
+    "window_attn": (bool, tuple, list),
     "window_size": (int,),
     "heads": (int,),
     "ffn_ratio": (float, int),
@@ -153,7 +173,12 @@ def _validate(c: ArchConfig) -> None:
             raise ConfigError("gate", f"must be one of {list(GATES)}", c.gate)
     _in_range("n_blocks", c.n_blocks, 1, 32)
     _in_range("conv_layers", c.conv_layers, 1, 16)
-    if c.window_attn:
+    if isinstance(c.window_attn, tuple):
+        flags = c.window_attn
+        if len(flags) != c.n_blocks or not all(isinstance(f, bool) for f in flags):
+            raise ConfigError("window_attn", f"must be true/false or a list of {c.n_blocks} "
+                              "true/false flags, one per block", list(flags))
+    if c.any_window:
         _in_range("window_size", c.window_size, 2, 64)
         _in_range("heads", c.heads, 1, 32)
         if c.dim % c.heads:

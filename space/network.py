@@ -31,14 +31,14 @@ class Block(nn.Module):
     """LN -> ConvFFN; x + WindowAttention(LN(x)); conv_layers x (x + ConvAttnLayer(FFN(LN?(x))));
     conv3x3(LN(x)) + block skip."""
 
-    def __init__(self, cfg: ArchConfig) -> None:
+    def __init__(self, cfg: ArchConfig, window: bool) -> None:
         super().__init__()
         dim = cfg.dim
         self.ln_proj = LayerNorm2d(dim)
         self.proj = ConvFFN(dim, cfg.first_ffn_ratio)
-        self.ln_attn: nn.Module | None = LayerNorm2d(dim) if cfg.window_attn else None
+        self.ln_attn: nn.Module | None = LayerNorm2d(dim) if window else None
         self.attn: WindowAttention | None = (
-            WindowAttention(dim, cfg.window_size, cfg.heads) if cfg.window_attn else None)
+            WindowAttention(dim, cfg.window_size, cfg.heads) if window else None)
         self.lns = nn.ModuleList(
             [LayerNorm2d(dim) if cfg.layer_norm else nn.Identity() for _ in range(cfg.conv_layers)])
         self.ffns = nn.ModuleList([ConvFFN(dim, cfg.ffn_ratio) for _ in range(cfg.conv_layers)])
@@ -74,7 +74,8 @@ class SRNet(nn.Module):
             self.shared_kernel = nn.Parameter(weight)
         self.symmetrize = True  # False once deploy() has baked the D4 average in
         self.head = nn.Conv2d(3, cfg.dim, 3, padding=1)
-        self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_blocks)])
+        self.blocks = nn.ModuleList([Block(cfg, cfg.block_has_window(i))
+                                     for i in range(cfg.n_blocks)])
         self.last = nn.Conv2d(cfg.dim, cfg.dim, 3, padding=1)
         self.to_img = nn.Conv2d(cfg.dim, 3 * cfg.scale**2, 3, padding=1)
 

@@ -153,7 +153,8 @@ class SearchSpace:
         if name in MILK_ONLY:
             return values.get("block_type") == "milk"
         if name in WINDOW_ONLY:
-            return values.get("window_attn", True) is True
+            flags = values.get("window_attn", True)
+            return flags is True or (isinstance(flags, list | tuple) and True in flags)
         return True
 
     def _to_sample(self, values: dict[str, Any], scale: int) -> Sample:
@@ -261,7 +262,9 @@ def _validate_space(space: SearchSpace) -> None:
             raise ConfigError(name, "must be a list of choices or an integer range",
                               d.to_data())
         for value in d.values() if d.choices is not None or d.integer else ():
-            if name == "block_type":
+            if name == "window_attn" and isinstance(value, list | tuple):
+                probe = {**milk, name: value, "n_blocks": len(value)}
+            elif name == "block_type":
                 probe = {**milk, "block_type": value}
                 if value == "convattn":
                     probe.update(dict_size=None, gate=None, shared_kernel=True)
@@ -281,7 +284,17 @@ def _validate_space(space: SearchSpace) -> None:
         if not math.isclose(pdim, round(pdim)) or round(pdim) < 2:
             raise ConfigError("split_ratio", f"dim {dim} x split_ratio {ratio} must give an "
                               "integer number of attended channels >= 2", list(ratios))
-    if True in space.dims["window_attn"].values():
+    windows = space.dims["window_attn"].values()
+    for flags in windows:
+        if isinstance(flags, list | tuple) and len(windows) > 1:
+            raise ConfigError("window_attn", "a per-block list can only be fixed (write it as "
+                              "window_attn: [[true, false, ...]]); Optuna choices are scalars",
+                              space.dims["window_attn"].to_data())
+        if isinstance(flags, list | tuple) and any(n != len(flags) for n in
+                                                   space.dims["n_blocks"].values()):
+            raise ConfigError("window_attn", "a per-block list needs n_blocks fixed to its "
+                              "length", list(flags))
+    if any(f is True or (isinstance(f, list | tuple) and True in f) for f in windows):
         for dim, h in itertools.product(dims, heads):
             if dim % h:
                 raise ConfigError("heads", f"must divide every dim choice (dim {dim})", h)

@@ -39,7 +39,11 @@ def arch_summary(arch: Any) -> str:
     parts += [f"dim {arch.get('dim')}", f"k {arch.get('kernel_size')}",
               f"{arch.get('n_blocks')}x{arch.get('conv_layers')} blocks",
               f"split {arch.get('split_ratio')}"]
-    parts.append(f"window {arch.get('window_size')}" if arch.get("window_attn") else "no window")
+    flags = arch.get("window_attn")
+    if isinstance(flags, list):
+        parts.append(f"window {arch.get('window_size')} in {sum(flags)}/{len(flags)} blocks")
+    else:
+        parts.append(f"window {arch.get('window_size')}" if flags else "no window")
     return ", ".join(parts)
 
 

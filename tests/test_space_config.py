@@ -129,3 +129,18 @@ def test_arch_validate_accepts_a_valid_file(tmp_path: Path,
     assert main(["arch", "validate", str(path)]) == 0
     out = capsys.readouterr().out
     assert "valid" in out and get_preset("esc").arch_id in out
+
+
+def test_window_attention_per_block() -> None:
+    config = get_preset("esc-light").replace(window_attn=[True, False, True])
+    assert config.window_attn == (True, False, True)
+    assert from_yaml(config.to_yaml()) == config and from_json(config.to_json()) == config
+    assert config.to_dict()["window_attn"] == [True, False, True]
+    # All-equal flags are the single flag: one network, one arch_id.
+    assert get_preset("esc-light").replace(window_attn=[True] * 3) == get_preset("esc-light")
+    with pytest.raises(ConfigError, match="window_attn: must be true/false or a list of 3"):
+        get_preset("esc-light").replace(window_attn=[True, False])
+    from space import build_model
+
+    model = build_model(config)
+    assert [b.attn is not None for b in model.blocks] == [True, False, True]

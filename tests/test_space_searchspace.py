@@ -90,3 +90,14 @@ def test_a_baseline_outside_the_space_is_named() -> None:
     space = space_from_data({"n_blocks": {"low": 1, "high": 2}})
     with pytest.raises(ConfigError, match="n_blocks: value is outside the search space"):
         space.params_for(get_preset("esc-light"))
+
+
+def test_a_fixed_per_block_window_list_needs_a_fixed_block_count() -> None:
+    space = space_from_data({"window_attn": [[True, False]], "n_blocks": 2})
+    study = optuna.create_study()
+    arch = space.sample(study.ask()).arch
+    assert arch.window_attn == (True, False) and arch.n_blocks == 2
+    with pytest.raises(ConfigError, match="needs n_blocks fixed to its length"):
+        space_from_data({"window_attn": [[True, False]]})
+    with pytest.raises(ConfigError, match="can only be fixed"):
+        space_from_data({"window_attn": [[True, False], True], "n_blocks": 2})
