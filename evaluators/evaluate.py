@@ -80,7 +80,9 @@ class EvalResult:
 Measured = Callable[[dict[str, Any]], None]
 
 
-def _versions() -> dict[str, str]:
+@functools.cache
+def _library_versions() -> dict[str, str]:
+    """Versions that cannot change within a process: looked up once, not per trial."""
     import numpy
 
     out = {"python": platform.python_version(), "torch": torch.__version__,
@@ -175,14 +177,17 @@ def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
         mem = measure_memory(model, hw, dev)
         phases["memory"] = time.perf_counter() - t
 
+    # Only versions here: device, dtype and threads are fields of their own.
     env = environment(dev)
+    versions = {**_library_versions(),
+                **{k: str(env[k]) for k in ("cuda", "cudnn", "capability") if k in env}}
     result = EvalResult(
         arch=config.to_dict(), arch_id=config.arch_id, params=params, flops=flops,
         input_hw=list(hw), latency_ms=lat.median_ms, latency_iqr_ms=lat.iqr_ms,
         latency_cv=lat.cv, memory_mb=mem.peak_mb, memory_bytes=mem.peak_bytes,
         memory_method=mem.method, device=device_name(dev), dtype=lat.dtype,
         threads=lat.threads, latency_foreign_cpu=lat.foreign_cpu,
-        versions={**_versions(), **{k: str(v) for k, v in env.items() if k != "device"}},
+        versions=versions,
         phase_seconds=phases,
     )
     breach = _budget_breach({"latency_ms": lat.median_ms, "memory_mb": mem.peak_mb,

@@ -48,11 +48,10 @@ def make_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], None]
         try:
             arch = from_dict(config["arch"])
             train = config.get("train", {})
+            # The sampled training dims (lr, batch_size, patch_size) are TrainBudget's fields.
             budget = TrainBudget(steps=settings.steps, seconds=settings.train_seconds,
-                                 lr=float(train.get("lr", 5e-4)),
-                                 batch_size=int(train.get("batch_size", 8)),
-                                 patch_size=int(train.get("patch_size", 48)),
-                                 val_every=settings.effective_val_every, seed=settings.seed or 0)
+                                 val_every=settings.effective_val_every, seed=settings.seed or 0,
+                                 **train)
             device = "cuda" if torch.cuda.is_available() and (settings.gpus_per_trial or 0) > 0 \
                 else "cpu"
             result = evaluate(arch, budget, DataSpec(settings.train, settings.val), device,

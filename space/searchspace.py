@@ -160,6 +160,9 @@ class SearchSpace:
     def _to_sample(self, values: dict[str, Any], scale: int) -> Sample:
         arch = {k: v for k, v in values.items() if k not in TRAIN_DIMS}
         train = {k: values[k] for k in TRAIN_DIMS if k in values}
+        for k in ("batch_size", "patch_size"):  # YAML may say 48.0; validation made it whole
+            if k in train:
+                train[k] = int(train[k])
         return Sample(from_dict({**arch, "scale": scale}), train)
 
     def params_for(self, config: ArchConfig, train: dict[str, Any] | None = None
