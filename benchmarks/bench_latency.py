@@ -15,8 +15,8 @@ import argparse
 import statistics
 import time
 
-from evaluators.device import environment, resolve_device
-from evaluators.latency import (
+from srnas.evaluators.device import environment, resolve_device
+from srnas.evaluators.latency import (
     DEFAULT_RUNS,
     DEFAULT_WARMUP,
     MIN_TIMED_S,
@@ -24,9 +24,9 @@ from evaluators.latency import (
     default_latency_input_hw,
     measure_latency,
 )
-from evaluators.memory import measure_memory
-from space.network import build_model, count_params
-from space.presets import get_preset
+from srnas.evaluators.memory import measure_memory
+from srnas.space.network import build_model, count_params
+from srnas.space.presets import get_preset
 
 
 def main() -> None:

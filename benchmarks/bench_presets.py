@@ -11,8 +11,8 @@ import time
 
 import torch
 
-from space import PRESET_NAMES, build_model, count_params, get_preset
-from space.cli import parse_hw
+from srnas.space import PRESET_NAMES, build_model, count_params, get_preset
+from srnas.space.parsing import parse_hw
 
 
 def main() -> None:

@@ -28,9 +28,9 @@ TINY_SPACE = {
 
 
 def run_srnas(trials: int, steps: int, concurrency: int, db: Path) -> tuple[float, float]:
-    from search.run import run_search
-    from search.settings import SearchSettings
-    from space.searchspace import space_from_data
+    from srnas.search.run import run_search
+    from srnas.search.settings import SearchSettings
+    from srnas.space.searchspace import space_from_data
 
     settings = SearchSettings(study="bench", storage=f"sqlite:///{db}",
                               space=space_from_data(TINY_SPACE), trials=trials, steps=steps,
@@ -53,9 +53,9 @@ def run_minimal(trials: int, steps: int, concurrency: int) -> tuple[float, float
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
-    from evaluators.evaluate import evaluate
-    from evaluators.train import TrainBudget
-    from space import get_preset
+    from srnas.evaluators.evaluate import evaluate
+    from srnas.evaluators.train import TrainBudget
+    from srnas.space import get_preset
 
     def trainable(config: dict) -> None:
         r = evaluate(get_preset("tiny", 4), TrainBudget(steps=steps, lr=config["lr"]))
@@ -82,8 +82,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args()
-    from search.run import start_ray
-    from search.settings import SearchSettings
+    from srnas.search.run import start_ray
+    from srnas.search.settings import SearchSettings
 
     start_ray(SearchSettings())  # the CLI's own Ray start (quiet logs, OMP passive)
     with tempfile.TemporaryDirectory() as tmp:

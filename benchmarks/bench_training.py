@@ -10,9 +10,9 @@ import time
 
 import torch
 
-from evaluators.data import PatchSampler, default_images
-from evaluators.train import TrainBudget, train
-from space import build_model, get_preset
+from srnas.evaluators.data import PatchSampler, default_images
+from srnas.evaluators.train import TrainBudget, train
+from srnas.space import build_model, get_preset
 
 
 def main() -> None:

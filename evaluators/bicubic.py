@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from evaluators.data import ValSet
-from evaluators.metrics import psnr_y, ssim_y
-from evaluators.resize import upscale
+from srnas.evaluators.data import ValSet
+from srnas.evaluators.metrics import psnr_y, ssim_y
+from srnas.evaluators.resize import upscale
 
 
 def bicubic_baseline(pairs: ValSet, scale: int) -> dict[str, float | int]:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from space.errors import ConfigError
+from srnas.space.errors import ConfigError
 
 
 def _positive_int(field: str) -> Callable[[str], int]:
@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val", metavar="DIR", help="benchmark folder (HR + LR_bicubic/X<s>) or "
                    "HR-only folder (default: held-out bundled photographs)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--input", metavar="HxW", help="latency/memory/FLOPs input size")
+    p.add_argument("--input", dest="input_hw", metavar="HxW",
+                   help="latency/memory/FLOPs input size")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bicubic", action="store_true", help="score bicubic up-scaling on --val")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -53,9 +54,9 @@ def _run(args: argparse.Namespace) -> int:
         return _bicubic(args)
     if args.spec is None:
         raise ConfigError("SPEC", "is required unless --bicubic is given", None)
-    from evaluators.evaluate import DataSpec, evaluate
-    from evaluators.train import TrainBudget
-    from space.cli import parse_hw, resolve_spec
+    from srnas.evaluators.evaluate import DataSpec, evaluate
+    from srnas.evaluators.train import TrainBudget
+    from srnas.space.parsing import parse_hw, resolve_spec
 
     config = resolve_spec(args.spec, args.scale)
     if args.patch % config.scale:
@@ -66,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
     bar = _progress_bar(args.steps, quiet=args.json)
     try:
         result = evaluate(config, budget, DataSpec(args.train, args.val), args.device,
-                          input_hw=parse_hw(args.input) if args.input else None,
+                          input_hw=parse_hw(args.input_hw) if args.input_hw else None,
                           progress=bar.update if bar else None)
     finally:
         if bar is not None:
@@ -123,8 +124,8 @@ def _bicubic(args: argparse.Namespace) -> int:
         raise ConfigError("--scale", "is required with --bicubic", None)
     from pathlib import Path
 
-    from evaluators.bicubic import bicubic_baseline
-    from evaluators.data import benchmark_set
+    from srnas.evaluators.bicubic import bicubic_baseline
+    from srnas.evaluators.data import benchmark_set
 
     if not Path(args.val).is_dir():
         raise ConfigError("--val", "must be an existing folder", args.val)

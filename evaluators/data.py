@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from evaluators.errors import DataError
-from evaluators.resize import check_scale, make_lr
+from srnas.evaluators.resize import check_scale, make_lr
+from srnas.space.errors import DataError
 
 __all__ = [
     "DEFAULT_TRAIN",

@@ -13,19 +13,9 @@ from pathlib import Path
 
 import torch
 
-from space.errors import SrnasError
+from srnas.space.errors import DeviceError
 
 _DEVICE_RE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
-
-
-class DeviceError(SrnasError):
-    """A device name that breaks a rule; one line naming the field, the rule and the value."""
-
-    def __init__(self, rule: str, value: object, field: str = "device") -> None:
-        self.field = field
-        self.rule = rule
-        self.value = value
-        super().__init__(f"{field}: {rule} (got {value!r})")
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -38,15 +28,16 @@ def resolve_device(name: str | torch.device) -> torch.device:
     text = str(name).strip().lower()
     match = _DEVICE_RE.match(text)
     if match is None or (match.group(1) == "cpu" and match.group(2) is not None):
-        raise DeviceError("must be 'cpu', 'cuda' or 'cuda:N'", str(name))
+        raise DeviceError("device", "must be 'cpu', 'cuda' or 'cuda:N'", str(name))
     if match.group(1) == "cpu":
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise DeviceError("CUDA was asked for but no CUDA device is available", str(name))
+        raise DeviceError("device", "CUDA was asked for but no CUDA device is available", str(name))
     index = int(match.group(2)) if match.group(2) is not None else torch.cuda.current_device()
     count = torch.cuda.device_count()
     if index >= count:
-        raise DeviceError(f"CUDA index must be below the {count} visible device(s)", str(name))
+        raise DeviceError("device", f"CUDA index must be below the {count} visible device(s)",
+                          str(name))
     return torch.device("cuda", index)
 
 
@@ -91,7 +82,15 @@ def environment(device: torch.device, dtype: torch.dtype = torch.float32) -> dic
         props = torch.cuda.get_device_properties(device)
         env["capability"] = f"{props.major}.{props.minor}"
         env["total_memory_mb"] = round(props.total_memory / 2**20)
+        env["tf32"] = tf32_flags()
     return env
+
+
+def tf32_flags() -> dict[str, bool]:
+    """Whether fp32 matmuls and convolutions may run as TF32 on CUDA: a latency figure with
+    TF32 on does not compare with one without (cuDNN allows it for convolutions by default)."""
+    return {"matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+            "cudnn": bool(torch.backends.cudnn.allow_tf32)}
 
 
 # ---- host conditions behind CPU timings --------------------------------------------------------

@@ -3,6 +3,7 @@ train briefly, validate; every figure comes back with the conditions it was meas
 
 from __future__ import annotations
 
+import copy
 import functools
 import platform
 import time
@@ -13,7 +14,7 @@ from typing import Any
 
 import torch
 
-from evaluators.data import (
+from srnas.evaluators.data import (
     PatchSampler,
     ValSet,
     benchmark_set,
@@ -21,17 +22,17 @@ from evaluators.data import (
     hr_only_set,
     load_folder,
 )
-from evaluators.device import device_name, environment, resolve_device
-from evaluators.flops import measure_complexity
-from evaluators.latency import default_latency_input_hw, measure_latency
-from evaluators.lock import device_lock
-from evaluators.memory import measure_memory
-from evaluators.train import TrainBudget, TrainingFailed, train, validate
-from space.config import ArchConfig
-from space.errors import ConfigError
-from space.network import build_model
+from srnas.evaluators.device import device_name, environment, resolve_device
+from srnas.evaluators.flops import measure_complexity
+from srnas.evaluators.latency import default_latency_input_hw, measure_latency
+from srnas.evaluators.lock import device_lock
+from srnas.evaluators.memory import measure_memory
+from srnas.evaluators.train import TrainBudget, train, validate
+from srnas.space.config import ArchConfig
+from srnas.space.contract import STATUS_FAILED, STATUS_INFEASIBLE, STATUS_OK
+from srnas.space.errors import ConfigError, TrainingError
+from srnas.space.network import build_model
 
-STATUS_OK, STATUS_INFEASIBLE, STATUS_FAILED = "ok", "infeasible_untrained", "failed"
 # The built-in validation photographs are 512x512 and larger; a centre crop keeps a CPU trial's
 # validation to a fraction of a second while still covering textured content.
 DEFAULT_VAL_CROP = 192
@@ -62,6 +63,7 @@ class EvalResult:
     dtype: str
     threads: int
     versions: dict[str, str]
+    tf32: dict[str, bool] | None = None  # CUDA only: TF32 allowed for matmul / cuDNN convs
     latency_foreign_cpu: float | None = None  # CPU seconds other processes used while timing
     psnr: float | None = None
     ssim: float | None = None
@@ -162,20 +164,24 @@ def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
     # Every compute phase holds the device's shared lock, the timing phase the exclusive one:
     # no trial's latency is measured while another trial computes on the same device.
     shared = functools.partial(device_lock, dev, shared=True)
+    # Figures describe the network as deployed: the D4 average of the shared kernel baked in,
+    # as a shipped network runs it (training keeps the averaging in every pass).
+    deployed = copy.deepcopy(model).deploy()
     t = time.perf_counter()
     with shared():
-        figures = measure_complexity(model, hw)
+        figures = measure_complexity(deployed, hw)
     params, flops = figures["params"], figures["flops"]
     phases["complexity"] = time.perf_counter() - t
 
     # Exclusive: no other trial on this device computes (they train under the shared lock).
     with device_lock(dev):
         t = time.perf_counter()
-        lat = measure_latency(model, hw, dev, lock=False)
+        lat = measure_latency(deployed, hw, dev, lock=False)
         phases["latency"] = time.perf_counter() - t
         t = time.perf_counter()
-        mem = measure_memory(model, hw, dev)
+        mem = measure_memory(deployed, hw, dev)
         phases["memory"] = time.perf_counter() - t
+    del deployed
 
     # Only versions here: device, dtype and threads are fields of their own.
     env = environment(dev)
@@ -187,7 +193,7 @@ def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
         latency_cv=lat.cv, memory_mb=mem.peak_mb, memory_bytes=mem.peak_bytes,
         memory_method=mem.method, device=device_name(dev), dtype=lat.dtype,
         threads=lat.threads, latency_foreign_cpu=lat.foreign_cpu,
-        versions=versions,
+        versions=versions, tf32=env.get("tf32"),  # type: ignore[arg-type]
         phase_seconds=phases,
     )
     breach = _budget_breach({"latency_ms": lat.median_ms, "memory_mb": mem.peak_mb,
@@ -210,7 +216,7 @@ def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
         outcome = train(model, sampler.next_batch, budget, dev, val_pairs=val_pairs,
                         scale=config.scale, progress=progress,
                         step_guard=shared)
-    except TrainingFailed as exc:
+    except TrainingError as exc:
         result.status, result.failure_reason = STATUS_FAILED, f"{exc.reason} at step {exc.step}"
         result.steps = exc.step
         phases["train"] = time.perf_counter() - t

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from space.complexity import count_flops
-from space.network import SRNet, count_params
+from srnas.space.complexity import count_flops
+from srnas.space.network import SRNet, count_params
 
 
 def measure_complexity(model: SRNet, input_hw: tuple[int, int]) -> dict[str, int]:

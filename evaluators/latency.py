@@ -41,15 +41,15 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from evaluators.device import (
+from srnas.evaluators.device import (
     canonical_device,
     cpu_sample,
     device_name,
     foreign_cpu,
     pin_malloc_thresholds,
 )
-from evaluators.lock import device_lock
-from space.complexity import default_input_hw
+from srnas.evaluators.lock import device_lock
+from srnas.space.complexity import default_input_hw
 
 CPU_OUTPUT_HW = (256, 256)
 

@@ -37,10 +37,12 @@ from pathlib import Path
 
 import torch
 
+from srnas.space.errors import LockTimeout
+
 LOCK_DIR_ENV = "SRNAS_LOCK_DIR"
 
 
-class DeviceLockTimeout(TimeoutError):
+class DeviceLockTimeout(LockTimeout):
     """The device lock was not acquired within ``timeout_s``."""
 
 
@@ -147,9 +149,8 @@ def _timeout(key: str, path: Path, timeout_s: float | None) -> DeviceLockTimeout
     except OSError:
         holder = "unknown"
     return DeviceLockTimeout(
-        f"device lock {key!r}: not acquired within {timeout_s} s "
-        f"(last exclusive holder: {holder}; lock file {path})"
-    )
+        "device_lock", f"{key!r} not acquired within {timeout_s} s (last exclusive holder: "
+        f"{holder}; lock file {path})")
 
 
 def _acquire_files(key: str, shared: bool, deadline: float | None, timeout_s: float | None) -> int:

@@ -35,8 +35,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from evaluators.device import canonical_device, device_name
-from evaluators.latency import eval_mode, measurement_setup
+from srnas.evaluators.device import canonical_device, device_name
+from srnas.evaluators.latency import eval_mode, measurement_setup
 
 METHOD_CPU = "cpu-live-tensors"
 METHOD_CUDA = "cuda-max-allocated"

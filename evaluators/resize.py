@@ -25,7 +25,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from evaluators.errors import DataError
+from srnas.space.errors import DataError
 
 __all__ = ["check_scale", "imresize", "make_lr", "upscale"]
 

@@ -15,17 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evaluators.metrics import psnr_y, ssim_y, tensor_to_uint8
-from space.errors import ConfigError
-
-
-class TrainingFailed(RuntimeError):
-    """A run that cannot go on (non-finite loss); carries the reason and the step."""
-
-    def __init__(self, reason: str, step: int) -> None:
-        self.reason = reason
-        self.step = step
-        super().__init__(f"training failed at step {step}: {reason}")
+from srnas.evaluators.metrics import psnr_y, ssim_y, tensor_to_uint8
+from srnas.space.errors import ConfigError, TrainingError
 
 
 @dataclass(frozen=True)
@@ -131,7 +122,7 @@ def train(model: nn.Module, next_batch: Callable[[], tuple[torch.Tensor, torch.T
             loss = F.l1_loss(model(lr_img.to(device)), hr_img.to(device))
             value = float(loss.detach())
             if not math.isfinite(value):
-                raise TrainingFailed(f"non-finite loss ({value})", step)
+                raise TrainingError(f"non-finite loss ({value})", step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

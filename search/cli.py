@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from space.errors import SrnasError
+from srnas.space.errors import SrnasError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -21,21 +21,54 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import evaluators.cli
-    import search.cli_search
-    import space.cli
-    import studies.cli
+    import srnas.evaluators.cli
+    import srnas.search.cli_search
+    import srnas.space.cli
+    import srnas.studies.cli
 
     parser = _Parser(
         prog="srnas",
         description="Hardware-aware search of lightweight super-resolution networks.",
     )
+    parser.add_argument("--version", action="version", version=f"srnas {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    space.cli.register(sub)
-    evaluators.cli.register(sub)
-    search.cli_search.register(sub)
-    studies.cli.register(sub)
+    srnas.space.cli.register(sub)
+    srnas.evaluators.cli.register(sub)
+    srnas.search.cli_search.register(sub)
+    srnas.studies.cli.register(sub)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("srnas")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+def _flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
+    """Library argument name -> what the user typed for it, along the chosen sub-commands:
+    ``max_latency_ms`` -> ``--max-latency-ms``, a positional ``study`` -> ``STUDY``."""
+    flags: dict[str, str] = {}
+    current: argparse.ArgumentParser | None = parser
+    while current is not None:
+        chosen = None
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = action.choices.get(getattr(args, action.dest, None) or "")
+            elif action.option_strings:
+                flags[action.dest] = max(action.option_strings, key=len)
+            elif action.dest != argparse.SUPPRESS:
+                flags[action.dest] = str(action.metavar or action.dest.upper())
+        current = chosen
+    return flags
+
+
+def error_line(exc: SrnasError, flags: dict[str, str]) -> str:
+    """The error's one line, naming the flag the user typed where the field is an argument."""
+    return exc.renamed(flags[exc.field]) if exc.field in flags else str(exc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = args.func(args)
     except SrnasError as exc:
-        print(f"srnas {args.command}: error: {exc}", file=sys.stderr)
+        print(f"srnas {args.command}: error: {error_line(exc, _flags(parser, args))}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"srnas {args.command}: interrupted", file=sys.stderr)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from space.errors import ConfigError, SrnasError
-from studies.schema import BUDGET_KEYS, DEFAULT_OBJECTIVES, DEFAULT_STORAGE, STORAGE_ENV
+from srnas.space.contract import BUDGET_KEYS, DEFAULT_OBJECTIVES, DEFAULT_STORAGE, STORAGE_ENV
+from srnas.space.errors import ConfigError, SrnasError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,8 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=int, default=8,
                    help="NEW trials to run in this launch (earlier trials of the study are "
                    "kept and seen by the sampler; default 8)")
-    p.add_argument("--time-budget", type=float, metavar="SECONDS",
-                   help="stop launching trials after this many seconds")
+    p.add_argument("--time-budget", dest="time_budget_s", type=float, metavar="SECONDS",
+                   help="stop proposing new trials after this many seconds; running trials "
+                   "finish and are recorded")
     p.add_argument("--concurrency", type=int, help="trials at a time (default: as many as the "
                    "CPUs/GPUs allow)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
@@ -47,13 +48,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val", metavar="DIR", help="validation/benchmark folder (default: "
                    "built-in)")
     p.add_argument("--scale", type=int, default=4, help="2, 3 or 4 (default 4)")
-    p.add_argument("--input", metavar="HxW", help="latency/memory/FLOPs input (default: a "
+    p.add_argument("--input", dest="input_hw", metavar="HxW",
+                   help="latency/memory/FLOPs input (default: a "
                    "256x256 output on CPU, 1280x720 on CUDA)")
     p.add_argument("--objectives", default=",".join(DEFAULT_OBJECTIVES),
                    help="comma-separated, from psnr, ssim, latency_ms, memory_mb, params, flops "
                    f"(default {','.join(DEFAULT_OBJECTIVES)})")
-    for key, flag in BUDGET_KEYS.items():
-        p.add_argument(flag, dest=f"max_{key}", type=float,
+    for key, arg in BUDGET_KEYS.items():
+        p.add_argument("--" + arg.replace("_", "-"), dest=arg, type=float,
                        help=f"budget: trials with {key} above it are infeasible (not trained)")
     p.add_argument("--baseline", action="append", default=[], metavar="PRESET",
                    help="evaluate a known config first (repeatable), e.g. esc-light")
@@ -64,10 +66,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
-    from search.settings import SearchSettings
-    from space.cli import parse_hw
-    from space.presets import PRESET_NAMES
-    from space.searchspace import SearchSpace, load_space
+    from srnas.search.settings import SearchSettings
+    from srnas.space.parsing import parse_hw
+    from srnas.space.presets import PRESET_NAMES
+    from srnas.space.searchspace import SearchSpace, load_space
 
     for name in args.baseline:
         if name not in PRESET_NAMES:
@@ -77,19 +79,19 @@ def settings_from_args(args: argparse.Namespace):
     return SearchSettings(
         study=args.study, storage=args.storage,
         space=load_space(args.space) if args.space else SearchSpace(),
-        trials=args.trials, time_budget_s=args.time_budget, concurrency=args.concurrency,
+        trials=args.trials, time_budget_s=args.time_budget_s, concurrency=args.concurrency,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         address=args.address, sampler=args.sampler, seed=args.seed, steps=args.steps,
         train=args.train, val=args.val, scale=args.scale,
         objectives=tuple(o.strip() for o in args.objectives.split(",") if o.strip()),
         budgets=budgets, baselines=tuple(args.baseline), dry_run=args.dry_run,
-        verbose=args.verbose, input_hw=parse_hw(args.input) if args.input else None,
+        verbose=args.verbose, input_hw=parse_hw(args.input_hw) if args.input_hw else None,
         val_every=args.val_every, train_seconds=args.train_seconds)
 
 
 def _run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    from search.run import dry_run, run_search
+    from srnas.search.run import dry_run, run_search
 
     if settings.dry_run:
         return dry_run(settings)
@@ -99,15 +101,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def print_final(outcome, settings) -> None:
-    from studies import render
-    from studies.frame import load_study
-    from studies.front import hypervolume, pareto_front
-    from studies.storage import mask_url
+    from srnas.studies import render
+    from srnas.studies.front import hypervolume, pareto_front
+    from srnas.studies.storage import mask_url
 
     s = outcome.summary
     print(f"\n{outcome.new_trials} trials in {outcome.wall_seconds:.0f} s: {s['complete']} "
           f"complete ({s['infeasible']} infeasible), {s['failed']} failed")
-    study = load_study(outcome.study_name, outcome.storage)
+    study = outcome.study  # the launch's own study object: no second connection
     storage = mask_url(outcome.storage)
     try:
         front = pareto_front(study)

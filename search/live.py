@@ -9,7 +9,7 @@ from typing import Any, TextIO
 import optuna
 from ray.tune import Callback
 
-from studies.schema import STATUS_FAILED, STATUS_INFEASIBLE
+from srnas.space.contract import STATUS_FAILED, STATUS_INFEASIBLE
 
 
 def study_summary(study: optuna.Study) -> dict[str, Any]:

@@ -15,12 +15,13 @@ from typing import Any, TextIO
 
 import optuna
 
-from search.settings import SearchSettings
-from search.storage import check_for_write, open_for_write
-from space.errors import ConfigError, SrnasError
-from space.presets import get_preset
-from space.searchspace import SearchSpace
-from studies.storage import mask_url
+from srnas.search import record
+from srnas.search.settings import SearchSettings
+from srnas.space.contract import ATTR_MEASUREMENT, MEASUREMENT_KEYS, measurement_differences
+from srnas.space.errors import ConfigError, SrnasError
+from srnas.space.presets import get_preset
+from srnas.space.searchspace import SearchSpace
+from srnas.studies import storage as storage_url
 
 # Optuna logs every study creation and trial at INFO; the search prints its own live view.
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -33,6 +34,7 @@ class SearchOutcome:
     new_trials: int
     wall_seconds: float
     summary: dict[str, Any]
+    study: optuna.Study
 
 
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
@@ -65,14 +67,31 @@ def check_existing_study(storage: optuna.storages.BaseStorage, settings: SearchS
     if have != list(settings.objectives) or have_dirs != settings.directions:
         shown = ", ".join(f"{n} {d}" for n, d in zip(have or ["?"] * len(have_dirs), have_dirs,
                                                      strict=False))
-        raise ConfigError("--objectives", f"study {name!r} already optimises [{shown}]; use "
+        raise ConfigError("objectives", f"study {name!r} already optimises [{shown}]; use "
                           "the same objectives or another --study",
                           ",".join(settings.objectives))
     scale = study.user_attrs.get("scale")
     if scale is not None and scale != settings.scale:
-        raise ConfigError("--scale", f"study {name!r} searches x{scale} networks; use --scale "
+        raise ConfigError("scale", f"study {name!r} searches x{scale} networks; use --scale "
                           f"{scale} or another --study", settings.scale)
     return True
+
+
+# A measurement setting that differs -> the library argument that sets it (for the message).
+_SETTING_ARGUMENT = {"space_id": "space", "train_data": "train", "val_data": "val",
+                     "device_kind": "gpus_per_trial"}
+
+
+def check_comparable(study: optuna.Study, measurement: dict[str, Any]) -> None:
+    """Refuse a launch whose measurement settings differ from those the study recorded at
+    creation: its figures would land beside figures they do not compare with."""
+    recorded = study.user_attrs.get(ATTR_MEASUREMENT) or {}
+    for key, was, now in measurement_differences(recorded, measurement):
+        raise ConfigError(
+            _SETTING_ARGUMENT.get(key, key),
+            f"study {study.study_name!r} was measured with {MEASUREMENT_KEYS[key]} {was!r}, "
+            f"this launch would use {now!r}: figures would not compare (keep the study's "
+            "setting, or start a new study with --study NAME)", now)
 
 
 def _check_address(address: str) -> None:
@@ -81,12 +100,12 @@ def _check_address(address: str) -> None:
         return
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
-        raise ConfigError("--address", "must be host:port, ray://host:port or auto", address)
+        raise ConfigError("address", "must be host:port, ray://host:port or auto", address)
     try:
         with socket.create_connection((host, int(port)), timeout=5):
             pass
     except OSError as exc:
-        raise ConfigError("--address", f"no Ray cluster answers there ({exc.strerror or exc})",
+        raise ConfigError("address", f"no Ray cluster answers there ({exc.strerror or exc})",
                           address) from None
 
 
@@ -118,7 +137,7 @@ def start_ray(settings: SearchSettings) -> None:
         try:
             ray.init(address=settings.address, **kwargs)
         except (ConnectionError, RuntimeError) as exc:
-            raise ConfigError("--address", f"cannot join the Ray cluster: "
+            raise ConfigError("address", f"cannot join the Ray cluster: "
                               f"{str(exc).splitlines()[0]}", settings.address) from None
     else:
         ray.init(**kwargs)
@@ -131,7 +150,7 @@ def gpus_per_trial(settings: SearchSettings) -> float:
     if settings.gpus_per_trial is None:
         return 1.0 if available >= 1 else 0.0  # one trial per GPU: latency on a shared GPU lies
     if settings.gpus_per_trial > available:
-        raise ConfigError("--gpus-per-trial", f"must not exceed the {available:g} GPU(s) Ray "
+        raise ConfigError("gpus_per_trial", f"must not exceed the {available:g} GPU(s) Ray "
                           "sees", settings.gpus_per_trial)
     return settings.gpus_per_trial
 
@@ -151,7 +170,7 @@ class DefineByRun:
 def dry_run(settings: SearchSettings, out: TextIO | None = None) -> int:
     """Sample and build N configs with the chosen sampler (in memory): nothing is trained or
     written."""
-    from space.network import build_model, count_params
+    from srnas.space.network import build_model, count_params
 
     out = out or sys.stdout
     study = optuna.create_study(directions=settings.directions,
@@ -178,71 +197,64 @@ def _enqueue_baselines(study: optuna.Study, settings: SearchSettings) -> list[st
     return queued
 
 
-def _study_exists(url: str, settings: SearchSettings) -> bool:
-    """Checked before anything is created: a SQLite file that does not exist holds no study."""
-    from studies.storage import _sqlite_path
-
-    if url.startswith("sqlite"):
-        path = _sqlite_path(url)
-        if path is not None and not path.is_file():
-            return False
-    return check_existing_study(open_for_write(url), settings)
-
-
 def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOutcome:
     """Every check first (space, storage, study, cluster, resources, sampler), then the study is
     opened and written, then Tune runs. A bad input leaves the study untouched."""
     out = out or sys.stdout
     for name in settings.baselines:
         settings.space.params_for(get_preset(name, settings.scale))  # in the space? (fail early)
-    url = settings.storage_url
-    check_for_write(url)
-    existed = _study_exists(url, settings)
+    target = storage_url.check_for_write(settings.storage_url)
+    # Opened once: here when a study may already exist (to check it before Ray starts), else
+    # after the cluster checks, so a first launch with bad input creates no file.
+    storage = storage_url.open_for_write(target) if storage_url.exists(target) else None
+    existed = storage is not None and check_existing_study(storage, settings)
     start_ray(settings)
     gpus = gpus_per_trial(settings)
     check_cpus_per_trial(settings.cpus_per_trial)
+    measurement = settings.measurement("cuda" if gpus > 0 else "cpu")
+    if existed:
+        check_comparable(optuna.load_study(study_name=settings.study_name, storage=storage),
+                         measurement)
     sampler = make_sampler(settings.sampler, settings.seed)
     # The trainable must know the resolved GPU count: it picks its device from it.
     settings = dataclasses.replace(settings, gpus_per_trial=gpus)
 
     from ray import tune
 
-    from search.live import LiveView, study_summary
-    from search.searcher import SrnasSearcher
-    from search.trainable import make_trainable
+    from srnas.search.live import LiveView, study_summary
+    from srnas.search.searcher import SrnasSearcher
+    from srnas.search.trainable import make_trainable
 
     searcher = SrnasSearcher(
         space=DefineByRun(settings.space, settings.scale), metric=list(settings.objectives),
         mode=settings.tune_modes(), sampler=sampler, study_name=settings.study_name,
-        storage=open_for_write(url), budgets=settings.budgets)
+        storage=storage or storage_url.open_for_write(target), budgets=settings.budgets,
+        deadline=None if settings.time_budget_s is None
+        else time.time() + settings.time_budget_s)
     study = searcher.study
     if not existed:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(list(settings.objectives))
-        study.set_user_attr("objectives", [[o, d] for o, d in
-                                           zip(settings.objectives, settings.directions,
-                                               strict=True)])
-        study.set_user_attr("scale", settings.scale)
-        study.set_user_attr("space", settings.space.to_data())
-    study.set_user_attr("budgets", settings.budgets)  # the latest launch's budgets
+        record.init_study(study, settings.objectives, scale=settings.scale,
+                          space=settings.space.to_data(), measurement=measurement)
+    record.set_budgets(study, settings.budgets)
     queued = _enqueue_baselines(study, settings)
     before = len(study.get_trials(deepcopy=False))
     cpus = settings.cpus_per_trial
     concurrency = settings.concurrency or _default_concurrency(cpus, gpus)
     total = settings.trials + len(queued)  # baselines come on top of --trials
-    print(f"study {settings.study_name!r} in {mask_url(url)} "
+    print(f"study {settings.study_name!r} in {target.masked} "
           f"({'continuing, ' + str(before) + ' trials so far' if existed else 'new'}); "
           f"{total} new trials, {concurrency} at a time, {cpus:g} CPU + {gpus:g} GPU "
           f"each; objectives {', '.join(settings.objectives)}"
           + (f"; baselines {', '.join(queued)}" if queued else ""), file=out, flush=True)
+    print(f"measured under: {describe_measurement(measurement)}", file=out, flush=True)
     started = time.monotonic()
     if total:
         tuner = tune.Tuner(
             tune.with_resources(make_trainable(settings), {"cpu": cpus, "gpu": gpus}),
+            # No time_budget_s: Tune's stops running trials and throws their compute away;
+            # the searcher's deadline stops proposing instead (Optuna's ``timeout`` meaning).
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=total,
                                         max_concurrent_trials=concurrency,
-                                        time_budget_s=settings.time_budget_s,
                                         reuse_actors=True),
             run_config=tune.RunConfig(
                 name=settings.study_name,
@@ -255,12 +267,24 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
         try:
             tuner.fit()
         finally:
-            # Tune stops trials (time budget, Ctrl-C) without telling the searcher; close them
-            # so the study holds no trial RUNNING forever.
-            searcher.fail_unfinished("stopped before it finished (time budget or interrupt)")
+            # Tune stops trials (Ctrl-C) without telling the searcher; close them so the study
+            # holds no trial RUNNING forever.
+            searcher.fail_unfinished("stopped before it finished (interrupted)")
     wall = time.monotonic() - started
     after = len(study.get_trials(deepcopy=False))
-    return SearchOutcome(settings.study_name, url, after - before, wall, study_summary(study))
+    return SearchOutcome(settings.study_name, target.url, after - before, wall,
+                         study_summary(study), study)
+
+
+def describe_measurement(measurement: dict[str, Any]) -> str:
+    """One line: under which budget and on which device a study's figures were measured."""
+    hw = measurement["input_hw"]
+    cap = measurement.get("train_seconds")
+    return (f"x{measurement['scale']}, {measurement['steps']} training steps"
+            + (f" (capped at {cap:g} s)" if cap else "")
+            + f" ({measurement['scheduler']}), {measurement['device_kind']}, latency/memory/FLOPs "
+            f"at a {hw[0]}x{hw[1]} input, train {measurement['train_data']}, "
+            f"val {measurement['val_data']}")
 
 
 def check_cpus_per_trial(cpus: float) -> None:
@@ -270,7 +294,7 @@ def check_cpus_per_trial(cpus: float) -> None:
     largest = max((n.get("Resources", {}).get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")),
                   default=0.0)
     if cpus > largest:
-        raise ConfigError("--cpus-per-trial", f"must not exceed the largest node's {largest:g} "
+        raise ConfigError("cpus_per_trial", f"must not exceed the largest node's {largest:g} "
                           "CPUs", cpus)
 
 

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from space.errors import ConfigError
-from space.searchspace import SearchSpace
-from studies.schema import (
+from srnas.space.contract import (
     BUDGET_KEYS,
     DEFAULT_OBJECTIVES,
-    DEFAULT_STORAGE,
     OBJECTIVE_DIRECTIONS,
-    STORAGE_ENV,
 )
+from srnas.space.errors import ConfigError
+from srnas.space.searchspace import SearchSpace
+from srnas.studies.storage import resolve_url
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 
@@ -53,7 +52,7 @@ class SearchSettings:
 
     @property
     def storage_url(self) -> str:
-        return self.storage or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
+        return resolve_url(self.storage)
 
     @property
     def study_name(self) -> str:
@@ -68,53 +67,77 @@ class SearchSettings:
     def directions(self) -> list[str]:
         return [OBJECTIVE_DIRECTIONS[o] for o in self.objectives]
 
+    def measurement(self, device_kind: str) -> dict[str, Any]:
+        """The settings every figure of the study is measured under (``MEASUREMENT_KEYS``):
+        a study records them at creation and refuses a launch that differs."""
+        from srnas.evaluators.latency import default_latency_input_hw
+
+        hw = self.input_hw or default_latency_input_hw(torch_device(device_kind), self.scale)
+        return {
+            "scale": self.scale, "space_id": self.space.space_id, "steps": self.steps,
+            "train_seconds": self.train_seconds, "scheduler": "fifo",
+            "train_data": _data_label(self.train), "val_data": _data_label(self.val),
+            "device_kind": device_kind, "input_hw": list(hw),
+        }
+
     def tune_modes(self) -> list[str]:
         return ["max" if d == "maximize" else "min" for d in self.directions]
 
 
+def torch_device(kind: str) -> Any:
+    import torch
+
+    return torch.device(kind)
+
+
+def _data_label(folder: str | None) -> str:
+    # The absolute path: on a cluster every node mounts the data at the same place.
+    return "built-in" if folder is None else str(Path(folder).resolve())
+
+
 def _validate(s: SearchSettings) -> None:
     if s.sampler not in SAMPLERS:
-        raise ConfigError("--sampler", f"must be one of {list(SAMPLERS)}", s.sampler)
+        raise ConfigError("sampler", f"must be one of {list(SAMPLERS)}", s.sampler)
     if not s.objectives:
-        raise ConfigError("--objectives", "needs at least one objective", list(s.objectives))
+        raise ConfigError("objectives", "needs at least one objective", list(s.objectives))
     for o in s.objectives:
         if o not in OBJECTIVE_DIRECTIONS:
-            raise ConfigError("--objectives", f"each must be one of {list(OBJECTIVE_DIRECTIONS)}",
+            raise ConfigError("objectives", f"each must be one of {list(OBJECTIVE_DIRECTIONS)}",
                               o)
     if len(set(s.objectives)) != len(s.objectives):
-        raise ConfigError("--objectives", "must not repeat an objective", list(s.objectives))
+        raise ConfigError("objectives", "must not repeat an objective", list(s.objectives))
     for key, value in s.budgets.items():
         if key not in BUDGET_KEYS:
-            raise ConfigError("budget", f"must be one of {list(BUDGET_KEYS)}", key)
+            raise ConfigError("budgets", f"must be among {list(BUDGET_KEYS)}", key)
         if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
             raise ConfigError(BUDGET_KEYS[key], "must be a positive number", value)
     if s.trials < 0:
-        raise ConfigError("--trials", "must be >= 0", s.trials)
+        raise ConfigError("trials", "must be >= 0", s.trials)
     if s.steps < 1:
-        raise ConfigError("--steps", "must be a positive integer", s.steps)
+        raise ConfigError("steps", "must be a positive integer", s.steps)
     if s.train_seconds is not None and not s.train_seconds > 0:
-        raise ConfigError("--train-seconds", "must be a positive number of seconds",
+        raise ConfigError("train_seconds", "must be a positive number of seconds",
                           s.train_seconds)
     if s.scale not in (2, 3, 4):
-        raise ConfigError("--scale", "must be 2, 3 or 4", s.scale)
+        raise ConfigError("scale", "must be 2, 3 or 4", s.scale)
     if s.time_budget_s is not None and s.time_budget_s <= 0:
-        raise ConfigError("--time-budget", "must be a positive number of seconds",
+        raise ConfigError("time_budget_s", "must be a positive number of seconds",
                           s.time_budget_s)
     if s.concurrency is not None and s.concurrency < 1:
-        raise ConfigError("--concurrency", "must be >= 1", s.concurrency)
+        raise ConfigError("concurrency", "must be >= 1", s.concurrency)
     if not s.cpus_per_trial > 0:
-        raise ConfigError("--cpus-per-trial", "must be positive", s.cpus_per_trial)
+        raise ConfigError("cpus_per_trial", "must be positive", s.cpus_per_trial)
     if s.gpus_per_trial is not None and s.gpus_per_trial < 0:
-        raise ConfigError("--gpus-per-trial", "must be >= 0", s.gpus_per_trial)
+        raise ConfigError("gpus_per_trial", "must be >= 0", s.gpus_per_trial)
     if s.study is not None and not s.study.strip():
-        raise ConfigError("--study", "must not be empty", s.study)
+        raise ConfigError("study", "must not be empty", s.study)
     if s.seed is not None and not 0 <= s.seed < 2**32:
-        raise ConfigError("--seed", "must be between 0 and 2**32 - 1", s.seed)
-    for flag, folder in (("--train", s.train), ("--val", s.val)):
+        raise ConfigError("seed", "must be between 0 and 2**32 - 1", s.seed)
+    for name, folder in (("train", s.train), ("val", s.val)):
         if folder is not None and not Path(folder).is_dir():
-            raise ConfigError(flag, "must be an existing folder", folder)
+            raise ConfigError(name, "must be an existing folder", folder)
     if s.val_every is not None and s.val_every < 0:
-        raise ConfigError("--val-every", "must be >= 0", s.val_every)
+        raise ConfigError("val_every", "must be >= 0", s.val_every)
     patch = s.space.dims["patch_size"].values()
     if any(int(p) % s.scale for p in patch):
         raise ConfigError("patch_size", f"every value must be a multiple of the scale {s.scale}",

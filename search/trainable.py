@@ -14,8 +14,8 @@ from typing import Any
 
 from ray import tune
 
-from search.settings import SearchSettings
-from studies.schema import STATUS_FAILED, STATUS_OK
+from srnas.search.settings import SearchSettings
+from srnas.space.contract import STATUS_FAILED, STATUS_OK, STATUS_TRAINING, UNTRAINED_VALUES
 
 NAN = math.nan
 
@@ -31,9 +31,9 @@ def make_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], None]
     def trainable(config: dict[str, Any]) -> None:
         import torch
 
-        from evaluators.evaluate import DataSpec, evaluate
-        from evaluators.train import TrainBudget
-        from space.config import from_dict
+        from srnas.evaluators.evaluate import DataSpec, evaluate
+        from srnas.evaluators.train import TrainBudget
+        from srnas.space.config import from_dict
 
         measured: dict[str, Any] = {}
 
@@ -43,7 +43,8 @@ def make_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], None]
         def progress(step: int, loss: float, psnr: float | None) -> None:
             if psnr is not None:  # a mid-training validation: make progress visible in Tune
                 tune.report({**_objective_defaults(objectives), **_cheap(measured),
-                             "psnr": psnr, "step": step, "loss": loss, "status": "training"})
+                             "psnr": psnr, "step": step, "loss": loss,
+                             "status": STATUS_TRAINING})
 
         try:
             arch = from_dict(config["arch"])
@@ -58,10 +59,11 @@ def make_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], None]
                               input_hw=settings.input_hw, budgets=settings.budgets,
                               on_measured=on_measured, progress=progress).to_dict()
             if result["status"] != STATUS_OK:
-                # Untrained (a budget broken: psnr 0 with a violated constraint) or failed.
-                missing = NAN if result["status"] == STATUS_FAILED else 0.0
-                result.setdefault("psnr", missing)
-                result.setdefault("ssim", missing)
+                # Failed (NaN: no value) or untrained (a budget broken: the contract's worst
+                # values, with a violated constraint).
+                for key, untrained in UNTRAINED_VALUES.items():
+                    result.setdefault(key, NAN if result["status"] == STATUS_FAILED
+                                      else untrained)
             result["eval_seconds"] = float(sum(result.get("phase_seconds", {}).values()))
             report = {**_objective_defaults(objectives), **result}
         except Exception as exc:  # a trial's own failure, recorded, never fatal to the search

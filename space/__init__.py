@@ -6,25 +6,42 @@ torch-backed names (``build_model`` and the modules) load on first use.
 
 from __future__ import annotations
 
-from typing import Any
-
-from space.config import SCHEMA_VERSION, ArchConfig, from_dict, from_json, from_yaml, load_config
-from space.errors import ConfigError, SrnasError
-from space.presets import PRESET_NAMES, get_preset
+from srnas.space.config import (
+    SCHEMA_VERSION,
+    ArchConfig,
+    from_dict,
+    from_json,
+    from_yaml,
+    load_config,
+)
+from srnas.space.errors import (
+    ConfigError,
+    DataError,
+    DeviceError,
+    LockTimeout,
+    SrnasError,
+    StorageError,
+    StudyError,
+    TrainingError,
+)
+from srnas.space.lazy import lazy_getattr
+from srnas.space.presets import PRESET_NAMES, get_preset
 
 _LAZY = {
-    "build_model": "space.network",
-    "count_params": "space.network",
-    "SRNet": "space.network",
-    "ConvAttn": "space.modules",
-    "MiLKConvAttn": "space.modules",
-    "WindowAttention": "space.modules",
-    "count_flops": "space.complexity",
-    "complexity": "space.complexity",
-    "default_input_hw": "space.complexity",
-    "SearchSpace": "space.searchspace",
-    "sample_config": "space.searchspace",
-    "load_space": "space.searchspace",
+    "build_model": "srnas.space.network",
+    "count_params": "srnas.space.network",
+    "SRNet": "srnas.space.network",
+    "ConvAttn": "srnas.space.modules",
+    "MiLKConvAttn": "srnas.space.modules",
+    "WindowAttention": "srnas.space.modules",
+    "count_flops": "srnas.space.complexity",
+    "complexity": "srnas.space.complexity",
+    "default_input_hw": "srnas.space.complexity",
+    "SearchSpace": "srnas.space.searchspace",
+    "sample_config": "srnas.space.searchspace",
+    "load_space": "srnas.space.searchspace",
+    "parse_hw": "srnas.space.parsing",
+    "resolve_spec": "srnas.space.parsing",
 }
 
 __all__ = [
@@ -32,7 +49,13 @@ __all__ = [
     "SCHEMA_VERSION",
     "ArchConfig",
     "ConfigError",
+    "DataError",
+    "DeviceError",
+    "LockTimeout",
     "SrnasError",
+    "StorageError",
+    "StudyError",
+    "TrainingError",
     "from_dict",
     "from_json",
     "from_yaml",
@@ -42,9 +65,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'space' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -6,32 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from space.config import ArchConfig, load_config
-from space.errors import ConfigError
-from space.presets import PRESET_NAMES, get_preset
-
-
-def resolve_spec(spec: str, scale: int | None = None) -> ArchConfig:
-    """A preset name or a config file; ``scale`` (if given) overrides the file's scale."""
-    if spec in PRESET_NAMES:
-        return get_preset(spec, scale if scale is not None else 4)
-    if not Path(spec).exists():
-        raise ConfigError("SPEC", f"must be a preset ({', '.join(PRESET_NAMES)}) or an existing "
-                          "config file", spec)
-    config = load_config(spec)
-    return config.replace(scale=scale) if scale is not None else config
-
-
-def parse_hw(text: str, field: str = "--input") -> tuple[int, int]:
-    """'180x320' -> (180, 320)."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ConfigError(field, "must be HxW with positive integers, e.g. 180x320",
-                          text) from None
-    if h < 1 or w < 1:
-        raise ConfigError(field, "must be HxW with positive integers, e.g. 180x320", text)
-    return h, w
+from srnas.space.config import load_config
+from srnas.space.parsing import parse_hw, resolve_spec
+from srnas.space.presets import PRESET_NAMES
 
 
 def _scale(text: str) -> int:
@@ -51,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     show = arch_sub.add_parser("show", help="print a config, its arch_id, parameters and FLOPs")
     show.add_argument("spec", metavar="SPEC", help=f"preset ({', '.join(PRESET_NAMES)}) or file")
     show.add_argument("--scale", type=_scale, help="upscaling factor (presets default to 4)")
-    show.add_argument("--input", metavar="HxW",
+    show.add_argument("--input", dest="input_hw", metavar="HxW",
                       help="LR input size for FLOPs (default: an export's recorded input, else "
                       "the one giving a 1280x720 output)")
     show.add_argument("--json", action="store_true", help="print one JSON object")
@@ -80,10 +57,10 @@ def recorded_input_hw(spec: str) -> tuple[int, int] | None:
 
 def _show(args: argparse.Namespace) -> int:
     config = resolve_spec(args.spec, args.scale)
-    from space.complexity import complexity, default_input_hw
+    from srnas.space.complexity import complexity, default_input_hw
 
     recorded = None if args.scale is not None else recorded_input_hw(args.spec)
-    hw = parse_hw(args.input) if args.input else (recorded or default_input_hw(config.scale))
+    hw = parse_hw(args.input_hw) if args.input_hw else (recorded or default_input_hw(config.scale))
     figures = complexity(config, hw)
     if args.json:
         print(json.dumps({"arch_id": config.arch_id, "config": config.to_dict(),

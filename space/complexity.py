@@ -7,8 +7,8 @@ import warnings
 
 import torch
 
-from space.config import ArchConfig
-from space.network import SRNet, build_model, count_params
+from srnas.space.config import ArchConfig
+from srnas.space.network import SRNet, build_model, count_params
 
 
 def default_input_hw(scale: int, out_hw: tuple[int, int] = (720, 1280)) -> tuple[int, int]:

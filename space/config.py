@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from space.errors import ConfigError
+from srnas.space.errors import ConfigError
 
 SCHEMA_VERSION = 1
 BLOCK_TYPES = ("convattn", "milk")
@@ -24,6 +24,8 @@ GATES = ("softmax", "sigmoid", "sum")
 SCALES = (2, 3, 4)
 KERNEL_RANGE = (3, 31)
 DICT_RANGE = (1, 16)
+
+_FLOAT_FIELDS = ("split_ratio", "ffn_ratio", "first_ffn_ratio")
 
 BlockType = Literal["convattn", "milk"]
 Gate = Literal["softmax", "sigmoid", "sum"]
@@ -54,6 +56,11 @@ class ArchConfig:
     layer_norm: bool = False
 
     def __post_init__(self) -> None:
+        # Numbers in one form: `split_ratio: 1` and `1.0` are one network, one config.
+        for name in _FLOAT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, name, float(value))
         if isinstance(self.window_attn, list | tuple) and not isinstance(self.window_attn, str):
             flags = tuple(self.window_attn)
             if flags and all(isinstance(f, bool) for f in flags) and len(set(flags)) == 1:
@@ -76,11 +83,22 @@ class ArchConfig:
         """Channels that go through the attention block (the rest bypass it)."""
         return round(self.dim * self.split_ratio)
 
+    def canonical(self) -> dict[str, Any]:
+        """The fields that decide the network, in one form: window dims only where some block
+        has window attention, the split as the attended channel count over the width (two
+        ratios that give the same channel count build the same network)."""
+        data = self.to_dict()
+        if not self.any_window:
+            del data["window_size"], data["heads"]
+        data["split_ratio"] = self.pdim / self.dim
+        return data
+
     @property
     def arch_id(self) -> str:
-        """Stable short id: a hash of the canonical JSON form (schema version included)."""
-        digest = hashlib.sha256(self.to_json(indent=None).encode()).hexdigest()
-        return digest[:12]
+        """Stable short id of the network: a hash of :meth:`canonical` (schema version
+        included). Two configs that build the same network share it."""
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     # -- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from space.config import ArchConfig
-from space.modules import (
+from srnas.space.config import ArchConfig
+from srnas.space.modules import (
     AttnImpl,
     ConvAttn,
     ConvAttnLayer,

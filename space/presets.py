@@ -3,8 +3,8 @@ one for tests."""
 
 from __future__ import annotations
 
-from space.config import ArchConfig
-from space.errors import ConfigError
+from srnas.space.config import ArchConfig
+from srnas.space.errors import ConfigError
 
 _PRESETS: dict[str, dict[str, object]] = {
     # ESC (ICCV 2025), exactly as in the authors' code.

@@ -24,8 +24,8 @@ from typing import Any, Protocol
 
 import yaml
 
-from space.config import ArchConfig, from_dict
-from space.errors import ConfigError
+from srnas.space.config import ArchConfig, from_dict
+from srnas.space.errors import ConfigError
 
 MILK_ONLY = ("dict_size", "gate", "shared_kernel")
 WINDOW_ONLY = ("window_size", "heads")  # only meaningful when window attention is on

@@ -3,6 +3,8 @@
 Importing this module only declares arguments (``srnas --help`` stays fast); handlers import
 pandas, Optuna and plotting on demand. Values are parsed in the handlers rather than by
 argparse types, so every bad value is one ``SrnasError`` line with exit code 2, like the rest.
+Errors name the argparse dest (``max_latency_ms``, ``out``); ``srnas.search.cli.main`` shows
+the flag the user typed (``--max-latency-ms``, ``--out``).
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from space.errors import SrnasError
-from studies.front import PICKS, SORT_KEYS
-from studies.render import FORMATS_FRONT, FORMATS_LIST
-from studies.schema import BUDGET_KEYS, DEFAULT_STORAGE, STORAGE_ENV
+from srnas.space.contract import BUDGET_KEYS, DEFAULT_STORAGE, STORAGE_ENV
+from srnas.space.errors import ConfigError
+from srnas.studies.front import PICKS, SORT_KEYS
+from srnas.studies.render import FORMATS_FRONT, FORMATS_LIST
 
 if TYPE_CHECKING:
     import optuna
@@ -35,11 +37,13 @@ def _add_storage(p: argparse.ArgumentParser) -> None:
 
 
 def _add_filters(p: argparse.ArgumentParser) -> None:
-    for key, flag in BUDGET_KEYS.items():
-        p.add_argument(flag, dest=f"max_{key}", metavar="X",
+    for key, arg in BUDGET_KEYS.items():
+        p.add_argument("--" + arg.replace("_", "-"), dest=arg, metavar="X",
                        help=f"keep trials with {key} <= X (applied after the fact)")
     p.add_argument("--device", metavar="D",
                    help="keep trials measured on D (exact name, else a part of it: 'H100')")
+    p.add_argument("--input", dest="input_hw", metavar="HxW",
+                   help="keep trials whose latency/memory/FLOPs input was HxW (e.g. 180x320)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pareto.add_argument("study", nargs="?", metavar="STUDY", help="study name (see `srnas "
                         "studies list`)")
     pareto.add_argument("--all-studies", action="store_true",
-                        help="merge the trials of every study (one device only)")
+                        help="merge the trials of every study (one device and input only)")
     _add_filters(pareto)
     pareto.add_argument("--sort", default="psnr", metavar=_one_of(SORT_KEYS),
                         help="row order: best first (default psnr)")
@@ -91,25 +95,35 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # -- value parsing ------------------------------------------------------------------------------
-def _choice(flag: str, value: str, allowed: Sequence[str]) -> str:
+def _choice(field: str, value: str, allowed: Sequence[str]) -> str:
     if value not in allowed:
-        raise SrnasError(f"{flag}: must be one of {', '.join(allowed)} (got {value!r})")
+        raise ConfigError(field, f"must be one of {', '.join(allowed)}", value)
     return value
 
 
-def _positive(flag: str, text: str) -> float:
+def _positive(field: str, text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise SrnasError(f"{flag}: must be a number (got {text!r})") from None
+        raise ConfigError(field, "must be a number", text) from None
     if not math.isfinite(value) or value <= 0:
-        raise SrnasError(f"{flag}: must be a positive number (got {text!r})")
+        raise ConfigError(field, "must be a positive number", text)
     return value
 
 
 def _budgets(args: argparse.Namespace) -> dict[str, float]:
-    return {key: _positive(flag, getattr(args, f"max_{key}"))
-            for key, flag in BUDGET_KEYS.items() if getattr(args, f"max_{key}") is not None}
+    return {key: _positive(arg, getattr(args, arg))
+            for key, arg in BUDGET_KEYS.items() if getattr(args, arg) is not None}
+
+
+def _input_hw(args: argparse.Namespace) -> str | None:
+    """``--input`` checked here (its own message), passed on as typed ("HxW" text, which the
+    library takes too), so errors show the value the user gave."""
+    from srnas.space.cli import parse_hw
+
+    if args.input_hw is not None:
+        parse_hw(args.input_hw, "input_hw")
+    return args.input_hw
 
 
 def _reference(text: str, objectives: Sequence[tuple[str, str]]) -> dict[str, float]:
@@ -119,30 +133,29 @@ def _reference(text: str, objectives: Sequence[tuple[str, str]]) -> dict[str, fl
         name, sep, value = item.partition("=")
         name = name.strip()
         if not sep or name not in names:
-            raise SrnasError(f"--reference-point: must be NAME=VALUE for each objective "
-                             f"({', '.join(names)}) (got {text!r})")
+            raise ConfigError("reference_point", f"must be NAME=VALUE for each objective "
+                              f"({', '.join(names)})", text)
         try:
             reference[name] = float(value)
         except ValueError:
-            raise SrnasError(f"--reference-point: {name} must be a number (got {text!r})"
-                             ) from None
+            raise ConfigError("reference_point", f"{name} must be a number", text) from None
     missing = [n for n in names if n not in reference]
     if missing:
-        raise SrnasError(f"--reference-point: needs every objective; missing "
-                         f"{', '.join(missing)} (got {text!r})")
+        raise ConfigError("reference_point", f"needs every objective; missing "
+                          f"{', '.join(missing)}", text)
     return reference
 
 
 def _require_out(args: argparse.Namespace, kinds: str) -> str:
     if not args.out:
-        raise SrnasError(f"--out: is required, a {kinds} file (got none)")
+        raise ConfigError("out", f"is required, a {kinds} file")
     return str(args.out)
 
 
 def _open(args: argparse.Namespace) -> tuple[str, RDBStorage]:
     import optuna
 
-    from studies.storage import open_storage, resolve_url
+    from srnas.studies.storage import open_storage, resolve_url
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # keep stdout to what was asked for
     url = resolve_url(args.storage)
@@ -150,7 +163,7 @@ def _open(args: argparse.Namespace) -> tuple[str, RDBStorage]:
 
 
 def _study(args: argparse.Namespace) -> tuple[str, optuna.Study]:
-    from studies.front import load_study
+    from srnas.studies.front import load_study
 
     url, store = _open(args)
     return url, load_study(args.study, store)
@@ -158,10 +171,10 @@ def _study(args: argparse.Namespace) -> tuple[str, optuna.Study]:
 
 # -- handlers -------------------------------------------------------------------------------------
 def _cmd_list(args: argparse.Namespace) -> int:
-    from studies import render
-    from studies.listing import list_studies
+    from srnas.studies import render
+    from srnas.studies.listing import list_studies
 
-    fmt = _choice("--format", args.format, FORMATS_LIST)
+    fmt = _choice("format", args.format, FORMATS_LIST)
     _, store = _open(args)
     summaries = list_studies(store)
     print(render.list_json(summaries) if fmt == "json" else render.list_table(summaries))
@@ -169,12 +182,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _front_source(args: argparse.Namespace) -> tuple[str, pd.DataFrame]:
-    from studies.front import load_study, merge_studies, study_names, trials_frame
+    from srnas.studies.front import load_study, merge_studies, study_names, trials_frame
 
     if args.all_studies and args.study:
-        raise SrnasError(f"STUDY: give a study or --all-studies, not both (got {args.study!r})")
+        raise ConfigError("study", "give a study or --all-studies, not both", args.study)
     if not args.all_studies and not args.study:
-        raise SrnasError("STUDY: give a study name, or --all-studies (got none)")
+        raise ConfigError("study", "give a study name, or --all-studies")
     url, store = _open(args)
     if args.all_studies:
         return url, merge_studies([load_study(n, store) for n in study_names(store)])
@@ -182,17 +195,19 @@ def _front_source(args: argparse.Namespace) -> tuple[str, pd.DataFrame]:
 
 
 def _cmd_pareto(args: argparse.Namespace) -> int:
-    from studies import render
-    from studies.front import front_records, hypervolume, pareto_front
-    from studies.storage import mask_url
+    from srnas.studies import render
+    from srnas.studies.front import front_records, hypervolume, pareto_front
+    from srnas.studies.storage import mask_url
 
-    fmt = _choice("--format", args.format, FORMATS_FRONT)
-    sort = _choice("--sort", args.sort, SORT_KEYS)
+    fmt = _choice("format", args.format, FORMATS_FRONT)
+    sort = _choice("sort", args.sort, SORT_KEYS)
     budgets = _budgets(args)
+    input_hw = _input_hw(args)
     url, frame = _front_source(args)
     given = args.reference_point is not None
     reference = _reference(args.reference_point, frame.attrs["objectives"]) if given else None
-    front = pareto_front(frame, budgets=budgets, device=args.device, sort=sort)
+    front = pareto_front(frame, budgets=budgets, device=args.device, sort=sort,
+                         input_hw=input_hw)
     reference = reference or front.attrs["reference_point"]
     hv = hypervolume(front, reference)
     storage = mask_url(url)
@@ -208,14 +223,16 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from studies.front import trials_frame
-    from studies.plot import SUFFIXES, check_plot_out, plot_front
+    from srnas.studies.front import trials_frame
+    from srnas.studies.plot import SUFFIXES, check_plot_out, plot_front
 
     out = _require_out(args, " or ".join(SUFFIXES))
     check_plot_out(out)  # before opening the storage: a bad --out fails fast
     budgets = _budgets(args)
+    input_hw = _input_hw(args)
     _, study = _study(args)
-    path = plot_front(trials_frame(study), out, budgets=budgets, device=args.device)
+    path = plot_front(trials_frame(study), out, budgets=budgets, device=args.device,
+                      input_hw=input_hw)
     print(f"wrote {path}")
     return 0
 
@@ -224,27 +241,29 @@ def _parse_trial(text: str) -> int:
     try:
         number = int(text)
     except ValueError:
-        raise SrnasError(f"--trial: must be a trial number (got {text!r})") from None
+        raise ConfigError("trial", "must be a trial number", text) from None
     if number < 0:
-        raise SrnasError(f"--trial: must be a trial number, 0 or more (got {text!r})")
+        raise ConfigError("trial", "must be a trial number, 0 or more", text)
     return number
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from studies.export import SUFFIXES, export_trial
-    from studies.files import check_out_path
+    from srnas.studies.export import SUFFIXES, export_trial
+    from srnas.studies.files import check_out_path
 
     if (args.trial is None) == (args.pick is None):
-        raise SrnasError("--trial/--pick: give exactly one of them (got "
-                         f"{'both' if args.trial is not None else 'neither'})")
+        # Two arguments at once: no one dest to map, so the CLI names both flags itself.
+        raise ConfigError("--trial/--pick", "give exactly one of them" + (
+            ", not both" if args.trial is not None else ""))
     which: int | str = _parse_trial(args.trial) if args.trial is not None else _choice(
-        "--pick", args.pick, PICKS)
+        "pick", args.pick, PICKS)
     out = _require_out(args, " or ".join(SUFFIXES))
     check_out_path(out, SUFFIXES)
     budgets = _budgets(args)
+    input_hw = _input_hw(args)
     url, study = _study(args)
     document = export_trial(study, which, out, budgets=budgets, device=args.device,
-                            storage_url=url)
+                            input_hw=input_hw, storage_url=url)
     provenance = document["provenance"]
     recorded = provenance.get("recorded_arch_id")
     if recorded:

@@ -10,18 +10,18 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from space.config import from_dict
-from space.errors import ConfigError, SrnasError
-from studies.files import check_out_path, write_atomic
-from studies.frame import is_feasible, nested_attr, study_objectives
-from studies.schema import BUDGET_KEYS, MEASURE_COLUMNS
+from srnas.space.config import from_dict
+from srnas.space.contract import BUDGET_KEYS, MEASURE_COLUMNS
+from srnas.space.errors import ConfigError, StudyError
+from srnas.studies.files import check_out_path, write_atomic
+from srnas.studies.frame import hw_text, is_feasible, nested_attr, study_objectives
 
 if TYPE_CHECKING:
     import optuna
@@ -30,7 +30,7 @@ EXPORT_FORMAT = 1
 _STATE_WORDS = {"FAIL": "failed", "RUNNING": "is still running", "WAITING": "is waiting to run",
                 "PRUNED": "was pruned"}
 SUFFIXES = (".yaml", ".yml", ".json")
-# Recorded measurement context worth keeping next to the figures (schema.py, trial level).
+# Recorded measurement context worth keeping next to the figures (the contract's trial level).
 _CONTEXT_ATTRS = ("latency_cv", "dtype", "input_hw", "threads", "steps", "train_seconds",
                   "eval_seconds")
 
@@ -66,19 +66,19 @@ def find_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
     by_number = {t.number: t for t in trials}
     if number not in by_number:
         span = f"0..{max(by_number)}" if by_number else "none"
-        raise SrnasError(f"--trial: study {study.study_name!r} has no trial of that number "
-                         f"(trials: {span}) (got {number})")
+        raise StudyError("trial", f"study {study.study_name!r} has no trial of that number "
+                         f"(trials: {span})", number)
     trial = by_number[number]
     if trial.state.name != "COMPLETE":
         reason = trial.user_attrs.get("failure_reason") or trial.user_attrs.get(
             "infeasible_reason")
         why = f": {reason}" if reason else ""
         state = _STATE_WORDS.get(trial.state.name, trial.state.name.lower())
-        raise SrnasError(f"--trial: trial {number} {state}{why}; only a "
-                         f"complete trial can be exported (got {number})")
+        raise StudyError("trial", f"trial {number} {state}{why}; only a complete trial can be "
+                         f"exported", number)
     if not isinstance(nested_attr(trial.user_attrs, "arch"), dict):
-        raise SrnasError(f"--trial: trial {number} records no architecture (user attr 'arch') "
-                         f"(got {number})")
+        raise StudyError("trial", f"trial {number} records no architecture (user attr 'arch')",
+                         number)
     return trial
 
 
@@ -86,14 +86,14 @@ def export_document(study: optuna.Study, trial: optuna.trial.FrozenTrial, *,
                     storage_url: str | None = None,
                     selection: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``{"arch": ..., "provenance": ...}`` mapping for one trial (validated arch)."""
-    from studies.storage import mask_url
+    from srnas.studies.storage import mask_url
 
     attrs = trial.user_attrs
     try:
         config = from_dict(nested_attr(attrs, "arch"), source=f"trial {trial.number} arch")
     except ConfigError as e:
-        raise SrnasError(f"--trial: trial {trial.number} records an architecture that this "
-                         f"srnas rejects: {e}") from None
+        raise StudyError("trial", f"trial {trial.number} records an architecture that this "
+                         f"srnas rejects: {e}", trial.number) from None
     objectives = study_objectives(study)
     measured = {name: _plain(attrs.get(name)) for name in MEASURE_COLUMNS if name in attrs}
     if trial.values is not None:
@@ -134,45 +134,56 @@ def render(document: Mapping[str, Any], path: Path) -> str:
 
 
 def _check_trial_fits(trial: optuna.trial.FrozenTrial, budgets: Mapping[str, float],
-                      device: str | None) -> None:
-    """With ``--trial``, budget and device flags are checks on that trial, not filters."""
+                      device: str | None, input_hw: Sequence[int] | str | None) -> None:
+    """With a trial number, budgets, ``device`` and ``input_hw`` are checks on that trial, not
+    filters."""
+    from srnas.studies.front import check_input_hw
+
     for key, bound in budgets.items():
         value = trial.user_attrs.get(key)
         if not isinstance(value, (int, float)) or value > bound:
-            raise SrnasError(f"{BUDGET_KEYS[key]}: trial {trial.number} has {key} {value} over "
-                             f"the budget (got {bound:g})")
+            raise StudyError(BUDGET_KEYS[key], f"trial {trial.number} has {key} {value} over "
+                             f"the budget", bound)
     recorded = str(trial.user_attrs.get("device"))
     if device and device.casefold() not in recorded.casefold():
-        raise SrnasError(f"--device: trial {trial.number} was measured on {recorded!r} "
-                         f"(got {device!r})")
+        raise StudyError("device", f"trial {trial.number} was measured on {recorded!r}", device)
+    measured = hw_text(trial.user_attrs.get("input_hw"))
+    if input_hw is not None and measured != check_input_hw(input_hw):
+        raise StudyError("input_hw", f"trial {trial.number} was measured at input "
+                         f"{measured or 'not recorded'}", input_hw)
 
 
 def export_trial(study: optuna.Study, which: int | str, out: str | Path, *,
                  budgets: Mapping[str, float] | None = None, device: str | None = None,
+                 input_hw: Sequence[int] | str | None = None,
                  storage_url: str | None = None) -> dict[str, Any]:
     """Write trial ``which`` (a number, or a pick such as ``"knee"`` on the front within
-    ``budgets`` and ``device``) to ``out`` (.yaml/.yml/.json); returns what was written.
+    ``budgets``, on ``device`` and at ``input_hw``) to ``out`` (.yaml/.yml/.json); returns
+    what was written. A pick ranks trials of one device and input only: narrow a study that
+    spans several with ``device`` / ``input_hw``.
 
-    With a trial number, budgets are a check: a trial outside them is an error.
+    With a trial number, budgets, device and input are a check: a trial outside them is an
+    error.
     """
-    from studies.front import PICKS, check_budgets, pareto_front, pick
+    from srnas.studies.front import PICKS, check_budgets, check_input_hw, pareto_front, pick
 
     if isinstance(which, str) and which not in PICKS:
-        raise SrnasError(f"--pick: must be one of {', '.join(PICKS)} (got {which!r})")
+        raise ConfigError("pick", f"must be one of {', '.join(PICKS)}", which)
     path = check_out_path(out, SUFFIXES)
     checked = check_budgets(budgets)
+    wanted_hw = check_input_hw(input_hw)
     selection: dict[str, Any]
     if isinstance(which, str):
-        front = pareto_front(study, budgets=checked, device=device)
+        front = pareto_front(study, budgets=checked, device=device, input_hw=input_hw)
         number = int(pick(front, which)["number"])
         selection = {"pick": which, "budgets": checked, "device": device,
-                     "front_size": len(front)}
+                     "input_hw": wanted_hw, "front_size": len(front)}
     else:
         number = int(which)
         selection = {"trial": number}
     trial = find_trial(study, number)
     if isinstance(which, int):
-        _check_trial_fits(trial, checked, device)
+        _check_trial_fits(trial, checked, device, input_hw)
     document = export_document(study, trial, storage_url=storage_url, selection=selection)
     write_atomic(path, render(document, path))
     return document

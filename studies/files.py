@@ -6,23 +6,23 @@ import os
 import tempfile
 from pathlib import Path
 
-from space.errors import SrnasError
+from srnas.space.errors import ConfigError
 
 
 def check_out_path(out: str | Path, suffixes: tuple[str, ...]) -> Path:
-    """``--out`` as a path, if it has one of ``suffixes`` and its folder exists and is
+    """``out`` as a path, if it has one of ``suffixes`` and its folder exists and is
     writable: checked before any work, so a bad path fails fast and leaves nothing behind."""
     path = Path(out)
     shown = str(out)
     if path.suffix.lower() not in suffixes:
-        raise SrnasError(f"--out: must end in {' or '.join(suffixes)} (got {shown!r})")
+        raise ConfigError("out", f"must end in {' or '.join(suffixes)}", shown)
     if path.is_dir():
-        raise SrnasError(f"--out: is a folder, not a file (got {shown!r})")
+        raise ConfigError("out", "is a folder, not a file", shown)
     if not path.parent.is_dir():
-        raise SrnasError(f"--out: its folder does not exist (got {shown!r})")
+        raise ConfigError("out", "its folder does not exist", shown)
     if not os.access(path.parent, os.W_OK | os.X_OK) or (
             path.exists() and not os.access(path, os.W_OK)):
-        raise SrnasError(f"--out: is not writable (got {shown!r})")
+        raise ConfigError("out", "is not writable", shown)
     return path
 
 
@@ -33,7 +33,7 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
-        raise SrnasError(f"--out: cannot be written: {e.strerror} (got {str(path)!r})") from None
+        raise ConfigError("out", f"cannot be written: {e.strerror}", str(path)) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
@@ -46,4 +46,4 @@ def write_atomic(path: Path, data: str | bytes) -> None:
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
-        raise SrnasError(f"--out: cannot be written: {e.strerror} (got {str(path)!r})") from None
+        raise ConfigError("out", f"cannot be written: {e.strerror}", str(path)) from None

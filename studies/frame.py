@@ -1,4 +1,5 @@
-"""Studies as pandas DataFrames: one row per trial, the columns of ``studies.schema``.
+"""Studies as pandas DataFrames: one row per trial, the columns of the study
+contract (``srnas.space.contract``).
 
 Read through Optuna's public API only (``optuna.load_study``, ``Study.get_trials``,
 ``FrozenTrial.constraints``); the storage's tables are Optuna's private business.
@@ -7,16 +8,17 @@ Read through Optuna's public API only (``optuna.load_study``, ``Study.get_trials
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from space.errors import SrnasError
-from studies.schema import (
+from srnas.space.contract import (
     DEFAULT_OBJECTIVES,
     MEASURE_COLUMNS,
     OBJECTIVE_DIRECTIONS,
     STATUS_INFEASIBLE,
 )
+from srnas.space.errors import StorageError, StudyError
 
 if TYPE_CHECKING:
     import optuna
@@ -27,14 +29,15 @@ Objectives = list[tuple[str, str]]  # [(name, "maximize" | "minimize"), ...]
 
 # Columns before the measures and after them; searched parameters follow as p_<name>.
 LEAD_COLUMNS = ("study", "number", "state", "status", "feasible", "arch_id")
+# ``input_hw`` is the recorded latency/memory/FLOPs input as "HxW" text (e.g. "180x320").
 # ``arch`` holds the recorded ArchConfig dict (for notebooks and JSON; too wide for a table).
-TAIL_COLUMNS = ("device", "baseline", "datetime_complete", "arch")
+TAIL_COLUMNS = ("device", "input_hw", "baseline", "datetime_complete", "arch")
 
 
 def as_storage(storage: BaseStorage | str | None) -> BaseStorage:
     """A storage object as is; a URL (or None: the default) opened for reading."""
     if storage is None or isinstance(storage, str):
-        from studies.storage import open_storage
+        from srnas.studies.storage import open_storage
 
         return open_storage(storage)
     return storage
@@ -47,13 +50,13 @@ def study_names(storage: BaseStorage | str | None) -> list[str]:
     store = as_storage(storage)
     names = sorted(optuna.get_all_study_names(store))
     if not names:
-        raise SrnasError(f"--storage: is an empty storage: it holds no studies "
-                         f"(got {_storage_label(store)!r})")
+        raise StorageError("storage", "is an empty storage: it holds no studies",
+                           _storage_label(store))
     return names
 
 
 def _storage_label(store: BaseStorage) -> str:
-    from studies.storage import mask_url
+    from srnas.studies.storage import mask_url
 
     url = getattr(store, "url", None)
     return mask_url(url) if isinstance(url, str) else type(store).__name__
@@ -68,8 +71,8 @@ def load_study(name: str, storage: BaseStorage | str | None = None) -> optuna.St
     if name not in names:
         shown = ", ".join(names[:20]) + (f", ... ({len(names) - 20} more)"
                                          if len(names) > 20 else "")
-        raise SrnasError(f"study: no study of that name in {_storage_label(store)}; "
-                         f"studies: {shown} (got {name!r})")
+        raise StudyError("study", f"no study of that name in {_storage_label(store)}; "
+                         f"studies: {shown}", name)
     return optuna.load_study(study_name=name, storage=store)
 
 
@@ -113,6 +116,14 @@ def nested_attr(attrs: dict[str, Any], key: str) -> Any:
     return flat or value
 
 
+def hw_text(value: Any) -> str | None:
+    """A recorded ``input_hw`` ([h, w]) as "HxW"; None when absent or not two integers."""
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value):
+        return f"{int(value[0])}x{int(value[1])}"
+    return None
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -137,6 +148,7 @@ def trial_row(trial: optuna.trial.FrozenTrial, study_name: str,
         for (name, _), value in zip(objectives, trial.values, strict=True):
             row[name] = _number(value)
     row["device"] = attrs.get("device")
+    row["input_hw"] = hw_text(attrs.get("input_hw"))
     row["baseline"] = attrs.get("baseline")
     row["datetime_complete"] = trial.datetime_complete
     row["arch"] = nested_attr(attrs, "arch")
@@ -174,20 +186,21 @@ def _frame(rows: list[dict[str, Any]], objectives: Objectives,
 
 
 def merge_studies(studies: Sequence[optuna.Study]) -> pd.DataFrame:
-    """One frame from several studies (``--all-studies``): they must share their objectives;
-    the same-device check is the front's job, since trials, not studies, carry devices."""
+    """One frame from several studies (``all_studies``): they must share their objectives;
+    the same-device and same-input check is the front's job, since trials, not studies, carry
+    them."""
     if not studies:
-        raise SrnasError("--all-studies: no study to merge (got [])")
+        raise StudyError("all_studies", "no study to merge", [])
     objectives = study_objectives(studies[0])
     rows: list[dict[str, Any]] = []
     for study in studies:
         theirs = study_objectives(study)
         if theirs != objectives:
-            raise SrnasError(
-                f"--all-studies: studies must share their objectives; "
+            raise StudyError(
+                "all_studies", f"studies must share their objectives; "
                 f"{studies[0].study_name!r} has {_objectives_text(objectives)}, "
-                f"{study.study_name!r} has {_objectives_text(theirs)} "
-                f"(got {[s.study_name for s in studies]!r})")
+                f"{study.study_name!r} has {_objectives_text(theirs)}",
+                [s.study_name for s in studies])
         rows += [trial_row(t, study.study_name, objectives)
                  for t in study.get_trials(deepcopy=False)]
     return _frame(rows, objectives, [s.study_name for s in studies])

@@ -1,34 +1,38 @@
 """The Python API for notebooks: Pareto fronts of srnas studies as pandas DataFrames.
 
-    from studies.front import load_study, pareto_front, hypervolume, pick
+    from srnas.studies.front import load_study, pareto_front, hypervolume, pick
     study = load_study("x4-h100", "sqlite:///srnas.db")
     front = pareto_front(study, budgets={"latency_ms": 20})
     hypervolume(front), pick(front, "knee")
 
 The front is the set of feasible, non-dominated COMPLETE trials over the study's objectives
-(Optuna's ``best_trials`` when no budget or device is given). Budgets are applied after the
-fact and the front is recomputed over the trials within them; for a budget on an objective this
-equals filtering the front, for a budget on another measure (e.g. params) it also admits trials
-that were dominated only by trials over the budget, which is what "the best under X" means.
+(Optuna's ``best_trials`` when no budget, device or input is given). Trials measured on
+different devices or latency inputs do not compare: a study (or merge) whose candidates span
+more than one is refused until ``device`` / ``input_hw`` narrow it to one. Budgets are
+applied after the fact and the front is recomputed over the trials within them; for a budget on
+an objective this equals filtering the front, for a budget on another measure (e.g. params) it
+also admits trials that were dominated only by trials over the budget, which is what "the best
+under X" means.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from space.errors import SrnasError
-from studies.frame import (
+from srnas.space.contract import BUDGET_KEYS, MEASURE_COLUMNS, OBJECTIVE_DIRECTIONS
+from srnas.space.errors import ConfigError, StudyError
+from srnas.studies.frame import (
     Objectives,
+    hw_text,
     load_study,
     merge_studies,
     study_names,
     study_objectives,
     trials_frame,
 )
-from studies.hv import hypervolume_min
-from studies.schema import BUDGET_KEYS, MEASURE_COLUMNS, OBJECTIVE_DIRECTIONS
+from srnas.studies.hv import hypervolume_min
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,6 +43,8 @@ __all__ = [
     "PICKS",
     "SORT_KEYS",
     "check_budgets",
+    "check_comparable",
+    "check_input_hw",
     "default_reference_point",
     "feasible_candidates",
     "hypervolume",
@@ -47,6 +53,7 @@ __all__ = [
     "pareto_front",
     "pick",
     "select_device",
+    "select_input",
     "study_names",
     "study_objectives",
     "trials_frame",
@@ -66,10 +73,10 @@ def check_budgets(budgets: Mapping[str, float] | None) -> dict[str, float]:
         if value is None:
             continue
         if key not in BUDGET_KEYS:
-            raise SrnasError(f"budgets: must be among {', '.join(BUDGET_KEYS)} (got {key!r})")
+            raise ConfigError("budgets", f"must be among {', '.join(BUDGET_KEYS)}", key)
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not math.isfinite(value) or value <= 0:
-            raise SrnasError(f"{BUDGET_KEYS[key]}: must be a positive number (got {value!r})")
+            raise ConfigError(BUDGET_KEYS[key], "must be a positive number", value)
         checked[key] = float(value)
     return checked
 
@@ -108,27 +115,77 @@ def _non_dominated(loss: np.ndarray) -> np.ndarray:
     return keep
 
 
-def select_device(frame: pd.DataFrame, device: str | None, merged: bool) -> pd.DataFrame:
+def select_device(frame: pd.DataFrame, device: str | None) -> pd.DataFrame:
     """Trials measured on ``device``: an exact (case-insensitive) match, else every device name
-    containing it (``--device H100``). Latencies from different devices do not compare, so a
-    merge of studies must come down to one device."""
-    devices = sorted({str(d) for d in frame["device"].dropna()})
+    containing it (``device="H100"``). Latencies from different devices do not compare, so what
+    is left must come down to one device (see :func:`check_comparable`)."""
     if device is None:
-        if merged and len(devices) > 1:
-            raise SrnasError(f"--all-studies: merged trials were measured on {len(devices)} "
-                             f"devices; choose one with --device: {'; '.join(devices)} "
-                             f"(got no --device)")
         return frame
+    devices = sorted({str(d) for d in frame["device"].dropna()})
     wanted = device.casefold()
     exact = [d for d in devices if d.casefold() == wanted]
     matching = exact or [d for d in devices if wanted in d.casefold()]
     if not matching:
-        raise SrnasError(f"--device: no feasible complete trial was measured on it; devices: "
-                         f"{'; '.join(devices) or 'none recorded'} (got {device!r})")
-    if merged and len(matching) > 1:
-        raise SrnasError(f"--device: matches {len(matching)} devices, --all-studies needs "
-                         f"one: {'; '.join(matching)} (got {device!r})")
+        raise StudyError("device", f"no feasible complete trial was measured on it; devices: "
+                         f"{'; '.join(devices) or 'none recorded'}", device)
     return frame[frame["device"].isin(matching)]
+
+
+def check_input_hw(input_hw: Sequence[int] | str | None) -> str | None:
+    """``input_hw`` ((h, w), [h, w] or "HxW") as the "HxW" text the frame records; None stays
+    None (no filter)."""
+    if input_hw is None:
+        return None
+    text = hw_text(input_hw) if not isinstance(input_hw, str) else input_hw.strip().lower()
+    parts = text.split("x") if text else []
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ConfigError("input_hw", "must be two positive integers (h, w), e.g. (180, 320)",
+                          input_hw)
+    return f"{int(parts[0])}x{int(parts[1])}"
+
+
+def _inputs(frame: pd.DataFrame) -> list[str]:
+    """The distinct recorded inputs ("HxW"), smallest first."""
+    def key(text: str) -> tuple[int, ...]:
+        parts = text.split("x")
+        return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else ()
+
+    return sorted({str(i) for i in frame["input_hw"].dropna()}, key=lambda t: (key(t), t))
+
+
+def select_input(frame: pd.DataFrame, input_hw: Sequence[int] | str | None) -> pd.DataFrame:
+    """Trials whose latency/memory/FLOPs input (user attr ``input_hw``) is ``input_hw``."""
+    wanted = check_input_hw(input_hw)
+    if wanted is None:
+        return frame
+    kept = frame[frame["input_hw"] == wanted]
+    if kept.empty:
+        inputs = _inputs(frame)
+        raise StudyError("input_hw", f"no feasible complete trial was measured at it; inputs: "
+                         f"{', '.join(inputs) or 'none recorded'}", input_hw)
+    return kept
+
+
+def check_comparable(frame: pd.DataFrame, field: str, label: str, value: object) -> None:
+    """Refuse to rank trials measured on more than one device or latency input: their figures
+    do not compare. Trials that record no device (or no input) are no group of their own."""
+    devices = sorted({str(d) for d in frame["device"].dropna()})
+    inputs = _inputs(frame)
+    if len(devices) <= 1 and len(inputs) <= 1:
+        return
+    mixed = []
+    if len(devices) > 1:
+        mixed.append(f"{len(devices)} devices ({'; '.join(devices)})")
+    if len(inputs) > 1:
+        mixed.append(f"{len(inputs)} latency inputs ({', '.join(inputs)})")
+    narrow = []
+    if len(devices) > 1:
+        narrow.append("device (--device NAME)")
+    if len(inputs) > 1:
+        narrow.append("input_hw (--input HxW)")
+    raise StudyError(field, f"the feasible complete trials of {label} were measured on "
+                     f"{' and '.join(mixed)}, whose figures do not compare; narrow them to one "
+                     f"with {' and '.join(narrow)}", value)
 
 
 def _apply_budgets(frame: pd.DataFrame, budgets: dict[str, float],
@@ -145,13 +202,13 @@ def _apply_budgets(frame: pd.DataFrame, budgets: dict[str, float],
             earlier = f" within {', '.join(applied)}" if applied else ""
             recorded = values.dropna()
             if recorded.empty:
-                raise SrnasError(f"{flag}: no feasible trial{context}{earlier} records {key} "
-                                 f"(got {bound:g})")
-            raise SrnasError(
-                f"{flag}: removed the last feasible trial{context}{earlier}; the smallest value "
-                f"that admits one is {_fmt_up(float(recorded.min()))} (got {bound:g})")
+                raise StudyError(flag, f"no feasible trial{context}{earlier} records {key}",
+                                 bound)
+            raise StudyError(
+                flag, f"removed the last feasible trial{context}{earlier}; the smallest value "
+                f"that admits one is {_fmt_up(float(recorded.min()))}", bound)
         frame = kept
-        applied.append(f"{flag} {bound:g}")
+        applied.append(f"{key} <= {bound:g}")
     return frame
 
 
@@ -168,8 +225,8 @@ def default_reference_point(candidates: pd.DataFrame, objectives: Objectives,
             continue
         values = candidates[name].astype("float64").dropna()
         if values.empty:
-            raise SrnasError(f"reference point: no trial records {name} (got {len(candidates)} "
-                             f"trials)")
+            raise StudyError("reference_point", f"has no default: none of the "
+                             f"{len(candidates)} candidate trials records {name}")
         lo, hi = float(values.min()), float(values.max())
         spread = (hi - lo) or abs(hi) or 1.0
         reference[name] = lo - margin * spread if direction == "maximize" else hi + margin * spread
@@ -177,35 +234,47 @@ def default_reference_point(candidates: pd.DataFrame, objectives: Objectives,
 
 
 def feasible_candidates(frame: pd.DataFrame, budgets: Mapping[str, float] | None = None,
-                        device: str | None = None) -> pd.DataFrame:
-    """The trials a front is drawn from: COMPLETE, feasible, on ``device``, within ``budgets``.
+                        device: str | None = None,
+                        input_hw: Sequence[int] | str | None = None) -> pd.DataFrame:
+    """The trials a front is drawn from: COMPLETE, feasible, on ``device``, at ``input_hw``,
+    measured on one device and input (see :func:`check_comparable`), within ``budgets``.
     Each filter that leaves nothing is an error saying why."""
     studies: list[str] = frame.attrs.get("studies", [])
     label = ", ".join(studies) or "the frame"
+    merged = len(studies) > 1
+    field, value = ("all_studies", list(studies)) if merged else ("study", label)
     complete = frame[frame["state"] == "COMPLETE"]
     if complete.empty:
         states = frame["state"].value_counts()
         words = {"FAIL": "failed", "RUNNING": "running", "WAITING": "waiting", "PRUNED": "pruned"}
         seen = ", ".join(f"{n} {words.get(s, s.lower())}" for s, n in states.items()) \
             or "no trials"
-        raise SrnasError(f"study: {label} has no complete trial yet ({seen}) (got {label!r})")
+        raise StudyError(field, f"{label} has no complete trial yet ({seen})", value)
     feasible = complete[complete["feasible"]]
     if feasible.empty:
-        raise SrnasError(f"study: all {len(complete)} complete trials of {label} break the "
-                         f"study's constraints, none is feasible (got {label!r})")
-    on_device = select_device(feasible, device, merged=len(studies) > 1)
-    context = f" on {device!r}" if device else ""
-    return _apply_budgets(on_device, check_budgets(budgets), context)
+        raise StudyError(field, f"all {len(complete)} complete trials of {label} break the "
+                         f"study's constraints, none is feasible", value)
+    narrowed = select_input(select_device(feasible, device), input_hw)
+    check_comparable(narrowed, field, label, value)
+    where = [f"on {device!r}"] if device else []
+    where += [f"at input {check_input_hw(input_hw)}"] if input_hw is not None else []
+    context = "".join(f" {w}" for w in where)
+    return _apply_budgets(narrowed, check_budgets(budgets), context)
 
 
 def pareto_front(source: optuna.Study | pd.DataFrame, budgets: Mapping[str, float] | None = None,
-                 device: str | None = None, sort: str = "psnr") -> pd.DataFrame:
+                 device: str | None = None, sort: str = "psnr",
+                 input_hw: Sequence[int] | str | None = None) -> pd.DataFrame:
     """Feasible non-dominated COMPLETE trials of a study (or of a frame from
-    :func:`trials_frame` / :func:`merge_studies`), within ``budgets`` and on ``device``.
+    :func:`trials_frame` / :func:`merge_studies`), within ``budgets``, on ``device`` and at
+    ``input_hw`` ((h, w) of the latency input). Trials measured on different devices or inputs
+    do not compare: when the candidates span more than one, narrow them with ``device`` /
+    ``input_hw`` (else a :class:`StudyError`).
 
-    ``front.attrs``: ``objectives``, ``studies``, ``budgets``, ``device``, ``n_candidates``
-    (feasible complete trials within device and budgets) and ``reference_point`` (see
-    :func:`default_reference_point`), which :func:`hypervolume` uses by default.
+    ``front.attrs``: ``objectives``, ``studies``, ``budgets``, ``device``, ``devices``,
+    ``input_hw``, ``inputs``, ``n_candidates`` (feasible complete trials within device, input
+    and budgets) and ``reference_point`` (see :func:`default_reference_point`), which
+    :func:`hypervolume` uses by default.
     """
     import pandas as pd
 
@@ -215,9 +284,9 @@ def pareto_front(source: optuna.Study | pd.DataFrame, budgets: Mapping[str, floa
     checked = check_budgets(budgets)
     sortable = tuple(dict.fromkeys(SORT_KEYS + MEASURE_COLUMNS))
     if sort not in sortable:
-        raise SrnasError(f"--sort: must be one of {', '.join(sortable)} (got {sort!r})")
+        raise ConfigError("sort", f"must be one of {', '.join(sortable)}", sort)
 
-    candidates = feasible_candidates(frame, checked, device)
+    candidates = feasible_candidates(frame, checked, device, input_hw)
     front = candidates[_non_dominated(_loss_matrix(candidates, objectives))]
     ascending = OBJECTIVE_DIRECTIONS.get(sort, "minimize") == "minimize"
     front = front.sort_values([sort, "study", "number"], ascending=[ascending, True, True],
@@ -228,6 +297,8 @@ def pareto_front(source: optuna.Study | pd.DataFrame, budgets: Mapping[str, floa
         "budgets": checked,
         "device": device,
         "devices": sorted({str(d) for d in front["device"].dropna()}),
+        "input_hw": check_input_hw(input_hw),
+        "inputs": _inputs(front),
         "n_candidates": len(candidates),
         "reference_point": default_reference_point(candidates, objectives, checked),
     }
@@ -242,8 +313,8 @@ def hypervolume(front: pd.DataFrame, reference_point: Mapping[str, float] | None
     reference = dict(reference_point or front.attrs["reference_point"])
     missing = [n for n, _ in objectives if n not in reference]
     if missing:
-        raise SrnasError(f"reference point: needs a value for every objective; missing "
-                         f"{', '.join(missing)} (got {reference!r})")
+        raise ConfigError("reference_point", f"needs a value for every objective; missing "
+                          f"{', '.join(missing)}", reference)
     ref = [-reference[n] if d == "maximize" else reference[n] for n, d in objectives]
     points = _loss_matrix(front, objectives).tolist()
     return hypervolume_min(points, ref)
@@ -252,8 +323,7 @@ def hypervolume(front: pd.DataFrame, reference_point: Mapping[str, float] | None
 def _first(front: pd.DataFrame, keys: list[tuple[str, bool]], how: str) -> pd.Series:
     main = keys[0][0]
     if main not in front or front[main].isna().all():
-        raise SrnasError(f"--pick: {how} needs {main}, which no front trial records "
-                         f"(got {how!r})")
+        raise StudyError("pick", f"{how} needs {main}, which no front trial records", how)
     keys = [(column, ascending) for column, ascending in keys if column in front]
     ordered = front.sort_values([k for k, _ in keys] + ["study", "number"],
                                 ascending=[a for _, a in keys] + [True, True],
@@ -278,9 +348,9 @@ def pick(front: pd.DataFrame, how: str) -> pd.Series:
     """One trial of a front: ``knee`` (see :func:`_knee`), ``max-psnr`` (ties: lower latency),
     ``min-latency`` or ``min-memory`` (ties: higher PSNR); remaining ties: lowest trial."""
     if how not in PICKS:
-        raise SrnasError(f"--pick: must be one of {', '.join(PICKS)} (got {how!r})")
+        raise ConfigError("pick", f"must be one of {', '.join(PICKS)}", how)
     if front.empty:
-        raise SrnasError(f"--pick: the front is empty (got {how!r})")
+        raise StudyError("pick", "the front is empty", how)
     if how == "knee":
         return _knee(front)
     keys = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from studies.frame import as_storage, is_feasible, study_names, study_objectives
-from studies.schema import STATUS_INFEASIBLE
+from srnas.space.contract import STATUS_INFEASIBLE
+from srnas.studies.frame import as_storage, is_feasible, study_names, study_objectives
 
 if TYPE_CHECKING:
     import optuna

@@ -9,13 +9,18 @@ latency order would zigzag, since memory keeps some of them on the front). Basel
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from space.errors import SrnasError
-from studies.files import check_out_path, write_atomic
-from studies.front import feasible_candidates, hypervolume, pareto_front, trials_frame
+from srnas.space.errors import StudyError
+from srnas.studies.files import check_out_path, write_atomic
+from srnas.studies.front import (
+    feasible_candidates,
+    hypervolume,
+    pareto_front,
+    trials_frame,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -25,7 +30,7 @@ SUFFIXES = (".png", ".html")
 
 
 def check_plot_out(out: str | Path) -> Path:
-    """``--out`` for a plot: .png or .html in an existing, writable folder."""
+    """``out`` for a plot: .png or .html in an existing, writable folder."""
     return check_out_path(out, SUFFIXES)
 
 
@@ -60,38 +65,46 @@ def envelope(front: pd.DataFrame) -> pd.DataFrame:
 
 
 def _layers(source: optuna.Study | pd.DataFrame, budgets: Mapping[str, float] | None,
-            device: str | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
-    """(others, candidates, front, title): trials outside budgets/device/constraints are the
-    grey 'others'; candidates are what the front was drawn from."""
+            device: str | None, input_hw: Sequence[int] | str | None,
+            ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
+    """(others, candidates, front, title): trials outside budgets/constraints are the grey
+    'others'; candidates are what the front was drawn from. Trials of another device or input
+    are left out: their latencies do not compare."""
     import pandas as pd
 
     frame = source if isinstance(source, pd.DataFrame) else trials_frame(source)
-    front = pareto_front(frame, budgets=budgets, device=device)
-    candidates = feasible_candidates(frame, budgets, device)
+    front = pareto_front(frame, budgets=budgets, device=device, input_hw=input_hw)
+    candidates = feasible_candidates(frame, budgets, device, input_hw)
     complete = frame[frame["state"] == "COMPLETE"].dropna(subset=["psnr", "latency_ms"])
     if complete.empty:
-        raise SrnasError("plot: needs psnr and latency_ms, which no complete trial records "
-                         f"(got {len(frame)} trials)")
-    if device:
-        complete = complete[complete["device"].isin(candidates["device"].unique())]
+        raise StudyError("study", "no complete trial records psnr and latency_ms, which the "
+                         "plot needs", ", ".join(frame.attrs["studies"]))
+    # Grey points too must share the candidates' device and input (where recorded).
+    for column in ("device", "input_hw"):
+        kept = set(candidates[column].dropna())
+        if kept:
+            complete = complete[complete[column].isin(kept) | complete[column].isna()]
     keys = set(zip(candidates["study"], candidates["number"], strict=True))
     inside = [(s, n) in keys for s, n in zip(complete["study"], complete["number"], strict=True)]
     others = complete[[not x for x in inside]]
     reference = front.attrs["reference_point"]
     hv = hypervolume(front)
     ref_text = ", ".join(f"{k}={v:.4g}" for k, v in reference.items())
-    where = "; ".join(front.attrs["devices"])
+    where = "; ".join(front.attrs["devices"]) or "an unrecorded device"
+    if front.attrs.get("inputs"):
+        where += f" at input {', '.join(front.attrs['inputs'])}"
     title = (f"{', '.join(frame.attrs['studies'])} on {where}: {len(front)} front trials of "
              f"{len(candidates)}; hypervolume {hv:.4g} at ({ref_text})")
     return others, candidates.dropna(subset=["psnr", "latency_ms"]), front, title
 
 
 def plot_front(source: optuna.Study | pd.DataFrame, out: str | Path, *,
-               budgets: Mapping[str, float] | None = None,
-               device: str | None = None) -> Path:
-    """Write the plot to ``out`` (.png or .html) and return its path."""
+               budgets: Mapping[str, float] | None = None, device: str | None = None,
+               input_hw: Sequence[int] | str | None = None) -> Path:
+    """Write the plot to ``out`` (.png or .html) and return its path; ``budgets``, ``device``
+    and ``input_hw`` narrow the trials as in :func:`studies.front.pareto_front`."""
     path = check_plot_out(out)
-    others, candidates, front, title = _layers(source, budgets, device)
+    others, candidates, front, title = _layers(source, budgets, device, input_hw)
     if path.suffix.lower() == ".png":
         _png(path, others, candidates, front, title, budgets or {})
     else:
@@ -111,7 +124,7 @@ def _png(path: Path, others: pd.DataFrame, candidates: pd.DataFrame, front: pd.D
     ax = fig.subplots()
     if len(others):
         ax.scatter(others["latency_ms"], others["psnr"], marker="x", s=18, c="0.65",
-                   label="infeasible / over budget / other device")
+                   label="infeasible / over budget")
     memory = candidates["memory_mb"]
     has_memory = memory.notna().any()
     points = ax.scatter(candidates["latency_ms"], candidates["psnr"], s=28,
@@ -172,7 +185,7 @@ def _html(path: Path, others: pd.DataFrame, candidates: pd.DataFrame, front: pd.
     fig = go.Figure()
     if len(others):
         fig.add_trace(go.Scatter(x=others["latency_ms"], y=others["psnr"], mode="markers",
-                                 name="infeasible / over budget / other device",
+                                 name="infeasible / over budget",
                                  marker={"symbol": "x", "color": "#aaa", "size": 7},
                                  text=_hover(others), hoverinfo="text"))
     has_memory = candidates["memory_mb"].notna().any()

@@ -54,8 +54,9 @@ def _visible_columns(front: pd.DataFrame) -> list[str]:
     skip = {"state", "feasible", "status", "datetime_complete", "arch"}
     if len(front.attrs.get("studies", [])) <= 1:
         skip.add("study")
-    if front["device"].nunique(dropna=True) <= 1:
-        skip.add("device")
+    for name in ("device", "input_hw"):  # one device and input: said in the header
+        if name in front and front[name].nunique(dropna=True) <= 1:
+            skip.add(name)
     columns = []
     for name in front.columns:
         if name in skip or (name not in ("number", "arch_id") and front[name].isna().all()):
@@ -113,6 +114,7 @@ def front_header(front: pd.DataFrame, hv: float, reference: Mapping[str, float],
     budgets = attrs.get("budgets") or {}
     budget_text = ", ".join(f"{k} <= {_number(v)}" for k, v in budgets.items()) or "none"
     devices = "; ".join(attrs.get("devices") or []) or "not recorded"
+    inputs = ", ".join(attrs.get("inputs") or []) or "not recorded"
     units = " x ".join(UNITS.get(n, n) for n, _ in objectives)
     ref_text = ", ".join(f"{n}={_number(reference[n])}" for n, _ in objectives)
     rule = "given with --reference-point" if reference_given else REFERENCE_RULE
@@ -120,7 +122,7 @@ def front_header(front: pd.DataFrame, hv: float, reference: Mapping[str, float],
         f"study {', '.join(attrs['studies'])} ({storage}): {_plural(len(front), 'trial')} on the "
         f"Pareto front of {_plural(attrs['n_candidates'], 'feasible complete trial')}",
         f"objectives: {', '.join(f'{n} ({d[:3]})' for n, d in objectives)}; device: {devices}; "
-        f"budgets: {budget_text}",
+        f"input: {inputs}; budgets: {budget_text}",
         f"hypervolume: {_number(hv)} ({units}) at reference point {ref_text} ({rule})",
     ]
 
@@ -150,6 +152,8 @@ def front_json(front: pd.DataFrame, records: list[dict[str, Any]], hv: float,
         "budgets": attrs.get("budgets") or {},
         "device": attrs.get("device"),
         "devices": attrs.get("devices") or [],
+        "input_hw": attrs.get("input_hw"),
+        "inputs": attrs.get("inputs") or [],
         "n_candidates": attrs["n_candidates"],
         "hypervolume": hv,
         "reference_point": dict(reference),

@@ -1,20 +1,23 @@
-"""Open the study database named by ``--storage`` for reading, and mask its password.
+"""The one place that parses, checks, opens and masks a study storage URL.
 
-Everything in studies/ reads; nothing here may leave a trace in the storage it was pointed at:
-a missing SQLite file is reported, not created, and no Optuna tables are created in a database
-that lacks them. Every failure becomes one :class:`SrnasError` line naming ``--storage``, the
-rule and the URL with any password masked.
+Readers (``srnas studies``, ``pareto``, ``export``) and the writer (``srnas search``) both come
+here. A read leaves no trace in the storage it was pointed at: a missing SQLite file is
+reported, not created, and no Optuna tables are created in a database that lacks them. A write
+is checked before Ray starts and before anything is created, then opened once. Every failure
+is one :class:`StorageError` line naming ``storage``, the rule and the URL with any password
+masked.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from space.errors import SrnasError
-from studies.schema import DEFAULT_STORAGE, STORAGE_ENV
+from srnas.space.contract import DEFAULT_STORAGE, STORAGE_ENV
+from srnas.space.errors import StorageError
 
 if TYPE_CHECKING:
     from optuna.storages import RDBStorage
@@ -42,38 +45,59 @@ def mask_url(url: str) -> str:
     return _QUERY_PASSWORD.sub(r"\1***", masked)
 
 
-def storage_error(rule: str, url: str) -> SrnasError:
-    return SrnasError(f"--storage: {rule} (got {mask_url(url)!r})")
+def storage_error(rule: str, url: str) -> StorageError:
+    return StorageError("storage", rule, mask_url(url))
 
 
-def _sqlite_path(url: str) -> Path | None:
-    """The database file of a SQLite URL, or None for in-memory / URI-style databases."""
+@dataclass(frozen=True)
+class StorageURL:
+    """A parsed storage URL: its text, its dialect and (SQLite only) its database file."""
+
+    url: str
+    dialect: str
+    sqlite_file: Path | None  # None for in-memory / URI-style SQLite and for servers
+
+    @property
+    def masked(self) -> str:
+        return mask_url(self.url)
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        if self.dialect in ("postgresql", "mysql"):
+            return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+        return {}
+
+
+def parse(url: str | None = None) -> StorageURL:
+    """Parse (and default) a storage URL; a malformed one is a one-line error."""
+    from sqlalchemy import exc
     from sqlalchemy.engine import make_url
 
-    parsed = make_url(url)
-    database = parsed.database or ""
-    if database in ("", ":memory:") or parsed.query.get("uri") in ("true", "1"):
-        return None
-    return Path(database)
+    url = resolve_url(url)
+    if "://" not in url:
+        raise storage_error("must be a SQLAlchemy URL such as sqlite:///srnas.db", url)
+    try:
+        parsed = make_url(url)
+    except (exc.ArgumentError, ValueError):
+        raise storage_error("is not a valid SQLAlchemy URL", url) from None
+    dialect = parsed.get_backend_name()
+    sqlite_file = None
+    if dialect == "sqlite":
+        database = parsed.database or ""
+        if database not in ("", ":memory:") and parsed.query.get("uri") not in ("true", "1"):
+            sqlite_file = Path(database)
+    return StorageURL(url, dialect, sqlite_file)
 
 
-def engine_kwargs(url: str) -> dict[str, Any]:
-    if url.startswith("postgresql"):
-        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
-    if url.startswith("mysql"):
-        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
-    return {}
-
-
-def probe(url: str, engine_kwargs: dict[str, Any], *, require_tables: bool = True) -> None:
+def probe(target: StorageURL, *, require_tables: bool = True) -> None:
     """Connect once and (for readers) check the database has tables at all: a clean message
     for a dead host or an empty database before Optuna gets to raise something less readable.
-    The search (a writer) probes with ``require_tables=False``."""
+    """
     import sqlalchemy
     from sqlalchemy import exc
 
+    url = target.url
     try:
-        engine = sqlalchemy.create_engine(url, **engine_kwargs)
+        engine = sqlalchemy.create_engine(url, **target.engine_kwargs())
     except exc.NoSuchModuleError:  # (an ArgumentError subclass: must come first)
         raise storage_error("names an unknown database dialect", url) from None
     except (exc.ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
@@ -93,31 +117,66 @@ def probe(url: str, engine_kwargs: dict[str, Any], *, require_tables: bool = Tru
         raise storage_error("is an empty storage: it holds no studies", url)
 
 
+def check_for_write(url: str | None = None) -> StorageURL:
+    """Fail in one line, before Ray starts and before anything is created: a malformed URL, an
+    unknown dialect or driver, a SQLite file in a missing folder, an unreachable server."""
+    target = parse(url)
+    path = target.sqlite_file
+    if target.dialect == "sqlite":
+        if path is not None and not path.resolve().parent.is_dir():
+            raise storage_error(f"its folder {path.parent} does not exist", target.url)
+        if path is not None and path.is_dir():
+            raise storage_error(f"{path} is a folder, not a SQLite file", target.url)
+        return target  # connecting would create the file: leave that to open_for_write
+    probe(target, require_tables=False)
+    return target
+
+
+def exists(target: StorageURL) -> bool:
+    """False when the storage certainly holds nothing yet (a SQLite file that does not exist),
+    so a first launch can be checked without creating anything."""
+    return not (target.sqlite_file is not None and not target.sqlite_file.is_file())
+
+
+def open_for_write(target: StorageURL) -> RDBStorage:
+    """An ``RDBStorage`` object (Ray's OptunaSearch wants the object, not a URL string)."""
+    import optuna
+
+    return optuna.storages.RDBStorage(target.url, engine_kwargs=target.engine_kwargs())
+
+
 def open_storage(url: str | None = None) -> RDBStorage:
     """Open an existing study storage for reading (``url`` defaults as in :func:`resolve_url`)."""
     import optuna
     from sqlalchemy import exc
 
-    url = resolve_url(url)
-    if "://" not in url:
-        raise storage_error("must be a SQLAlchemy URL such as sqlite:///srnas.db", url)
-    kwargs = engine_kwargs(url)
-    if url.startswith("sqlite"):
-        try:
-            path = _sqlite_path(url)
-        except (exc.ArgumentError, ValueError):
-            raise storage_error("is not a valid SQLAlchemy URL", url) from None
-        # SQLite creates a missing file on connect: check first so a read leaves nothing behind.
-        if path is not None and not path.is_file():
-            what = "is a folder" if path.is_dir() else "does not exist"
-            raise storage_error(f"points to no SQLite file ({path} {what})", url)
-    probe(url, kwargs)
+    target = parse(url)
+    path = target.sqlite_file
+    # SQLite creates a missing file on connect: check first so a read leaves nothing behind.
+    if target.dialect == "sqlite" and path is not None and not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise storage_error(f"points to no SQLite file ({path} {what})", target.url)
+    probe(target)
     try:
         # skip_table_creation: a read must not turn someone else's database into an Optuna one.
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs,
+        return optuna.storages.RDBStorage(target.url, engine_kwargs=target.engine_kwargs(),
                                           skip_table_creation=True)
     except exc.DBAPIError:
-        raise storage_error("is not an Optuna study storage", url) from None
+        raise storage_error("is not an Optuna study storage", target.url) from None
     except RuntimeError as e:  # Optuna's schema-version check (a storage from a newer Optuna)
         raise storage_error(f"cannot be read by this Optuna: {str(e).splitlines()[0]}",
-                            url) from None
+                            target.url) from None
+
+
+__all__ = [
+    "StorageURL",
+    "check_for_write",
+    "exists",
+    "mask_url",
+    "open_for_write",
+    "open_storage",
+    "parse",
+    "probe",
+    "resolve_url",
+    "storage_error",
+]

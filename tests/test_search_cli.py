@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.cli import main
+from srnas.search.cli import main
 
 
 def _err(capsys: pytest.CaptureFixture[str]) -> str:

@@ -8,9 +8,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.cli import main
-from space import from_dict
-from studies.front import pareto_front
+from srnas.search.cli import main
+from srnas.space import from_dict
+from srnas.studies.front import pareto_front
 from tests.conftest import SMALL_SPACE_YAML
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -67,6 +67,30 @@ def test_search_records_every_measure_and_a_front_and_relaunch_continues(
     assert _search(tmp_path, space_file, "--trials", "2", "--baseline", "tiny") == 0
     assert "continuing, 3 trials so far" in capsys.readouterr().out
     assert len(_study(tmp_path).get_trials()) == 5  # the baseline was not queued again
+
+    # The study recorded what its figures were measured under...
+    measurement = _study(tmp_path).user_attrs["measurement"]
+    assert measurement["steps"] == 3 and measurement["input_hw"] == [16, 16]
+    assert measurement["device_kind"] == "cpu" and measurement["scale"] == 2
+    # ...and refuses a launch whose figures would not compare, naming both values.
+    assert _search(tmp_path, space_file, "--trials", "1", "--steps", "4") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith("srnas search: error: --steps: study 't' was measured with training "
+                          "steps per trial 3, this launch would use 4") and "--study NAME" in err
+    assert _search(tmp_path, space_file, "--trials", "1", "--input", "8x8") == 2
+    assert "--input: " in capsys.readouterr().err
+    assert len(_study(tmp_path).get_trials()) == 5  # nothing written
+
+
+def test_time_budget_stops_proposing_but_running_trials_finish(
+        tmp_path: Path, space_file: Path) -> None:
+    assert _search(tmp_path, space_file, "--trials", "40", "--time-budget", "3",
+                   "--concurrency", "1") == 0
+    trials = _study(tmp_path).get_trials()
+    assert 1 <= len(trials) < 40
+    # Tune's own time budget would have stopped the running trial (FAIL); ours lets it end.
+    assert {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}
 
 
 def test_too_tight_latency_budget_leaves_no_feasible_trial(

@@ -8,8 +8,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from space import SearchSpace, build_model, get_preset
-from space.searchspace import MILK_ONLY, Dim
+from srnas.space import ArchConfig, SearchSpace, build_model, from_dict, get_preset
+from srnas.space.searchspace import MILK_ONLY, Dim
 
 SPACE = SearchSpace()
 
@@ -68,3 +68,58 @@ def test_paper_models_are_points_of_the_default_space(preset: str) -> None:
     config = get_preset(preset)
     params = SPACE.params_for(config)
     assert SPACE.sample(optuna.trial.FixedTrial(params)).arch == config
+
+
+# -- arch_id is canonical: one id per network --------------------------------------------------
+@st.composite
+def small_configs(draw: st.DrawFn) -> ArchConfig:
+    n_blocks = draw(st.integers(1, 2))
+    block_type = draw(st.sampled_from(["convattn", "milk"]))
+    milk = block_type == "milk"
+    window = draw(st.one_of(st.booleans(),
+                            st.lists(st.booleans(), min_size=n_blocks, max_size=n_blocks)))
+    return ArchConfig(
+        scale=draw(st.sampled_from([2, 3])), dim=draw(st.sampled_from([8, 16])),
+        split_ratio=draw(st.sampled_from([0.25, 0.5, 1, 1.0])),
+        kernel_size=draw(st.sampled_from([3, 5])), block_type=block_type,
+        dict_size=draw(st.sampled_from([1, 2])) if milk else None,
+        gate=draw(st.sampled_from(["softmax", "sigmoid", "sum"])) if milk else None,
+        shared_kernel=draw(st.booleans()) if milk else True, n_blocks=n_blocks,
+        conv_layers=1, window_attn=window, window_size=draw(st.sampled_from([4, 8])),
+        heads=draw(st.sampled_from([1, 2])), ffn_ratio=draw(st.sampled_from([1, 1.0, 2])))
+
+
+def _rewrites(config: ArchConfig) -> list[ArchConfig]:
+    """Configs written differently that build the same network."""
+    out = [from_dict({**config.to_dict(), "split_ratio": config.pdim / config.dim}),
+           from_dict({**config.to_dict(), "window_attn": [config.block_has_window(i)
+                                                          for i in range(config.n_blocks)]})]
+    if not config.any_window:  # window dims do not apply
+        out.append(config.replace(window_size=16, heads=config.dim))
+    return out
+
+
+def _same_network(a: ArchConfig, b: ArchConfig) -> bool:
+    """Independent truth: the same parameters (names and shapes) and, with every parameter set
+    to the same random values, the same output on the same input."""
+    ma, mb = build_model(a).eval(), build_model(b).eval()
+    sa, sb = ma.state_dict(), mb.state_dict()
+    if a.scale != b.scale or {k: v.shape for k, v in sa.items()} != {
+            k: v.shape for k, v in sb.items()}:
+        return False
+    gen = torch.Generator().manual_seed(0)
+    randomised = {k: torch.randn(v.shape, generator=gen) * 0.3 for k, v in sa.items()}
+    ma.load_state_dict(randomised)
+    mb.load_state_dict(randomised)
+    x = torch.rand(1, 3, 10, 12, generator=gen)
+    with torch.no_grad():
+        return torch.allclose(ma(x), mb(x), atol=1e-5)
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(a=small_configs(), b=small_configs())
+def test_arch_id_is_one_id_per_network(a: ArchConfig, b: ArchConfig) -> None:
+    for same in _rewrites(a):
+        assert same.arch_id == a.arch_id and _same_network(a, same)
+    assert (a.arch_id == b.arch_id) == _same_network(a, b)

@@ -12,8 +12,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.cli import main
-from studies.testing import fake_trial, make_known_study, make_study
+from srnas.search.cli import main
+from tests.fabricate import fake_trial, make_known_study, make_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 OPTUNA_CLI = Path(sys.executable).with_name("optuna")
@@ -131,12 +131,16 @@ def test_all_studies(capsys, db) -> None:
     (["pareto", "known", "--format", "xml"], "--format: must be one of table, csv, json"),
     (["pareto", "known", "--sort", "ssim"], "--sort: must be one of"),
     (["pareto", "known", "--device", "tpu"], "--device: no feasible complete trial"),
+    (["pareto", "known", "--input", "16"], "--input: must be HxW with positive integers"),
+    (["pareto", "known", "--input", "16x16"], "--input: no feasible complete trial was "
+                                              "measured at it; inputs: 180x320 (got '16x16')"),
     (["pareto", "known", "--reference-point", "psnr=1"], "--reference-point: needs every"),
     (["pareto"], "STUDY: give a study name, or --all-studies"),
     (["pareto", "known", "--all-studies"], "STUDY: give a study or --all-studies, not both"),
     (["studies", "list", "--format", "yaml"], "--format: must be one of table, json"),
     (["plot", "known", "--out", "front.svg"], "--out: must end in .png or .html"),
     (["plot", "known"], "--out: is required"),
+    (["export", "known", "--pick", "knee"], "--out: is required"),
 ])
 def test_bad_input_is_one_line(capsys, db, argv, needle) -> None:
     err = one_line_error(capsys, argv[0], *argv, "--storage", db)
@@ -190,3 +194,68 @@ def test_plot_png_and_html(capsys, db, tmp_path) -> None:
     assert "plotly" in text and "esc-light" in text and "latency budget 35 ms" in text
     assert "3d232dabd53d\\u003cbr\\u003ePSNR 31.000 dB" in text  # trial 1's hover
     assert sorted(p.name for p in tmp_path.iterdir()) == ["front.html", "front.png"]
+
+
+@pytest.fixture(scope="module")
+def mixed_db(tmp_path_factory) -> str:
+    """0: CPU at 180x320; 1: H100 at 180x320; 2: H100 at 90x160."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('mixed') / 'srnas.db'}"
+    study = make_study(url, "mixed")
+    fake_trial(study, psnr=30.0, latency_ms=40.0, memory_mb=100.0, device="cpu: AMD EPYC")
+    fake_trial(study, psnr=30.5, latency_ms=4.0, memory_mb=100.0, device="cuda: NVIDIA H100")
+    fake_trial(study, psnr=29.0, latency_ms=1.0, memory_mb=100.0, device="cuda: NVIDIA H100",
+               extra={"input_hw": [90, 160]})
+    return url
+
+
+def test_pareto_refuses_mixed_devices_and_inputs_in_one_study(capsys, mixed_db) -> None:
+    err = one_line_error(capsys, "pareto", "pareto", "mixed", "--storage", mixed_db)
+    assert err.startswith("srnas pareto: error: STUDY: the feasible complete trials of mixed "
+                          "were measured on 2 devices (cpu: AMD EPYC; cuda: NVIDIA H100) and 2 "
+                          "latency inputs (90x160, 180x320)")
+    assert "device (--device NAME) and input_hw (--input HxW)" in err
+    err = one_line_error(capsys, "pareto", "pareto", "mixed", "--device", "H100", "--storage",
+                         mixed_db)
+    assert "2 latency inputs (90x160, 180x320)" in err and "--device NAME" not in err
+    err = one_line_error(capsys, "pareto", "pareto", "mixed", "--input", "180x320",
+                         "--storage", mixed_db)
+    assert "2 devices (cpu: AMD EPYC; cuda: NVIDIA H100)" in err and "--input HxW" not in err
+
+
+@pytest.mark.parametrize(("narrow", "expected"), [
+    (["--device", "cpu"], [0]),
+    (["--device", "H100", "--input", "180x320"], [1]),
+    (["--device", "cuda: NVIDIA H100", "--input", "90x160"], [2]),
+])
+def test_pareto_narrowed_mixed_study(capsys, mixed_db, narrow, expected) -> None:
+    code, out, err = run(capsys, "pareto", "mixed", *narrow, "--storage", mixed_db,
+                         "--format", "json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert [t["number"] for t in document["trials"]] == expected
+    assert len(document["devices"]) == 1 and len(document["inputs"]) == 1
+    code, out, _ = run(capsys, "pareto", "mixed", *narrow, "--storage", mixed_db)
+    assert code == 0 and "; input: " in out.splitlines()[1]
+
+
+def test_all_studies_refuses_mixed_inputs(capsys, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'two.db'}"
+    fake_trial(make_study(url, "a"), psnr=30.0, latency_ms=4.0, memory_mb=100.0)
+    fake_trial(make_study(url, "b"), psnr=30.0, latency_ms=1.0, memory_mb=100.0,
+               extra={"input_hw": [90, 160]})
+    err = one_line_error(capsys, "pareto", "pareto", "--all-studies", "--storage", url)
+    assert "error: --all-studies: the feasible complete trials of a, b were measured on 2 " \
+        "latency inputs (90x160, 180x320)" in err
+    code, out, _ = run(capsys, "pareto", "--all-studies", "--input", "90x160", "--storage", url,
+                       "--format", "json")
+    assert code == 0 and [t["study"] for t in json.loads(out)["trials"]] == ["b"]
+
+
+def test_plot_mixed_study_narrowed(capsys, mixed_db, tmp_path) -> None:
+    png = tmp_path / "front.png"
+    err = one_line_error(capsys, "plot", "plot", "mixed", "--storage", mixed_db, "--out",
+                         str(png))
+    assert "2 devices" in err and not png.exists()
+    assert run(capsys, "plot", "mixed", "--device", "H100", "--input", "90x160", "--storage",
+               mixed_db, "--out", str(png))[0] == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

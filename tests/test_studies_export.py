@@ -10,11 +10,12 @@ import optuna
 import pytest
 import yaml
 
-from search.cli import main
-from space import get_preset, load_config
-from space.config import from_dict
-from studies.export import export_document, find_trial
-from studies.testing import fake_trial, make_known_study, make_study
+from srnas.search.cli import main
+from srnas.space import get_preset, load_config
+from srnas.space.config import from_dict
+from srnas.space.errors import ConfigError, StudyError
+from srnas.studies.export import export_document, export_trial, find_trial
+from tests.fabricate import fake_trial, make_known_study, make_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 INPUT_HW = (16, 16)  # small, so counting FLOPs stays fast
@@ -36,7 +37,7 @@ def db(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def tiny_db(tmp_path_factory) -> str:
     """Trials whose params/FLOPs were really measured (as the search records them)."""
-    from space.complexity import complexity
+    from srnas.space.complexity import complexity
 
     url = f"sqlite:///{tmp_path_factory.mktemp('tiny') / 'srnas.db'}"
     study = make_study(url, "tiny")
@@ -82,7 +83,7 @@ def test_json_export_with_provenance(capsys, db, tmp_path) -> None:
     assert provenance["measured"]["latency_ms"] == 5.0
     assert provenance["device"] == "cpu: test" and provenance["feasible"] is True
     assert provenance["selection"] == {"pick": "knee", "budgets": {"latency_ms": 15.0},
-                                       "device": None, "front_size": 2}
+                                       "device": None, "input_hw": None, "front_size": 2}
     assert provenance["searched_params"]["dim"] == 32
     assert {"srnas", "optuna", "python"} <= set(provenance["exported_with"])
     assert provenance["arch_id"] == from_dict(document["arch"]).arch_id
@@ -116,11 +117,17 @@ def test_export_overwrites_atomically(capsys, db, tmp_path) -> None:
     (["--trial", "9"], "--trial: trial 9 was pruned"),
     (["--trial", "99"], "--trial: study 'known' has no trial of that number (trials: 0..9)"),
     (["--trial", "x"], "--trial: must be a trial number"),
-    (["--trial", "1", "--pick", "knee"], "--trial/--pick: give exactly one of them (got both)"),
-    ([], "--trial/--pick: give exactly one of them (got neither)"),
+    (["--trial", "1", "--pick", "knee"], "--trial/--pick: give exactly one of them, not both"),
+    ([], "--trial/--pick: give exactly one of them"),
     (["--pick", "cheapest"], "--pick: must be one of knee, max-psnr, min-latency, min-memory"),
     (["--pick", "knee", "--max-latency-ms", "1"], "smallest value that admits one is 5"),
     (["--trial", "1", "--max-latency-ms", "15"], "--max-latency-ms: trial 1 has latency_ms 20"),
+    (["--trial", "1", "--device", "tpu"], "--device: trial 1 was measured on 'cpu: test'"),
+    (["--trial", "1", "--input", "90x160"], "--input: trial 1 was measured at input 180x320 "
+                                            "(got '90x160')"),
+    (["--trial", "1", "--input", "90"], "--input: must be HxW"),
+    (["--pick", "knee", "--input", "90x160"], "--input: no feasible complete trial was "
+                                              "measured at it; inputs: 180x320"),
 ])
 def test_bad_selection_is_one_line(capsys, db, tmp_path, argv, needle) -> None:
     out = tmp_path / "x.yaml"
@@ -150,3 +157,57 @@ def test_out_that_is_a_folder(capsys, db, tmp_path) -> None:
     code, _, err = run(capsys, "export", "known", "--trial", "0", "--storage", db, "--out",
                        str(folder))
     assert code == 2 and "--out: is a folder" in err
+
+
+@pytest.fixture(scope="module")
+def mixed_db(tmp_path_factory) -> str:
+    """One study measured on two devices and, on the H100, at two inputs."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('mixed') / 'srnas.db'}"
+    study = make_study(url, "mixed")
+    fake_trial(study, psnr=30.0, latency_ms=40.0, memory_mb=100.0, device="cpu: AMD EPYC")
+    fake_trial(study, psnr=30.5, latency_ms=4.0, memory_mb=100.0, device="cuda: NVIDIA H100")
+    fake_trial(study, psnr=29.0, latency_ms=1.0, memory_mb=100.0, device="cuda: NVIDIA H100",
+               extra={"input_hw": [90, 160]})
+    return url
+
+
+def test_pick_on_a_mixed_study_is_refused_until_narrowed(capsys, mixed_db, tmp_path) -> None:
+    out = tmp_path / "pick.json"
+    code, stdout, err = run(capsys, "export", "mixed", "--pick", "min-latency", "--storage",
+                            mixed_db, "--out", str(out))
+    assert code == 2 and stdout == "" and err.count("\n") == 1, err
+    assert err.startswith("srnas export: error: STUDY: the feasible complete trials of mixed "
+                          "were measured on 2 devices (cpu: AMD EPYC; cuda: NVIDIA H100) and 2 "
+                          "latency inputs (90x160, 180x320)")
+    assert "--device NAME" in err and "--input HxW" in err
+    assert not out.exists()
+    code, stdout, err = run(capsys, "export", "mixed", "--pick", "min-latency", "--device",
+                            "H100", "--input", "180x320", "--storage", mixed_db, "--out",
+                            str(out))
+    assert code == 0, err
+    provenance = json.loads(out.read_text())["provenance"]
+    assert provenance["trial"] == 1 and provenance["device"] == "cuda: NVIDIA H100"
+    assert provenance["selection"]["input_hw"] == "180x320"
+    assert provenance["selection"]["device"] == "H100"
+    # A trial number ranks nothing: no narrowing needed.
+    assert run(capsys, "export", "mixed", "--trial", "2", "--storage", mixed_db, "--out",
+               str(out))[0] == 0
+
+
+def test_library_errors_name_arguments(mixed_db, db, tmp_path) -> None:
+    study = optuna.load_study(study_name="mixed", storage=mixed_db)
+    with pytest.raises(StudyError, match=r"^study: the feasible complete trials of mixed"):
+        export_trial(study, "knee", tmp_path / "x.yaml")
+    document = export_trial(study, "knee", tmp_path / "x.yaml", device="cpu")
+    assert document["provenance"]["trial"] == 0
+    with pytest.raises(StudyError, match=r"^input_hw: trial 0 was measured at input 180x320"):
+        export_trial(study, 0, tmp_path / "x.yaml", input_hw=(90, 160))
+    with pytest.raises(ConfigError, match=r"^pick: must be one of"):
+        export_trial(study, "best", tmp_path / "x.yaml")
+    with pytest.raises(ConfigError, match=r"^out: must end in \.yaml or \.yml or \.json"):
+        export_trial(study, 0, tmp_path / "x.txt")
+    known = optuna.load_study(study_name="known", storage=db)
+    with pytest.raises(StudyError, match=r"^trial: trial 6 failed"):
+        find_trial(known, 6)
+    with pytest.raises(StudyError, match=r"^max_latency_ms: trial 1 has latency_ms 20"):
+        export_trial(known, 1, tmp_path / "x.yaml", budgets={"latency_ms": 15})

@@ -9,8 +9,9 @@ import numpy as np
 import optuna
 import pytest
 
-from space.errors import SrnasError
-from studies.front import (
+from srnas.space.contract import MEASURE_COLUMNS
+from srnas.space.errors import ConfigError, SrnasError, StudyError
+from srnas.studies.front import (
     default_reference_point,
     hypervolume,
     merge_studies,
@@ -18,9 +19,8 @@ from studies.front import (
     pick,
     trials_frame,
 )
-from studies.hv import hypervolume_min
-from studies.schema import MEASURE_COLUMNS
-from studies.testing import fake_trial, make_known_study, make_study
+from srnas.studies.hv import hypervolume_min
+from tests.fabricate import fake_trial, make_known_study, make_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -135,19 +135,23 @@ def test_budget_on_objective_is_the_reference_point(known) -> None:
 
 
 def test_budget_that_empties_the_front_says_which_and_what_would_admit(known) -> None:
-    with pytest.raises(SrnasError, match=r"--max-latency-ms: .*smallest value that admits one "
-                                         r"is 5 \(got 4\)"):
+    # Library errors name the library argument; the CLI shows it as the flag.
+    with pytest.raises(StudyError, match=r"^max_latency_ms: .*smallest value that admits one "
+                                         r"is 5 \(got 4\.0\)"):
         pareto_front(known, budgets={"latency_ms": 4})
     # The second budget removes the last trial; the first is still applied (0, 2, 3 left).
-    with pytest.raises(SrnasError, match=r"--max-memory-mb: .*within --max-latency-ms 15; the "
-                                         r"smallest value that admits one is 90 \(got 85\)"):
+    with pytest.raises(StudyError, match=r"^max_memory_mb: .*within latency_ms <= 15; the "
+                                         r"smallest value that admits one is 90 \(got 85\.0\)"):
         pareto_front(known, budgets={"latency_ms": 15, "memory_mb": 85})
 
 
-@pytest.mark.parametrize("bad", [{"latency_ms": -1}, {"latency_ms": math.nan}, {"flops": 1}])
-def test_bad_budgets(known, bad) -> None:
-    with pytest.raises(SrnasError):
+@pytest.mark.parametrize(("bad", "field"), [({"latency_ms": -1}, "max_latency_ms"),
+                                           ({"latency_ms": math.nan}, "max_latency_ms"),
+                                           ({"flops": 1}, "budgets")])
+def test_bad_budgets(known, bad, field) -> None:
+    with pytest.raises(ConfigError, match=f"^{field}: ") as caught:
         pareto_front(known, budgets=bad)
+    assert caught.value.field == field
 
 
 @pytest.mark.parametrize(("how", "budgets", "expected"), [
@@ -163,7 +167,7 @@ def test_picks(known, how, budgets, expected) -> None:
 
 
 def test_unknown_pick(known) -> None:
-    with pytest.raises(SrnasError, match=r"^--pick: must be one of knee, max-psnr"):
+    with pytest.raises(ConfigError, match=r"^pick: must be one of knee, max-psnr"):
         pick(pareto_front(known), "best")
 
 
@@ -189,8 +193,10 @@ def test_device_filter(storage) -> None:
     fake_trial(study, psnr=31, latency_ms=30, memory_mb=100, device="cpu: AMD EPYC")
     assert numbers(pareto_front(study, device="h100")) == [0]
     assert numbers(pareto_front(study, device="cpu: AMD EPYC")) == [1]
-    with pytest.raises(SrnasError, match=r"^--device: .*devices: cpu: AMD EPYC; cuda: NVIDIA"):
+    with pytest.raises(StudyError, match=r"^device: .*devices: cpu: AMD EPYC; cuda: NVIDIA"):
         pareto_front(study, device="A100")
+    with pytest.raises(StudyError, match=r"^study: .*2 devices"):
+        pareto_front(study)  # two devices in one study: not comparable without --device
 
 
 def test_merge_studies_same_device(storage) -> None:
@@ -204,7 +210,7 @@ def test_merge_studies_same_device(storage) -> None:
         ("merge-a", 0), ("merge-b", 0)]
     c = make_study(storage, "merge-c")
     fake_trial(c, psnr=35, latency_ms=1, memory_mb=1, device="cuda: other")
-    with pytest.raises(SrnasError, match=r"^--all-studies: .*2 devices"):
+    with pytest.raises(StudyError, match=r"^all_studies: .*2 devices"):
         pareto_front(merge_studies([a, c]))
     assert numbers(pareto_front(merge_studies([a, c]), device="cpu: test")) == [0]
     d = make_study(storage, "merge-d", objectives=("psnr", "latency_ms"))
@@ -230,3 +236,86 @@ def test_study_without_metric_names_uses_srnas_attr(storage) -> None:
     front = pareto_front(study)
     assert front.attrs["objectives"] == [("psnr", "maximize"), ("latency_ms", "minimize")]
     assert front.loc[0, "psnr"] == 30.0
+
+
+# -- comparable trials: one device and one latency input per ranking -------------------------------
+@pytest.fixture(scope="module")
+def mixed(storage) -> optuna.Study:
+    """0: CPU at 180x320; 1: H100 at 180x320; 2: H100 at 90x160 (the fastest, were it fair)."""
+    study = make_study(storage, "mixed")
+    fake_trial(study, psnr=30, latency_ms=40, memory_mb=100, device="cpu: AMD EPYC")
+    fake_trial(study, psnr=30, latency_ms=4, memory_mb=100, device="cuda: NVIDIA H100")
+    fake_trial(study, psnr=30, latency_ms=1, memory_mb=100, device="cuda: NVIDIA H100",
+               extra={"input_hw": [90, 160]})
+    return study
+
+
+def test_mixed_devices_and_inputs_within_one_study_are_refused(mixed) -> None:
+    with pytest.raises(StudyError) as caught:
+        pareto_front(mixed)
+    message = str(caught.value)
+    assert message.startswith("study: the feasible complete trials of mixed were measured on "
+                              "2 devices (cpu: AMD EPYC; cuda: NVIDIA H100) and 2 latency "
+                              "inputs (90x160, 180x320)")
+    assert "device (--device NAME)" in message and "input_hw (--input HxW)" in message
+    assert caught.value.field == "study" and caught.value.value == "mixed"
+    assert "\n" not in message
+
+
+def test_mixed_study_narrowed_by_device_and_input(mixed) -> None:
+    # One device, still two inputs: the message names the inputs and only the input filter.
+    with pytest.raises(StudyError, match=r"^study: .*2 latency inputs \(90x160, 180x320\)") \
+            as caught:
+        pareto_front(mixed, device="H100")
+    assert "--device" not in str(caught.value) and "--input HxW" in str(caught.value)
+    # One input, still two devices.
+    with pytest.raises(StudyError, match=r"^study: .*2 devices \(cpu: AMD EPYC; cuda: NVIDIA "
+                                         r"H100\)"):
+        pareto_front(mixed, input_hw=(180, 320))
+    assert numbers(pareto_front(mixed, device="cpu")) == [0]  # the CPU has one input
+    front = pareto_front(mixed, device="H100", input_hw=(180, 320))
+    assert numbers(front) == [1]
+    assert front.attrs["devices"] == ["cuda: NVIDIA H100"] and front.attrs["inputs"] == [
+        "180x320"]
+    assert front.attrs["input_hw"] == "180x320"
+    # The input as a list or as "HxW" text means the same.
+    assert numbers(pareto_front(mixed, device="H100", input_hw=[90, 160])) == [2]
+    assert numbers(pareto_front(mixed, device="H100", input_hw="90x160")) == [2]
+
+
+def test_input_filter_errors(mixed) -> None:
+    with pytest.raises(StudyError, match=r"^input_hw: no feasible complete trial was measured "
+                                         r"at it; inputs: 90x160, 180x320 \(got \(64, 64\)\)"):
+        pareto_front(mixed, input_hw=(64, 64))
+    for bad in [(0, 5), (1, 2, 3), "big", 7]:
+        with pytest.raises(ConfigError, match=r"^input_hw: must be two positive integers"):
+            pareto_front(mixed, input_hw=bad)
+
+
+def test_pick_on_a_mixed_study_needs_narrowing(mixed) -> None:
+    from srnas.studies.frame import trials_frame as frame_of
+
+    with pytest.raises(StudyError, match="2 devices"):
+        pick(pareto_front(frame_of(mixed)), "min-latency")
+    narrowed = pareto_front(frame_of(mixed), device="H100", input_hw=(90, 160))
+    assert int(pick(narrowed, "min-latency")["number"]) == 2
+
+
+def test_unrecorded_device_or_input_is_no_group_of_its_own(storage) -> None:
+    study = make_study(storage, "partly-recorded")
+    fake_trial(study, psnr=30, latency_ms=10, memory_mb=100)
+    fake_trial(study, psnr=31, latency_ms=20, memory_mb=100,
+               extra={"device": None, "input_hw": None})
+    front = pareto_front(study)
+    assert numbers(front) == [0, 1]
+    assert front.attrs["devices"] == ["cpu: test"] and front.attrs["inputs"] == ["180x320"]
+
+
+def test_single_device_study_unchanged(known) -> None:
+    frame = trials_frame(known)
+    assert set(frame["input_hw"].dropna()) == {"180x320"}
+    front = pareto_front(known)
+    assert numbers(front) == [0, 1, 2, 4, 8]
+    assert front.attrs["devices"] == ["cpu: test"] and front.attrs["inputs"] == ["180x320"]
+    assert front.attrs["input_hw"] is None
+    assert numbers(pareto_front(known, input_hw=(180, 320))) == [0, 1, 2, 4, 8]

@@ -8,8 +8,8 @@ import optuna
 import pytest
 import sqlalchemy
 
-from search.cli import main
-from studies.testing import make_known_study
+from srnas.search.cli import main
+from tests.fabricate import make_known_study
 from tests.pg import postgres_url  # noqa: F401  (the fixture, used by name below)
 
 pytestmark = pytest.mark.postgres

@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.cli import main
+from srnas.search.cli import main
 from tests.conftest import SMALL_SPACE_YAML
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

@@ -1,0 +1,144 @@
+"""The study contract: what one srnas search leaves in its Optuna study.
+
+search/ writes it (``srnas.search.record``, the one function that records a trial), studies/
+reads it, evaluators/ produces the statuses. It lives here, at the bottom of the import graph
+(``space <- evaluators <- search``, ``space <- studies``), so every package uses these names
+and none keeps a copy. Plain data, no Optuna internals: the study stays a standard Optuna
+study that ``optuna best-trials`` and optuna-dashboard read too.
+
+Study level
+  - objectives: Optuna's own ``study.metric_names`` (e.g. ["psnr", "latency_ms", "memory_mb"])
+    with ``study.directions``; also the user attr ``objectives`` ([[name, direction], ...]) so a
+    reader without metric names still knows them.
+  - user attrs: ``objectives``, ``srnas_version``, ``scale``, ``space`` (the search space as a
+    dict), ``budgets`` (the latest launch's budgets, {"latency_ms": x, ...}) and
+    ``measurement``: the settings every figure of the study was measured under (see
+    :data:`MEASUREMENT_KEYS`). Written once, when the study is created; a launch with other
+    settings is refused, so one study never mixes figures that do not compare.
+
+Trial level (user attrs, all JSON-serialisable)
+  - ``arch``: the architecture config (``ArchConfig.to_dict()``), ``arch_id`` (canonical)
+  - ``params`` (int), ``flops`` (int, multiply-adds at ``input_hw``)
+  - ``latency_ms`` (median), ``latency_iqr_ms``, ``latency_cv``, ``memory_mb``: measured on
+    the deployed network (the D4 average of the shared kernel baked in)
+  - ``psnr``, ``ssim`` (validation, Y channel, BasicSR convention)
+  - ``device`` (e.g. "cpu: AMD EPYC 7B13" or "cuda: NVIDIA H100 80GB HBM3"), ``dtype``,
+    ``tf32`` ({"matmul": bool, "cudnn": bool} on CUDA), ``input_hw`` ([h, w] of the
+    latency/memory/FLOPs input), ``threads``, ``versions`` (dict)
+  - ``steps``, ``train_seconds``, ``eval_seconds``, ``phase_seconds``
+  - ``status``: one of :data:`STATUSES`; ``failure_reason`` for failed trials,
+    ``infeasible_reason`` for trials not trained because a budget was already broken
+  - ``baseline``: the preset name when the trial evaluated a known config (e.g. "esc-light")
+
+Constraints: ``trial.set_constraint(name, measured - budget)`` for each budget (<= 0 feasible),
+names from :data:`BUDGET_KEYS`; Optuna's ``best_trials`` then excludes infeasible trials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+# -- trial statuses (user attr ``status``) ----------------------------------------------------
+STATUS_OK = "ok"
+# Measured, but a budget was already broken by the cheap figures: never trained. The trial is
+# COMPLETE (so samplers learn the region is bad) with UNTRAINED_VALUES as its quality
+# objectives, and infeasible through its constraints (so no front ever shows it).
+STATUS_INFEASIBLE = "infeasible_untrained"
+STATUS_FAILED = "failed"
+STATUSES = (STATUS_OK, STATUS_INFEASIBLE, STATUS_FAILED)
+# Not a final status: what a trial reports while it trains (a mid-training validation). A last
+# result still carrying it means the trial was stopped before its schedule ended.
+STATUS_TRAINING = "training"
+
+# The quality objectives an untrained (infeasible) trial is told: the worst possible values.
+UNTRAINED_VALUES: dict[str, float] = {"psnr": 0.0, "ssim": 0.0}
+
+# -- objectives and budgets --------------------------------------------------------------------
+# Objectives a search may optimise, with their fixed direction.
+OBJECTIVE_DIRECTIONS: dict[str, str] = {
+    "psnr": "maximize",
+    "ssim": "maximize",
+    "latency_ms": "minimize",
+    "memory_mb": "minimize",
+    "params": "minimize",
+    "flops": "minimize",
+}
+DEFAULT_OBJECTIVES: tuple[str, ...] = ("psnr", "latency_ms", "memory_mb")
+
+# Measures a budget can bound -> the library argument that sets it (the CLI flag is the same
+# name with dashes: ``max_latency_ms`` -> ``--max-latency-ms``).
+BUDGET_KEYS: dict[str, str] = {
+    "latency_ms": "max_latency_ms",
+    "memory_mb": "max_memory_mb",
+    "params": "max_params",
+}
+
+# Columns of a front, in display order (the searched parameters follow as ``p_<name>``).
+MEASURE_COLUMNS: tuple[str, ...] = (
+    "psnr", "ssim", "latency_ms", "latency_iqr_ms", "memory_mb", "params", "flops",
+)
+
+# -- study-level attrs -------------------------------------------------------------------------
+ATTR_OBJECTIVES = "objectives"
+ATTR_SCALE = "scale"
+ATTR_SPACE = "space"
+ATTR_BUDGETS = "budgets"
+ATTR_MEASUREMENT = "measurement"
+ATTR_VERSION = "srnas_version"
+
+# The measurement settings a study records at creation; two launches compare only if all agree.
+MEASUREMENT_KEYS: dict[str, str] = {
+    "scale": "upscaling factor",
+    "space_id": "search space",
+    "steps": "training steps per trial",
+    "train_seconds": "training wall-time cap per trial (seconds)",
+    "scheduler": "trial scheduler",
+    "train_data": "training images",
+    "val_data": "validation images",
+    "device_kind": "device kind the trials measure on",
+    "input_hw": "latency/memory/FLOPs input (HxW)",
+}
+
+# -- storage -----------------------------------------------------------------------------------
+DEFAULT_STORAGE = "sqlite:///srnas.db"
+STORAGE_ENV = "SRNAS_STORAGE"
+
+
+def measurement_differences(recorded: Mapping[str, Any],
+                            requested: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(key, recorded, requested)`` for every measurement setting that differs.
+
+    Keys a study did not record (an older study) are not compared: nothing is known about them.
+    """
+    return [(key, recorded[key], requested.get(key)) for key in MEASUREMENT_KEYS
+            if key in recorded and _normal(recorded[key]) != _normal(requested.get(key))]
+
+
+def _normal(value: Any) -> Any:
+    # JSON round trips turn tuples into lists; compare the data, not the container type.
+    return list(value) if isinstance(value, tuple) else value
+
+
+__all__ = [
+    "ATTR_BUDGETS",
+    "ATTR_MEASUREMENT",
+    "ATTR_OBJECTIVES",
+    "ATTR_SCALE",
+    "ATTR_SPACE",
+    "ATTR_VERSION",
+    "BUDGET_KEYS",
+    "DEFAULT_OBJECTIVES",
+    "DEFAULT_STORAGE",
+    "MEASUREMENT_KEYS",
+    "MEASURE_COLUMNS",
+    "OBJECTIVE_DIRECTIONS",
+    "STATUSES",
+    "STATUS_FAILED",
+    "STATUS_INFEASIBLE",
+    "STATUS_OK",
+    "STATUS_TRAINING",
+    "STORAGE_ENV",
+    "UNTRAINED_VALUES",
+    "measurement_differences",
+]
