@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from evaluators.data import (
+from srnas.evaluators.data import (
     DEFAULT_TRAIN,
     DEFAULT_VAL,
     IMAGE_EXTS,
@@ -24,8 +24,8 @@ from evaluators.data import (
     load_folder,
     load_image,
 )
-from evaluators.errors import DataError
-from evaluators.resize import make_lr
+from srnas.evaluators.resize import make_lr
+from srnas.space.errors import DataError
 
 BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmark"
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from evaluators.evaluate import evaluate
-from evaluators.train import TrainBudget, TrainingFailed, lr_at, train
-from search.cli import main
-from space import build_model, count_params, get_preset
+from srnas.evaluators.evaluate import evaluate
+from srnas.evaluators.train import TrainBudget, lr_at, train
+from srnas.search.cli import main
+from srnas.space import build_model, count_params, get_preset
+from srnas.space.errors import TrainingError
 
 TINY_BUDGET = TrainBudget(steps=4, batch_size=2, patch_size=32)
 
@@ -50,7 +51,7 @@ def test_training_is_seeded_and_deterministic_on_cpu(tiny_result: dict) -> None:
 def test_non_finite_loss_is_a_typed_failure_with_reason_and_step() -> None:
     model = build_model(get_preset("tiny", 2))
     batch = (torch.full((2, 3, 8, 8), float("nan")), torch.zeros(2, 3, 16, 16))
-    with pytest.raises(TrainingFailed) as info:
+    with pytest.raises(TrainingError) as info:
         train(model, lambda: batch, TrainBudget(steps=3), torch.device("cpu"))
     assert info.value.step == 0 and "non-finite loss" in info.value.reason
 
@@ -160,4 +161,39 @@ def test_a_seconds_budget_stops_training_early_and_records_the_steps_done() -> N
     r = evaluate(get_preset("tiny", 2), TrainBudget(steps=100_000, seconds=0.5, batch_size=2,
                                                     patch_size=32), input_hw=(16, 16))
     assert r.status == "ok" and 1 <= r.steps < 100_000
-    assert r.train_seconds == pytest.approx(0.5, abs=0.5)
+    assert r.train_seconds > 0 and r.phase_seconds["train"] == r.train_seconds
+
+
+class _StepClock:
+    """A ``time`` stand-in that advances one second per training batch drawn."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def test_the_seconds_budget_stops_after_the_step_that_spends_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import srnas.evaluators.train as train_mod
+
+    clock = _StepClock()
+    monkeypatch.setattr(train_mod, "time", clock)
+    batch = (torch.rand(2, 3, 8, 8), torch.rand(2, 3, 16, 16))
+    drawn = []
+
+    def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
+        clock.now += 1.0
+        drawn.append(clock.now)
+        return batch
+
+    model = build_model(get_preset("tiny", 2))
+    out = train(model, next_batch, TrainBudget(steps=50, seconds=2.5), torch.device("cpu"))
+    # After steps 1 and 2, 1 and 2 s are spent; step 3 spends the budget and is the last.
+    assert out.steps == 3 and len(drawn) == 3 and len(out.losses) == 3
+    assert out.seconds == 3.0
+    # Without a seconds budget the clock never stops training.
+    clock.now, drawn[:] = 100.0, []
+    assert train(model, next_batch, TrainBudget(steps=5), torch.device("cpu")).steps == 5
+    assert len(drawn) == 5

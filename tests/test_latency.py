@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from evaluators.device import (
+import srnas.evaluators.latency as latency_mod
+from srnas.evaluators.device import (
     CpuSample,
     device_name,
     environment,
@@ -17,17 +18,17 @@ from evaluators.device import (
     pin_malloc_thresholds,
     resolve_device,
 )
-from evaluators.flops import measure_complexity
-from evaluators.latency import (
+from srnas.evaluators.flops import measure_complexity
+from srnas.evaluators.latency import (
     LatencyResult,
     cpu_default_input_hw,
     default_latency_input_hw,
     measure_latency,
 )
-from evaluators.lock import DeviceLockTimeout, device_lock
-from space.errors import SrnasError
-from space.network import build_model, count_params
-from space.presets import get_preset
+from srnas.evaluators.lock import DeviceLockTimeout, device_lock
+from srnas.space.errors import SrnasError
+from srnas.space.network import build_model, count_params
+from srnas.space.presets import get_preset
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 FAST = dict(warmup=1, runs=3, min_warmup_s=0.0, min_timed_s=0.0)
@@ -134,11 +135,47 @@ def test_latency_default_input_comes_from_the_scale(tiny: torch.nn.Module) -> No
     assert measure_latency(tiny, device="cpu", **FAST).input_hw == cpu_default_input_hw(4)
 
 
-def test_minimum_times_extend_the_run_counts(tiny: torch.nn.Module) -> None:
-    result = measure_latency(
-        tiny, (8, 8), "cpu", warmup=1, runs=2, min_warmup_s=0.05, min_timed_s=0.05
-    )
-    assert result.warmup > 1 and result.runs > 2
+class _FakeClock:
+    """A ``time`` stand-in on which time passes only while the model runs (1 ms a forward), so
+    the minimum-time loops run a known number of times, whatever the machine's speed."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+_CLOCK = _FakeClock()  # module-level: a copied model still ticks this one
+
+
+class _Ticking(torch.nn.Module):
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _CLOCK.now += 1e-3
+        return self.inner(x)
+
+
+def test_minimum_times_extend_the_run_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(latency_mod, "time", _CLOCK)
+    model = _Ticking(torch.nn.Conv2d(3, 3, 1))  # the loops are under test, not the network
+
+    def measure(warmup: int, runs: int, min_s: float) -> LatencyResult:
+        return measure_latency(model, (8, 8), "cpu", warmup=warmup, runs=runs,
+                               min_warmup_s=min_s, min_timed_s=min_s)
+
+    bare = measure(1, 2, 0.0)
+    assert (bare.warmup, bare.runs) == (1, 2)  # no minimum time: exactly the counts asked for
+    short = measure(1, 2, 0.05)
+    assert short.warmup > 1 and short.runs > 2
+    longer = measure(1, 2, 0.1)
+    assert longer.warmup > short.warmup and longer.runs > short.runs
+    assert longer.runs * longer.mean_ms >= 100 - 1e-6  # fake ms: timed until the minimum
+    many = measure(80, 120, 0.05)  # counts that outlast the minimum times are kept
+    assert (many.warmup, many.runs) == (80, 120)
 
 
 def test_threads_are_set_for_the_measurement_only(tiny: torch.nn.Module) -> None:

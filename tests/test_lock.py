@@ -3,7 +3,6 @@ is released when its holder dies."""
 
 from __future__ import annotations
 
-import itertools
 import multiprocessing as mp
 import os
 import threading
@@ -12,23 +11,29 @@ from pathlib import Path
 
 import pytest
 
-from evaluators.lock import DeviceLockTimeout, device_lock, lock_dir, lock_key
+from srnas.evaluators.lock import DeviceLockTimeout, device_lock, lock_dir, lock_key
 
 # spawn, not fork: Ray's trial workers are independent interpreters, not forked relatives.
 CTX = mp.get_context("spawn")
 HOLD_S = 0.15
 
 
-def _record_intervals(
-    lock_root: str, start: mp.synchronize.Event, queue: mp.Queue, rounds: int
+def _record_entries(
+    lock_root: str, log_path: str, start: mp.synchronize.Event, rounds: int
 ) -> None:
+    """Write 'enter <pid>' and 'exit <pid>' lines to a shared log while holding the lock."""
     os.environ["SRNAS_LOCK_DIR"] = lock_root
-    start.wait()
-    for _ in range(rounds):
-        with device_lock("cpu"):
-            begin = time.monotonic()  # system-wide clock on Linux: comparable across processes
-            time.sleep(HOLD_S)
-            queue.put((os.getpid(), begin, time.monotonic()))
+    # O_APPEND: each short write lands whole at the end, in the order the writes happened.
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        start.wait()
+        for _ in range(rounds):
+            with device_lock("cpu"):
+                os.write(fd, f"enter {os.getpid()}\n".encode())
+                time.sleep(HOLD_S)  # a window in which another holder would show up in the log
+                os.write(fd, f"exit {os.getpid()}\n".encode())
+    finally:
+        os.close(fd)
 
 
 def _hold(
@@ -71,28 +76,30 @@ class _Holder:
         self.process.join(30)
 
 
-def test_two_processes_never_overlap(lock_root: Path) -> None:
-    start, queue = CTX.Event(), CTX.Queue()
+def test_two_processes_never_overlap(lock_root: Path, tmp_path: Path) -> None:
+    log = tmp_path / "entries.log"
+    start = CTX.Event()
     procs = [
-        CTX.Process(target=_record_intervals, args=(str(lock_root), start, queue, 2))
+        CTX.Process(target=_record_entries, args=(str(lock_root), str(log), start, 2))
         for _ in range(2)
     ]
     for p in procs:
         p.start()
     start.set()
-    intervals = sorted(queue.get(timeout=60) for _ in range(4))
     for p in procs:
-        p.join(30)
+        p.join(60)
         assert p.exitcode == 0
-    assert len({pid for pid, _, _ in intervals}) == 2
-    spans = sorted((begin, end) for _, begin, end in intervals)
-    for (_, end), (begin, _) in itertools.pairwise(spans):
-        assert begin >= end, f"lock holders overlapped: {spans}"
+    events = [line.split() for line in log.read_text().splitlines()]
+    assert len(events) == 8
+    # Strictly alternating enter/exit of one holder at a time: no one entered while another
+    # was inside.
+    for (kind_in, pid_in), (kind_out, pid_out) in zip(events[::2], events[1::2], strict=True):
+        assert (kind_in, kind_out) == ("enter", "exit") and pid_in == pid_out, events
+    assert len({pid for _, pid in events}) == 2
 
 
 def test_timeout_names_the_lock_and_holder(lock_root: Path) -> None:
     with _Holder(lock_root) as holder:
-        started = time.monotonic()
         with (
             pytest.raises(
                 DeviceLockTimeout, match=r"'cpu'.*within 0.2 s.*pid " + str(holder.process.pid)
@@ -100,7 +107,8 @@ def test_timeout_names_the_lock_and_holder(lock_root: Path) -> None:
             device_lock("cpu", timeout_s=0.2),
         ):
             pass
-        assert time.monotonic() - started < 5
+        # It gave up while the lock was still held, instead of waiting for the release.
+        assert holder.process.is_alive() and not holder.release.is_set()
     with device_lock("cpu", timeout_s=5):  # free again once the holder let go
         pass
 

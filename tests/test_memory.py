@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from evaluators.memory import METHOD_CPU, METHOD_CUDA, MemoryResult, measure_memory
-from space.network import build_model
-from space.presets import get_preset
+from srnas.evaluators.memory import METHOD_CPU, METHOD_CUDA, MemoryResult, measure_memory
+from srnas.space.network import build_model
+from srnas.space.presets import get_preset
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 SCRATCH = 1_000_000  # bytes

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from evaluators.metrics import psnr_y, rgb_to_y, ssim_y, tensor_to_uint8
-from evaluators.resize import upscale
+from srnas.evaluators.metrics import psnr_y, rgb_to_y, ssim_y, tensor_to_uint8
+from srnas.evaluators.resize import upscale
 
 BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmark"
 

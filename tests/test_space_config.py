@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from search.cli import main
-from space import ArchConfig, ConfigError, from_dict, from_json, from_yaml, get_preset, load_config
-from space.presets import PRESET_NAMES
+from srnas.search.cli import main
+from srnas.space import (
+    ArchConfig,
+    ConfigError,
+    from_dict,
+    from_json,
+    from_yaml,
+    get_preset,
+    load_config,
+)
+from srnas.space.presets import PRESET_NAMES
 
 
 @pytest.mark.parametrize("name", PRESET_NAMES)
@@ -20,12 +31,70 @@ def test_json_and_yaml_round_trips_are_exact(name: str) -> None:
     assert from_json(config.to_json()).arch_id == config.arch_id
 
 
-def test_arch_id_is_stable_and_distinguishes_configs() -> None:
+def _all_presets() -> list[ArchConfig]:
+    return [get_preset(name, scale) for name in PRESET_NAMES for scale in (2, 3, 4)]
+
+
+def test_arch_id_is_a_stable_string_and_the_default_is_esc_light_x4() -> None:
     a = get_preset("esc-light")
+    assert isinstance(a.arch_id, str) and a.arch_id and not a.arch_id.isspace()
+    assert a.arch_id == a.arch_id == get_preset("esc-light").arch_id  # stable across calls
     assert a.arch_id == ArchConfig().arch_id  # ESC-light x4 is the default
-    assert len(a.arch_id) == 12
-    assert a.replace(kernel_size=11).arch_id != a.arch_id
-    assert a.replace(scale=2).arch_id != a.arch_id
+
+
+def test_arch_id_is_the_same_in_another_process() -> None:
+    # Another interpreter with another string-hash seed must name every network the same way
+    # (no dependence on dict order, id() or Python's randomised hash()).
+    script = ("import json; from srnas.space import get_preset; "
+              "from srnas.space.presets import PRESET_NAMES; "
+              "print(json.dumps([get_preset(n, s).arch_id "
+              "for n in PRESET_NAMES for s in (2, 3, 4)]))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, timeout=120,
+                          env={**os.environ, "PYTHONHASHSEED": "12345"})
+    assert json.loads(done.stdout) == [c.arch_id for c in _all_presets()]
+
+
+def test_arch_id_differs_when_the_network_differs() -> None:
+    a = get_preset("esc-light")
+    others = [
+        a.replace(kernel_size=11),
+        a.replace(scale=2),
+        a.replace(dim=32, heads=4),
+        a.replace(split_ratio=0.5),
+        a.replace(n_blocks=2),
+        a.replace(conv_layers=4),
+        a.replace(window_attn=False),
+        a.replace(window_attn=[True, False, True]),
+        a.replace(window_attn=[False, True, True]),
+        a.replace(block_type="milk", dict_size=4, gate="softmax"),
+        a.replace(block_type="milk", dict_size=4, gate="sigmoid"),
+        a.replace(block_type="milk", dict_size=5, gate="softmax"),
+        a.replace(block_type="milk", dict_size=4, gate="softmax", shared_kernel=False),
+    ]
+    ids = [c.arch_id for c in [a, *others]]
+    assert len(set(ids)) == len(ids), ids
+    presets = _all_presets()
+    assert len({c.arch_id for c in presets}) == len(presets)
+
+
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_arch_id_survives_every_round_trip(name: str) -> None:
+    config = get_preset(name, 2)
+    if config.n_blocks > 1:  # a per-block list too, which serialises as a list
+        config = config.replace(window_attn=[True] + [False] * (config.n_blocks - 1))
+    assert from_dict(config.to_dict()).arch_id == config.arch_id
+    assert from_dict(json.loads(json.dumps(config.to_dict()))).arch_id == config.arch_id
+    assert from_json(config.to_json()).arch_id == config.arch_id
+    assert from_yaml(config.to_yaml()).arch_id == config.arch_id
+    assert config.replace().arch_id == config.arch_id
+
+
+def test_the_same_network_written_two_ways_has_one_arch_id() -> None:
+    a = get_preset("esc-light")
+    assert a.replace(window_attn=[True] * a.n_blocks).arch_id == a.arch_id
+    assert a.replace(window_attn=[False] * a.n_blocks).arch_id == \
+        a.replace(window_attn=False).arch_id
 
 
 @pytest.mark.parametrize(
@@ -140,7 +209,7 @@ def test_window_attention_per_block() -> None:
     assert get_preset("esc-light").replace(window_attn=[True] * 3) == get_preset("esc-light")
     with pytest.raises(ConfigError, match="window_attn: must be true/false or a list of 3"):
         get_preset("esc-light").replace(window_attn=[True, False])
-    from space import build_model
+    from srnas.space import build_model
 
     model = build_model(config)
     assert [b.attn is not None for b in model.blocks] == [True, False, True]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from space import build_model, get_preset
-from space.modules import ConvAttn, MiLKConvAttn, WindowAttention, d4_symmetrize
+from srnas.space import build_model, get_preset
+from srnas.space.modules import ConvAttn, MiLKConvAttn, WindowAttention, d4_symmetrize
 
 
 def _randomise(module: torch.nn.Module, seed: int = 0) -> None:
@@ -116,3 +117,130 @@ def test_shared_kernel_counted_once_and_shared_by_every_layer() -> None:
     assert kernel is not None and kernel.shape == (16, 16, 13, 13)
     ids = [id(p) for p in model.parameters()]
     assert ids.count(id(kernel)) == 1
+
+
+# -- MiLK-ConvAttn at initialisation, against an independent formula ---------------------------
+#
+# At init the router's and the gate's last layers are zero, so every sample's per-channel kernel
+# is the plain mean of the N bases and the gate is an even split (softmax: 1/2 and 1/2; sigmoid:
+# sigmoid(0) = 1/2 and 1 - 1/2; 'sum': 1 and 1). The dynamic 3x3 branch is zero-initialised in
+# its last layer, so its kernel is that layer's bias (zero at init; set to a known per-channel
+# kernel below to make the local branch visible). The expected output is written with
+# torch.nn.functional primitives from the module's parameters, never through its helpers.
+
+GATE_WEIGHTS = {"softmax": (0.5, 0.5), "sigmoid": (0.5, 0.5), "sum": (1.0, 1.0)}
+
+
+def _d4_average(kernel: torch.Tensor) -> torch.Tensor:
+    """The mean over the 8 symmetries of the square, listed as the group's elements."""
+    t = kernel.transpose(-2, -1)
+    views = [torch.rot90(kernel, r, (-2, -1)) for r in range(4)]
+    views += [torch.rot90(t, r, (-2, -1)) for r in range(4)]  # the reflections
+    return torch.stack(views).mean(0)
+
+
+def _milk_at_init_expected(module: MiLKConvAttn, x: torch.Tensor,
+                           shared_kernel: torch.Tensor | None) -> torch.Tensor:
+    p, k = module.pdim, module.k
+    x1, x2 = x[:, :p], x[:, p:]
+    uniform = module.bases.detach().mean(0)  # (k, k): the same for every sample and channel
+    long = F.conv2d(x1, uniform.expand(p, 1, k, k), padding=k // 2, groups=p)
+    if shared_kernel is not None:
+        long = long + F.conv2d(x1, shared_kernel, padding=shared_kernel.shape[-1] // 2)
+    local_kernel = module.dynamic.net[-1].bias.detach().reshape(p, 1, 3, 3)
+    local = F.conv2d(x1, local_kernel, padding=1, groups=p)
+    w_long, w_local = GATE_WEIGHTS[module.gate]
+    fused = w_long * long + w_local * local
+    y = F.conv2d(fused, module.proj.weight.detach(), module.proj.bias.detach())
+    if module.residual:
+        y = y + x1
+    return torch.cat([y, x2], dim=1)
+
+
+def _fresh_milk(gate: str, shared: bool, residual: bool = True) -> MiLKConvAttn:
+    torch.manual_seed(7)
+    module = MiLKConvAttn(dim=11, pdim=6, kernel_size=7, dict_size=3, gate=gate,
+                          use_shared_kernel=shared, residual=residual).double()
+    # The initialisation the formula relies on: zero last layers in router, gate and dynamic.
+    heads = [module.router[-1], module.dynamic.net[-1]]
+    if module.gate_head is not None:
+        heads.append(module.gate_head[-1])
+    for head in heads:
+        assert not head.weight.any() and not head.bias.any()
+    return module
+
+
+def _two_samples() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(2, 11, 13, 10, generator=g, dtype=torch.float64)
+    x[1] = 3.0 * x[1] + 0.5  # a second sample with other statistics (pooled features differ)
+    shared = torch.randn(6, 6, 7, 7, generator=g, dtype=torch.float64) * 0.05
+    return x, _d4_average(shared)
+
+
+@pytest.mark.parametrize("residual", [True, False])
+@pytest.mark.parametrize("local", ["zero", "bias"])
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("gate", ["softmax", "sigmoid", "sum"])
+def test_milk_at_init_matches_the_uniform_mixture_formula(
+        gate: str, shared: bool, local: str, residual: bool) -> None:
+    module = _fresh_milk(gate, shared, residual)
+    if local == "bias":
+        # Still zero weights: the local kernel is this bias, whatever the sample.
+        g = torch.Generator().manual_seed(5)
+        with torch.no_grad():
+            module.dynamic.net[-1].bias.copy_(
+                torch.randn(module.dynamic.net[-1].bias.shape, generator=g, dtype=torch.float64))
+    x, shared_kernel = _two_samples()
+    kernel = shared_kernel if shared else None
+    with torch.no_grad():
+        out = module(x, kernel)
+        expected = _milk_at_init_expected(module, x, kernel)
+    assert out.shape == x.shape
+    torch.testing.assert_close(out, expected, atol=1e-10, rtol=1e-10)
+    assert not torch.allclose(out[0], out[1])  # two different samples, two different outputs
+
+
+def test_milk_gate_weights_at_init_differ_between_sum_and_the_even_splits() -> None:
+    # Same parameters, three gates: softmax and sigmoid halve the sum exactly (before the 1x1
+    # projection's bias), which the formula above relies on.
+    x, shared_kernel = _two_samples()
+    reference = _fresh_milk("sum", shared=True, residual=False)
+    with torch.no_grad():
+        reference.proj.bias.zero_()
+    common = reference.state_dict()  # 'sum' has no gate head: every other tensor is shared
+    outs = {}
+    for gate in ("softmax", "sigmoid", "sum"):
+        module = _fresh_milk(gate, shared=True, residual=False)
+        missing, unexpected = module.load_state_dict(common, strict=False)
+        assert all(key.startswith("gate_head.") for key in missing) and not unexpected
+        with torch.no_grad():
+            outs[gate] = module(x, shared_kernel)[:, :6]
+    torch.testing.assert_close(outs["softmax"], outs["sigmoid"], atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(outs["sum"], 2 * outs["softmax"], atol=1e-10, rtol=1e-10)
+
+
+def test_milk_mixed_kernels_at_init_are_the_bases_mean() -> None:
+    module = _fresh_milk("softmax", shared=False)
+    x, _ = _two_samples()
+    with torch.no_grad():
+        kernels = module.mixed_kernels(x[:, :6])
+    expected = module.bases.detach().mean(0).expand(2, 6, 7, 7)
+    torch.testing.assert_close(kernels, expected, atol=1e-12, rtol=1e-12)
+
+
+def test_network_passes_milk_the_d4_average_of_its_shared_kernel() -> None:
+    model = build_model(get_preset("tiny", 2)).double().eval()
+    milk = next(m for m in model.modules() if isinstance(m, MiLKConvAttn))
+    seen: list[torch.Tensor] = []
+    milk.register_forward_pre_hook(lambda _m, args: seen.append(args[1].detach().clone()))
+    x = torch.rand(1, 3, 12, 12, dtype=torch.float64)
+    assert model.shared_kernel is not None
+    expected = _d4_average(model.shared_kernel.detach())
+    assert not torch.allclose(model.shared_kernel.detach(), expected)  # averaging changes it
+    with torch.no_grad():
+        model(x)
+        model.deploy()(x)
+    assert len(seen) == 2
+    torch.testing.assert_close(seen[0], expected, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(seen[1], expected, atol=1e-12, rtol=1e-12)  # baked in by deploy

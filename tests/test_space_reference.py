@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from space import build_model, count_params, get_preset
-from space.complexity import count_flops
+from srnas.space import build_model, count_params, get_preset
+from srnas.space.complexity import count_flops
 
 # Parameter counts of the authors' code (shared kernel counted once).
 REFERENCE_PARAMS = {

@@ -7,8 +7,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from space import ConfigError, get_preset, load_space
-from space.searchspace import SearchSpace, space_from_data
+from srnas.space import ConfigError, get_preset, load_space
+from srnas.space.searchspace import SearchSpace, space_from_data
 
 
 def test_defaults_cover_the_five_named_dimensions() -> None:

@@ -192,7 +192,8 @@ def test_plot_png_and_html(capsys, db, tmp_path) -> None:
     assert code == 0 and out.startswith("wrote ")
     text = html.read_text()
     assert "plotly" in text and "esc-light" in text and "latency budget 35 ms" in text
-    assert "3d232dabd53d\\u003cbr\\u003ePSNR 31.000 dB" in text  # trial 1's hover
+    arch_id = optuna.load_study(study_name="known", storage=db).trials[1].user_attrs["arch_id"]
+    assert f"{arch_id}\\u003cbr\\u003ePSNR 31.000 dB" in text  # trial 1's hover
     assert sorted(p.name for p in tmp_path.iterdir()) == ["front.html", "front.png"]
 
 
