@@ -34,7 +34,7 @@ def run_srnas(trials: int, steps: int, concurrency: int, db: Path) -> tuple[floa
 
     settings = SearchSettings(study="bench", storage=f"sqlite:///{db}",
                               space=space_from_data(TINY_SPACE), trials=trials, steps=steps,
-                              concurrency=concurrency, sampler="tpe")
+                              concurrency=concurrency, sampler="tpe", scheduler="fifo")
     outcome = run_search(settings)
     study = optuna.load_study(study_name="bench", storage=f"sqlite:///{db}")
     evals = sum(t.user_attrs.get("eval_seconds", 0.0) for t in study.trials)

@@ -31,6 +31,9 @@ class TrainBudget:
     batch_size: int = 8
     patch_size: int = 48  # HR pixels; a multiple of the scale
     val_every: int = 0  # 0: validate only at the end
+    # Steps after which to validate as well (the rungs of a multi-fidelity search). Validation
+    # changes nothing in training, so a run validated at its rungs ends where one without does.
+    val_at: tuple[int, ...] = ()
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -50,6 +53,9 @@ class TrainBudget:
             raise ConfigError("warmup_steps", "must be >= 0", self.warmup_steps)
         if self.val_every < 0:
             raise ConfigError("val_every", "must be >= 0", self.val_every)
+        if any(not 1 <= s <= self.steps for s in self.val_at):
+            raise ConfigError("val_at", f"every step must be between 1 and {self.steps}",
+                              list(self.val_at))
 
 
 @dataclass
@@ -115,7 +121,8 @@ def train(model: nn.Module, next_batch: Callable[[], tuple[torch.Tensor, torch.T
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, budget)
         lr_img, hr_img = next_batch()
-        validate_now = bool(budget.val_every and (step + 1) % budget.val_every == 0
+        validate_now = bool(((budget.val_every and (step + 1) % budget.val_every == 0)
+                             or step + 1 in budget.val_at)
                             and val_pairs and step + 1 < budget.steps)
         psnr = None
         with step_guard() if step_guard is not None else nullcontext():

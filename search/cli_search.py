@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from srnas.search.settings import DEFAULT_TRIALS
 from srnas.space.contract import BUDGET_KEYS, DEFAULT_OBJECTIVES, DEFAULT_STORAGE, STORAGE_ENV
 from srnas.space.errors import ConfigError, SrnasError
 
@@ -21,9 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    f"{DEFAULT_STORAGE}); PostgreSQL for clusters")
     p.add_argument("--space", metavar="FILE", help="YAML that fixes, narrows or widens "
                    "search dimensions")
-    p.add_argument("--trials", type=int, default=8,
-                   help="NEW trials to run in this launch (earlier trials of the study are "
-                   "kept and seen by the sampler; default 8)")
+    p.add_argument("--trials", type=int,
+                   help="NEW trials (architectures) to run in this launch (earlier trials of "
+                   "the study are kept and seen by the sampler; default "
+                   f"{DEFAULT_TRIALS['mo-asha']} with mo-asha, {DEFAULT_TRIALS['fifo']} with "
+                   "fifo)")
     p.add_argument("--time-budget", dest="time_budget_s", type=float, metavar="SECONDS",
                    help="stop proposing new trials after this many seconds; running trials "
                    "finish and are recorded")
@@ -36,8 +39,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "default: a local instance")
     p.add_argument("--sampler", default="tpe", help="tpe (default), nsga2, gp or random")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=200, help="brief-training steps per trial "
-                   "(default 200)")
+    p.add_argument("--steps", type=int, default=200, help="training steps of a trial that "
+                   "reaches the last rung (default 200)")
+    p.add_argument("--scheduler", default="mo-asha", help="mo-asha (default: multi-objective "
+                   "successive halving, trials stopped at a rung are PRUNED) or fifo (every "
+                   "trial trains all --steps)")
+    p.add_argument("--min-steps", type=int, help="first rung of mo-asha (default: the "
+                   "smallest R with R*eta^2 >= --steps, i.e. three rungs)")
+    p.add_argument("--eta", type=int, default=3, help="mo-asha keeps the best 1/eta of each "
+                   "rung (default 3)")
     p.add_argument("--train-seconds", type=float, default=120.0,
                    help="stop a trial's training after this many seconds even if --steps are "
                    "not done (default 120; the steps done are recorded)")
@@ -79,9 +89,12 @@ def settings_from_args(args: argparse.Namespace):
     return SearchSettings(
         study=args.study, storage=args.storage,
         space=load_space(args.space) if args.space else SearchSpace(),
-        trials=args.trials, time_budget_s=args.time_budget_s, concurrency=args.concurrency,
+        trials=args.trials if args.trials is not None else DEFAULT_TRIALS.get(
+            args.scheduler, DEFAULT_TRIALS["mo-asha"]),
+        time_budget_s=args.time_budget_s, concurrency=args.concurrency,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         address=args.address, sampler=args.sampler, seed=args.seed, steps=args.steps,
+        scheduler=args.scheduler, min_steps=args.min_steps, eta=args.eta,
         train=args.train, val=args.val, scale=args.scale,
         objectives=tuple(o.strip() for o in args.objectives.split(",") if o.strip()),
         budgets=budgets, baselines=tuple(args.baseline), dry_run=args.dry_run,
@@ -107,7 +120,8 @@ def print_final(outcome, settings) -> None:
 
     s = outcome.summary
     print(f"\n{outcome.new_trials} trials in {outcome.wall_seconds:.0f} s: {s['complete']} "
-          f"complete ({s['infeasible']} infeasible), {s['failed']} failed")
+          f"complete ({s['infeasible']} infeasible), {s['stopped']} stopped early (PRUNED), "
+          f"{s['failed']} failed")
     study = outcome.study  # the launch's own study object: no second connection
     storage = mask_url(outcome.storage)
     try:

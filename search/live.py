@@ -9,7 +9,7 @@ from typing import Any, TextIO
 import optuna
 from ray.tune import Callback
 
-from srnas.space.contract import STATUS_FAILED, STATUS_INFEASIBLE
+from srnas.space.contract import STATUS_FAILED, STATUS_INFEASIBLE, STATUS_RUNG
 
 
 def study_summary(study: optuna.Study) -> dict[str, Any]:
@@ -18,6 +18,7 @@ def study_summary(study: optuna.Study) -> dict[str, Any]:
     done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
     running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    stopped = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
     infeasible = [t for t in done if t.user_attrs.get("status") == STATUS_INFEASIBLE
                   or any(v > 0 for v in t.constraints.values())]
     front = study.best_trials if done else []
@@ -25,6 +26,7 @@ def study_summary(study: optuna.Study) -> dict[str, Any]:
              if isinstance(t.user_attrs.get("psnr"), int | float)
              and t.user_attrs.get("status") != STATUS_INFEASIBLE]
     return {"complete": len(done), "failed": len(failed), "running": len(running),
+            "stopped": len(stopped),
             "infeasible": len(infeasible), "front": len(front),
             "best_psnr": max(psnrs) if psnrs else None}
 
@@ -47,7 +49,11 @@ class LiveView(Callback):
         result = result or {}
         status = "error" if error else result.get("status", "?")
         what = result.get("arch_id", "?")
-        if status == STATUS_FAILED or error:
+        if status == STATUS_RUNG:  # the scheduler stopped it at this rung
+            status = f"stopped at rung {result.get('step', '?')}"
+            psnr = result.get("psnr")
+            detail = f"psnr {psnr:.2f} dB" if isinstance(psnr, float) else ""
+        elif status == STATUS_FAILED or error:
             detail = result.get("failure_reason", "raised in its worker")
         elif status == STATUS_INFEASIBLE:
             detail = result.get("infeasible_reason", "")
@@ -58,8 +64,20 @@ class LiveView(Callback):
                       if isinstance(psnr, float) else "")
         best = f"{s['best_psnr']:.2f} dB" if s["best_psnr"] is not None else "-"
         print(f"[{time.monotonic() - self.started:6.0f}s] {self.finished}/{self.total} "
-              f"{what} {status}: {detail} | done {s['complete']} running {s['running']} "
-              f"failed {s['failed']} front {s['front']} best psnr {best}",
+              f"{what} {status}: {detail} | done {s['complete']} stopped {s['stopped']} "
+              f"running {s['running']} failed {s['failed']} front {s['front']} best psnr "
+              f"{best}", file=self.out or sys.stdout, flush=True)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        # Rung decisions: Tune marks a result ``done`` when the scheduler stopped the trial
+        # (that trial's line follows when it completes); a continuing trial gets a line here.
+        if result.get("status") != STATUS_RUNG or result.get("done"):
+            return
+        psnr = result.get("psnr")
+        shown = f"{psnr:.2f} dB" if isinstance(psnr, float) else "?"
+        print(f"[{time.monotonic() - self.started:6.0f}s] {result.get('arch_id', trial)} rung "
+              f"{result.get('step', '?')}: psnr {shown} -> continues",
               file=self.out or sys.stdout, flush=True)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -27,8 +27,14 @@ from srnas.space.contract import (
     STATUS_FAILED,
     STATUS_INFEASIBLE,
     STATUS_OK,
+    STATUS_RUNG,
+    STATUS_STOPPED_AT_RUNG,
+    STATUS_STOPPED_BY_CAP,
     STATUS_TRAINING,
 )
+
+# Figures of a partial schedule: a stopped trial keeps them only per rung (``rung_psnr``).
+PARTIAL_KEYS = frozenset({"psnr", "ssim", "loss", "step"})
 
 # Result keys that are Ray bookkeeping, not measurements.
 RAY_KEYS = frozenset({
@@ -85,14 +91,25 @@ def record_result(trial: RecordableTrial, result: Mapping[str, Any] | None,
     """Write one trial's measurements, status and constraints; return what to tell Optuna.
 
     ``result`` is what the trainable reported last (nested dicts allowed). ``error`` is set when
-    the trial raised instead of reporting. A last result still marked as training means the
-    trial was stopped mid-schedule: its PSNR is partial, so it is recorded as failed.
+    the trial raised instead of reporting. A last result at a rung means the scheduler stopped
+    the trial there, and a time-capped schedule was cut: both are PRUNED, with their PSNR per
+    rung reached and no ``psnr``. A last result still marked as training (stopped elsewhere
+    mid-schedule) is recorded as failed.
     """
     result = dict(result or {})
+    status = result.get("status")
+    if error is None and status in (STATUS_RUNG, STATUS_STOPPED_BY_CAP):
+        if status == STATUS_RUNG:
+            result["steps"] = result.get("step")
+        for key, value in result.items():
+            if key not in RAY_KEYS and key not in PARTIAL_KEYS and _jsonable(value):
+                trial.set_user_attr(key, value)
+        trial.set_user_attr("status", STATUS_STOPPED_AT_RUNG if status == STATUS_RUNG
+                            else STATUS_STOPPED_BY_CAP)
+        return None, TrialState.PRUNED
     for key, value in result.items():
         if key not in RAY_KEYS and _jsonable(value):
             trial.set_user_attr(key, value)
-    status = result.get("status")
     values = [result.get(m) for m in objectives]
     finite = all(isinstance(v, int | float) and math.isfinite(v) for v in values)
     reason = result.get("failure_reason")

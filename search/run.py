@@ -222,6 +222,7 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
     from ray import tune
 
     from srnas.search.live import LiveView, study_summary
+    from srnas.search.scheduler import MOASHAScheduler
     from srnas.search.searcher import SrnasSearcher
     from srnas.search.trainable import make_trainable
 
@@ -247,13 +248,21 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
           f"each; objectives {', '.join(settings.objectives)}"
           + (f"; baselines {', '.join(queued)}" if queued else ""), file=out, flush=True)
     print(f"measured under: {describe_measurement(measurement)}", file=out, flush=True)
+    scheduler = None
+    if settings.scheduler == "mo-asha":
+        scheduler = MOASHAScheduler(settings.objectives, settings.tune_modes(), settings.rungs,
+                                    settings.eta)
+        print(f"mo-asha: rungs at {', '.join(map(str, settings.rungs))} steps; at each rung a "
+              f"trial continues if it is in the best 1/{settings.eta} so far (by non-dominated "
+              "sorting), else it is stopped (PRUNED)", file=out, flush=True)
     started = time.monotonic()
     if total:
         tuner = tune.Tuner(
             tune.with_resources(make_trainable(settings), {"cpu": cpus, "gpu": gpus}),
             # No time_budget_s: Tune's stops running trials and throws their compute away;
             # the searcher's deadline stops proposing instead (Optuna's ``timeout`` meaning).
-            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=total,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                                        num_samples=total,
                                         max_concurrent_trials=concurrency,
                                         reuse_actors=True),
             run_config=tune.RunConfig(
@@ -280,7 +289,7 @@ def describe_measurement(measurement: dict[str, Any]) -> str:
     """One line: under which budget and on which device a study's figures were measured."""
     hw = measurement["input_hw"]
     cap = measurement.get("train_seconds")
-    return (f"x{measurement['scale']}, {measurement['steps']} training steps"
+    return (f"x{measurement['scale']}, {measurement['steps']} training steps to the last rung"
             + (f" (capped at {cap:g} s)" if cap else "")
             + f" ({measurement['scheduler']}), {measurement['device_kind']}, latency/memory/FLOPs "
             f"at a {hw[0]}x{hw[1]} input, train {measurement['train_data']}, "

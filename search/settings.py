@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srnas.search.ranking import default_min_steps, rung_ladder
 from srnas.space.contract import (
     BUDGET_KEYS,
     DEFAULT_OBJECTIVES,
@@ -17,6 +18,10 @@ from srnas.space.searchspace import SearchSpace
 from srnas.studies.storage import resolve_url
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
+SCHEDULERS = ("mo-asha", "fifo")
+# Default trials of a launch: mo-asha trains most trials only to an early rung, so it examines
+# three times the architectures of fifo in about the same compute.
+DEFAULT_TRIALS = {"mo-asha": 24, "fifo": 8}
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,11 @@ class SearchSettings:
     sampler: str = "tpe"
     seed: int | None = 0
     steps: int = 200
+    # Multi-fidelity: "mo-asha" trains every trial to the first rung and only the best
+    # 1/eta of each rung further; "fifo" trains every trial for all --steps.
+    scheduler: str = "mo-asha"
+    min_steps: int | None = None  # first rung; None: three rungs (see default_min_steps)
+    eta: int = 3
     # Caps a trial's training (whichever of steps / seconds comes first; the steps done are
     # recorded): a laptop search stays bounded when the sampler proposes a heavy network.
     train_seconds: float | None = 120.0
@@ -61,7 +71,24 @@ class SearchSettings:
 
     @property
     def effective_val_every(self) -> int:
-        return (self.steps + 1) // 2 if self.val_every is None else self.val_every
+        if self.val_every is not None:
+            return self.val_every
+        # fifo: one mid-training validation (progress in the live view); mo-asha: the rungs.
+        return 0 if self.scheduler == "mo-asha" else (self.steps + 1) // 2
+
+    @property
+    def rungs(self) -> tuple[int, ...]:
+        """Steps at which a trial is validated and ranked; the last is ``steps``."""
+        if self.scheduler == "fifo":
+            return (self.steps,)
+        min_steps = self.min_steps or default_min_steps(self.steps, self.eta)
+        return rung_ladder(min_steps, self.steps, self.eta)
+
+    @property
+    def scheduler_label(self) -> str:
+        if self.scheduler == "fifo":
+            return "fifo"
+        return f"mo-asha eta={self.eta} rungs={'/'.join(map(str, self.rungs))}"
 
     @property
     def directions(self) -> list[str]:
@@ -75,7 +102,7 @@ class SearchSettings:
         hw = self.input_hw or default_latency_input_hw(torch_device(device_kind), self.scale)
         return {
             "scale": self.scale, "space_id": self.space.space_id, "steps": self.steps,
-            "train_seconds": self.train_seconds, "scheduler": "fifo",
+            "train_seconds": self.train_seconds, "scheduler": self.scheduler_label,
             "train_data": _data_label(self.train), "val_data": _data_label(self.val),
             "device_kind": device_kind, "input_hw": list(hw),
         }
@@ -142,3 +169,14 @@ def _validate(s: SearchSettings) -> None:
     if any(int(p) % s.scale for p in patch):
         raise ConfigError("patch_size", f"every value must be a multiple of the scale {s.scale}",
                           list(patch))
+    if s.scheduler not in SCHEDULERS:
+        raise ConfigError("scheduler", f"must be one of {list(SCHEDULERS)}", s.scheduler)
+    if s.scheduler == "mo-asha":
+        if s.steps < 2:
+            raise ConfigError("steps", "must be >= 2 with --scheduler mo-asha (a ladder needs "
+                              "two rungs; use --scheduler fifo)", s.steps)
+        if s.min_steps is not None:
+            rung_ladder(s.min_steps, s.steps, s.eta)  # eta and min_steps, one-line errors
+        else:
+            rung_ladder(default_min_steps(s.steps, s.eta) if isinstance(s.eta, int) and
+                        not isinstance(s.eta, bool) and s.eta >= 2 else 1, s.steps, s.eta)

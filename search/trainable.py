@@ -15,7 +15,14 @@ from typing import Any
 from ray import tune
 
 from srnas.search.settings import SearchSettings
-from srnas.space.contract import STATUS_FAILED, STATUS_OK, STATUS_TRAINING, UNTRAINED_VALUES
+from srnas.space.contract import (
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_RUNG,
+    STATUS_STOPPED_BY_CAP,
+    STATUS_TRAINING,
+    UNTRAINED_VALUES,
+)
 
 NAN = math.nan
 
@@ -27,6 +34,7 @@ def _objective_defaults(objectives: tuple[str, ...]) -> dict[str, float]:
 
 def make_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], None]:
     objectives = settings.objectives
+    rungs = settings.rungs
 
     def trainable(config: dict[str, Any]) -> None:
         import torch
@@ -36,29 +44,46 @@ def make_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], None]
         from srnas.space.config import from_dict
 
         measured: dict[str, Any] = {}
+        rung_psnr: dict[str, float] = {}  # {steps: psnr} per rung reached (JSON keys)
 
         def on_measured(figures: dict[str, Any]) -> None:
             measured.update(figures)
 
         def progress(step: int, loss: float, psnr: float | None) -> None:
-            if psnr is not None:  # a mid-training validation: make progress visible in Tune
-                tune.report({**_objective_defaults(objectives), **_cheap(measured),
-                             "psnr": psnr, "step": step, "loss": loss,
-                             "status": STATUS_TRAINING})
+            if psnr is None:
+                return
+            # A mid-training validation. At a rung the scheduler decides on it (a STOP ends
+            # this function inside tune.report); elsewhere it only makes progress visible.
+            at_rung = step in rungs
+            if at_rung:
+                rung_psnr[str(step)] = psnr
+            # Everything measured so far rides along: a trial stopped here keeps its
+            # architecture, device and cheap figures in the study.
+            tune.report({**_objective_defaults(objectives), **measured,
+                         "psnr": psnr, "step": step, "loss": loss,
+                         "status": STATUS_RUNG if at_rung else STATUS_TRAINING,
+                         "rung_psnr": dict(rung_psnr)})
 
         try:
             arch = from_dict(config["arch"])
             train = config.get("train", {})
             # The sampled training dims (lr, batch_size, patch_size) are TrainBudget's fields.
             budget = TrainBudget(steps=settings.steps, seconds=settings.train_seconds,
-                                 val_every=settings.effective_val_every, seed=settings.seed or 0,
-                                 **train)
+                                 val_every=settings.effective_val_every, val_at=rungs[:-1],
+                                 seed=settings.seed or 0, **train)
             device = "cuda" if torch.cuda.is_available() and (settings.gpus_per_trial or 0) > 0 \
                 else "cpu"
             result = evaluate(arch, budget, DataSpec(settings.train, settings.val), device,
                               input_hw=settings.input_hw, budgets=settings.budgets,
                               on_measured=on_measured, progress=progress).to_dict()
-            if result["status"] != STATUS_OK:
+            if result["status"] == STATUS_OK and result["steps"] < settings.steps:
+                # The wall-time cap cut the schedule: its PSNR is not a result of the
+                # schedule the study promises, so the trial ends PRUNED at its last rung.
+                result["status"] = STATUS_STOPPED_BY_CAP
+            elif result["status"] == STATUS_OK:
+                rung_psnr[str(settings.steps)] = result["psnr"]
+            result["rung_psnr"] = rung_psnr
+            if result["status"] not in (STATUS_OK, STATUS_STOPPED_BY_CAP):
                 # Failed (NaN: no value) or untrained (a budget broken: the contract's worst
                 # values, with a violated constraint).
                 for key, untrained in UNTRAINED_VALUES.items():
@@ -77,7 +102,3 @@ def make_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], None]
 
     return trainable
 
-
-def _cheap(measured: dict[str, Any]) -> dict[str, Any]:
-    keys = ("latency_ms", "memory_mb", "params", "flops")
-    return {k: measured[k] for k in keys if k in measured}

@@ -26,6 +26,8 @@ Trial level (user attrs, all JSON-serialisable)
     ``tf32`` ({"matmul": bool, "cudnn": bool} on CUDA), ``input_hw`` ([h, w] of the
     latency/memory/FLOPs input), ``threads``, ``versions`` (dict)
   - ``steps``, ``train_seconds``, ``eval_seconds``, ``phase_seconds``
+  - ``rung_psnr``: {steps: psnr} for every rung reached (multi-fidelity searches; the last
+    rung's PSNR is ``psnr`` for trials that completed their schedule)
   - ``status``: one of :data:`STATUSES`; ``failure_reason`` for failed trials,
     ``infeasible_reason`` for trials not trained because a budget was already broken
   - ``baseline``: the preset name when the trial evaluated a known config (e.g. "esc-light")
@@ -46,9 +48,17 @@ STATUS_OK = "ok"
 # objectives, and infeasible through its constraints (so no front ever shows it).
 STATUS_INFEASIBLE = "infeasible_untrained"
 STATUS_FAILED = "failed"
-STATUSES = (STATUS_OK, STATUS_INFEASIBLE, STATUS_FAILED)
-# Not a final status: what a trial reports while it trains (a mid-training validation). A last
-# result still carrying it means the trial was stopped before its schedule ended.
+# PRUNED trials (never COMPLETE: a partial PSNR must never enter a front; never FAIL: nothing
+# went wrong). Their PSNR at each rung reached is in ``rung_psnr``, not in ``psnr``.
+STATUS_STOPPED_AT_RUNG = "stopped_at_rung"  # the scheduler stopped it at a rung
+STATUS_STOPPED_BY_CAP = "stopped_by_time_cap"  # the per-trial wall-time cap cut its schedule
+STATUSES = (STATUS_OK, STATUS_INFEASIBLE, STATUS_FAILED, STATUS_STOPPED_AT_RUNG,
+            STATUS_STOPPED_BY_CAP)
+# Not final statuses: what a trial reports while it trains. ``rung``: the validation at a rung
+# of the multi-fidelity ladder (the scheduler decides on it); ``training``: any other
+# mid-training validation. A last result still carrying ``training`` means the trial was
+# stopped before its schedule ended.
+STATUS_RUNG = "rung"
 STATUS_TRAINING = "training"
 
 # The quality objectives an untrained (infeasible) trial is told: the worst possible values.
@@ -137,6 +147,9 @@ __all__ = [
     "STATUS_FAILED",
     "STATUS_INFEASIBLE",
     "STATUS_OK",
+    "STATUS_RUNG",
+    "STATUS_STOPPED_AT_RUNG",
+    "STATUS_STOPPED_BY_CAP",
     "STATUS_TRAINING",
     "STORAGE_ENV",
     "UNTRAINED_VALUES",

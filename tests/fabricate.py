@@ -128,3 +128,15 @@ def make_known_study(storage: optuna.storages.BaseStorage | str, name: str = "kn
                    state=state, extra=extra)
     return study
 
+
+
+def make_mixed_study(storage: optuna.storages.BaseStorage | str,
+                     name: str = "mixed") -> optuna.Study:
+    """One study measured on two devices and, on the H100, at two inputs: trial 0 on a CPU at
+    180x320, 1 on an H100 at 180x320, 2 on the H100 at 90x160."""
+    study = make_study(storage, name)
+    fake_trial(study, psnr=30.0, latency_ms=40.0, memory_mb=100.0, device="cpu: AMD EPYC")
+    fake_trial(study, psnr=30.5, latency_ms=4.0, memory_mb=100.0, device="cuda: NVIDIA H100")
+    fake_trial(study, psnr=29.0, latency_ms=1.0, memory_mb=100.0, device="cuda: NVIDIA H100",
+               extra={"input_hw": [90, 160]})
+    return study

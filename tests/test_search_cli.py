@@ -38,6 +38,11 @@ def _err(capsys: pytest.CaptureFixture[str]) -> str:
         (["--train", "/nonexistent/images"], "--train: must be an existing folder"),
         (["--val", "/nonexistent/val"], "--val: must be an existing folder"),
         (["--storage", "postgresql://u:secret@h:notaport/db"], "not a valid SQLAlchemy URL"),
+        (["--scheduler", "asha"], "--scheduler: must be one of ['mo-asha', 'fifo'] (got 'asha')"),
+        (["--eta", "1"], "--eta: must be an integer >= 2 (got 1)"),
+        (["--min-steps", "0"], "--min-steps: must be a positive integer (got 0)"),
+        (["--min-steps", "200"], "--min-steps: must be below --steps (200)"),
+        (["--steps", "1"], "--steps: must be >= 2 with --scheduler mo-asha"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -48,6 +53,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capture
     err = _err(capsys)
     assert fragment in err
     assert "secret" not in err  # a storage password is never printed
+    assert not (tmp_path / "srnas.db").exists()  # nothing written
 
 
 def test_a_study_with_other_objectives_is_refused_and_left_untouched(

@@ -35,9 +35,12 @@ def space_file(tmp_path: Path) -> Path:
 
 
 def _search(tmp_path: Path, space_file: Path, *extra: str) -> int:
+    """A tiny search; fifo unless the test names a scheduler (most tests are about other
+    things than early stopping, and fifo completes every trial)."""
+    scheduler = () if "--scheduler" in extra else ("--scheduler", "fifo")
     return main(["search", "--storage", f"sqlite:///{tmp_path / 'study.db'}", "--study", "t",
                  "--space", str(space_file), "--steps", "3", "--input", "16x16",
-                 "--scale", "2", "--concurrency", "2", *extra])
+                 "--scale", "2", "--concurrency", "2", *scheduler, *extra])
 
 
 def _study(tmp_path: Path) -> optuna.Study:
@@ -146,7 +149,7 @@ def test_search_writes_to_postgresql(postgres_url: str, tmp_path: Path,
                                      space_file: Path) -> None:
     assert main(["search", "--storage", postgres_url, "--study", "pg", "--space",
                  str(space_file), "--steps", "2", "--input", "16x16", "--scale", "2",
-                 "--trials", "2", "--concurrency", "2"]) == 0
+                 "--trials", "2", "--concurrency", "2", "--scheduler", "fifo"]) == 0
     study = optuna.load_study(study_name="pg", storage=postgres_url)
     done = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
     assert len(done) == 2 and all("arch" in t.user_attrs for t in done)
@@ -165,10 +168,54 @@ def test_search_joins_an_existing_multi_node_cluster(tmp_path: Path, space_file:
         assert main(["search", "--address", cluster.address, "--storage",
                      f"sqlite:///{tmp_path / 'c.db'}", "--study", "c", "--space",
                      str(space_file), "--steps", "2", "--input", "16x16", "--scale", "2",
-                     "--trials", "2", "--concurrency", "2"]) == 0
+                     "--trials", "2", "--concurrency", "2", "--scheduler", "fifo"]) == 0
         assert ray.cluster_resources()["CPU"] == 2
         study = optuna.load_study(study_name="c", storage=f"sqlite:///{tmp_path / 'c.db'}")
         assert len(study.get_trials(states=[optuna.trial.TrialState.COMPLETE])) == 2
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def test_mo_asha_prunes_at_rungs_and_completes_only_full_schedules(
+        tmp_path: Path, space_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _search(tmp_path, space_file, "--trials", "8", "--steps", "9", "--min-steps", "1",
+                   "--scheduler", "mo-asha", "--sampler", "random") == 0
+    out = capsys.readouterr().out
+    assert "mo-asha: rungs at 1, 3, 9 steps" in out
+    assert "stopped early (PRUNED)" in out
+    study = _study(tmp_path)
+    assert study.user_attrs["measurement"]["scheduler"] == "mo-asha eta=3 rungs=1/3/9"
+    states = {t.state for t in study.trials}
+    assert states <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    pruned = study.get_trials(states=[optuna.trial.TrialState.PRUNED])
+    done = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    assert pruned and done
+    for t in done:  # trained to the last rung, with every rung's PSNR
+        assert t.user_attrs["steps"] == 9 and t.user_attrs["status"] == "ok"
+        assert set(t.user_attrs["rung_psnr"]) == {"1", "3", "9"}
+        assert t.user_attrs["rung_psnr"]["9"] == t.values[0] == t.user_attrs["psnr"]
+    for t in pruned:  # stopped at a rung: PSNR per rung reached, never a psnr of its own
+        rungs = t.user_attrs["rung_psnr"]
+        assert t.user_attrs["status"] == "stopped_at_rung" and "psnr" not in t.user_attrs
+        assert set(rungs) in ({"1"}, {"1", "3"}) and t.user_attrs["steps"] == max(map(int, rungs))
+        assert "latency_ms" in t.user_attrs and "arch" in t.user_attrs
+    assert {t.number for t in study.best_trials} <= {t.number for t in done}
+    assert main(["studies", "list", "--storage", f"sqlite:///{tmp_path / 'study.db'}"]) == 0
+    assert "pruned" in capsys.readouterr().out
+
+
+def test_a_trial_promoted_through_every_rung_ends_as_the_fifo_run(
+        tmp_path: Path, space_file: Path) -> None:
+    """Alone at each rung, the tiny baseline is promoted to the end: the learning-rate schedule
+    spans --steps, not the rung, so it ends with the PSNR of the same config under fifo."""
+    psnr = {}
+    for scheduler in ("mo-asha", "fifo"):
+        folder = tmp_path / scheduler
+        folder.mkdir()
+        assert _search(folder, space_file, "--trials", "0", "--baseline", "tiny", "--steps",
+                       "12", "--min-steps", "2", "--scheduler", scheduler) == 0
+        (trial,) = _study(folder).trials
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        psnr[scheduler] = trial.values[0]
+    assert psnr["mo-asha"] == pytest.approx(psnr["fifo"], abs=1e-9)

@@ -103,3 +103,29 @@ def test_trials_stopped_mid_training_or_never_completed_fail_with_a_reason() -> 
     assert mid.state == never.state == optuna.trial.TrialState.FAIL
     assert mid.user_attrs["failure_reason"] == "stopped during training after step 40"
     assert "time budget" in never.user_attrs["failure_reason"]
+
+
+def test_a_trial_stopped_at_a_rung_is_pruned_with_its_rung_psnr_and_no_psnr() -> None:
+    searcher = _searcher()
+    config = searcher.suggest("stopped")
+    # Tune tells the searcher the last result of a trial its scheduler stopped: a rung report.
+    searcher.on_trial_complete("stopped", _result(config, status="rung", step=23,
+                                                  rung_psnr={"23": 24.5}, psnr=24.5))
+    (trial,) = searcher.study.get_trials()
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert trial.user_attrs["status"] == "stopped_at_rung" and trial.user_attrs["steps"] == 23
+    assert trial.user_attrs["rung_psnr"] == {"23": 24.5}
+    assert "psnr" not in trial.user_attrs and "ssim" not in trial.user_attrs
+    assert trial.user_attrs["latency_ms"] == 12.0  # the cheap measures are kept
+    assert searcher.study.best_trials == []  # a partial PSNR never enters the front
+
+
+def test_a_time_capped_schedule_is_pruned_not_ranked() -> None:
+    searcher = _searcher()
+    config = searcher.suggest("capped")
+    searcher.on_trial_complete("capped", _result(config, status="stopped_by_time_cap",
+                                                 steps=58, rung_psnr={"23": 24.0}))
+    (trial,) = searcher.study.get_trials()
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert trial.user_attrs["status"] == "stopped_by_time_cap"
+    assert "psnr" not in trial.user_attrs and trial.user_attrs["steps"] == 58

@@ -13,7 +13,7 @@ import optuna
 import pytest
 
 from srnas.search.cli import main
-from tests.fabricate import fake_trial, make_known_study, make_study
+from tests.fabricate import fake_trial, make_known_study, make_mixed_study, make_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 OPTUNA_CLI = Path(sys.executable).with_name("optuna")
@@ -201,11 +201,7 @@ def test_plot_png_and_html(capsys, db, tmp_path) -> None:
 def mixed_db(tmp_path_factory) -> str:
     """0: CPU at 180x320; 1: H100 at 180x320; 2: H100 at 90x160."""
     url = f"sqlite:///{tmp_path_factory.mktemp('mixed') / 'srnas.db'}"
-    study = make_study(url, "mixed")
-    fake_trial(study, psnr=30.0, latency_ms=40.0, memory_mb=100.0, device="cpu: AMD EPYC")
-    fake_trial(study, psnr=30.5, latency_ms=4.0, memory_mb=100.0, device="cuda: NVIDIA H100")
-    fake_trial(study, psnr=29.0, latency_ms=1.0, memory_mb=100.0, device="cuda: NVIDIA H100",
-               extra={"input_hw": [90, 160]})
+    make_mixed_study(url)
     return url
 
 

@@ -15,7 +15,7 @@ from srnas.space import get_preset, load_config
 from srnas.space.config import from_dict
 from srnas.space.errors import ConfigError, StudyError
 from srnas.studies.export import export_document, export_trial, find_trial
-from tests.fabricate import fake_trial, make_known_study, make_study
+from tests.fabricate import fake_trial, make_known_study, make_mixed_study, make_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 INPUT_HW = (16, 16)  # small, so counting FLOPs stays fast
@@ -163,11 +163,7 @@ def test_out_that_is_a_folder(capsys, db, tmp_path) -> None:
 def mixed_db(tmp_path_factory) -> str:
     """One study measured on two devices and, on the H100, at two inputs."""
     url = f"sqlite:///{tmp_path_factory.mktemp('mixed') / 'srnas.db'}"
-    study = make_study(url, "mixed")
-    fake_trial(study, psnr=30.0, latency_ms=40.0, memory_mb=100.0, device="cpu: AMD EPYC")
-    fake_trial(study, psnr=30.5, latency_ms=4.0, memory_mb=100.0, device="cuda: NVIDIA H100")
-    fake_trial(study, psnr=29.0, latency_ms=1.0, memory_mb=100.0, device="cuda: NVIDIA H100",
-               extra={"input_hw": [90, 160]})
+    make_mixed_study(url)
     return url
 
 

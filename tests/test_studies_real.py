@@ -28,7 +28,8 @@ def real(tmp_path_factory) -> Iterator[str]:
     url = f"sqlite:///{folder / 'study.db'}"
     code = main(["search", "--storage", url, "--study", "real", "--space",
                  str(folder / "space.yaml"), "--steps", "2", "--input", "16x16", "--scale", "2",
-                 "--concurrency", "2", "--trials", "1", "--baseline", "tiny"])
+                 "--concurrency", "2", "--trials", "1", "--baseline", "tiny",
+                 "--scheduler", "fifo"])
     ray.shutdown()
     assert code == 0
     trials = optuna.load_study(study_name="real", storage=url).trials
