@@ -9,13 +9,13 @@ import socket
 import sys
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 import optuna
 
 from srnas.search import record
+from srnas.search.samplers import make_sampler
 from srnas.search.settings import SearchSettings
 from srnas.space.contract import ATTR_MEASUREMENT, MEASUREMENT_KEYS, measurement_differences
 from srnas.space.errors import ConfigError, SrnasError
@@ -35,25 +35,6 @@ class SearchOutcome:
     wall_seconds: float
     summary: dict[str, Any]
     study: optuna.Study
-
-
-def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
-    with warnings.catch_warnings():
-        # multivariate/group and GP are flagged experimental; they are what fits here.
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return _sampler(name, seed)
-
-
-def _sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
-    if name == "tpe":
-        # Multivariate + grouped: the conditional MiLK dimensions are modelled jointly.
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                          n_startup_trials=4)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=4)
-    return optuna.samplers.RandomSampler(seed=seed)
 
 
 def check_existing_study(storage: optuna.storages.BaseStorage, settings: SearchSettings) -> bool:

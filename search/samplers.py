@@ -1,0 +1,88 @@
+"""The Optuna samplers a search can use, seeded per trial so that no launch replays another.
+
+A sampler seeded once per launch replays its first proposals whenever a study is continued or
+shared: a relaunch, or a second driver on the same study, draws the same random start-up
+configurations again and pays for identical trials. :class:`PerTrialSeeded` instead re-creates
+the sampler for every trial with a seed derived from ``--seed`` and the trial's number, which
+the storage hands out uniquely across launches and drivers. A fresh study launched twice with
+the same seed still proposes the same trials (the numbers are the same), so ``--seed`` keeps
+making a study reproducible. Samplers hold no state of their own between trials (they read
+the history from the study), so re-creating one loses nothing but its random state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.samplers import BaseSampler
+
+if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
+    from optuna.study import Study
+    from optuna.trial import FrozenTrial, TrialState
+
+
+
+def base_sampler(name: str, seed: int | None) -> BaseSampler:
+    with warnings.catch_warnings():
+        # multivariate/group and GP are flagged experimental; they are what fits here.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "tpe":
+            # Multivariate + grouped: the conditional MiLK dimensions are modelled jointly.
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                              n_startup_trials=4)
+        if name == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
+        if name == "gp":
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=4)
+        return optuna.samplers.RandomSampler(seed=seed)
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """A 32-bit seed from the launch seed and a trial number (stable across processes)."""
+    digest = hashlib.sha256(f"srnas:{seed}:{number}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+class PerTrialSeeded(BaseSampler):
+    """Delegates to ``base_sampler(name, trial_seed(seed, trial.number))``, made in
+    ``before_trial`` (Optuna calls it when a trial is created, before any sampling)."""
+
+    def __init__(self, name: str, seed: int) -> None:
+        self.name, self.seed = name, seed
+        self._inner = base_sampler(name, seed)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._inner = base_sampler(self.name, trial_seed(self.seed, trial.number))
+        self._inner.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study: Study,
+                                    trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return self._inner.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        return self._inner.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        return self._inner.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
+                    values: Sequence[float] | None) -> None:
+        self._inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._inner.reseed_rng()
+
+
+def make_sampler(name: str, seed: int | None) -> BaseSampler:
+    """The sampler of a search: seeded per trial when a seed is given."""
+    return base_sampler(name, None) if seed is None else PerTrialSeeded(name, seed)
+
+
+__all__ = ["PerTrialSeeded", "base_sampler", "make_sampler", "trial_seed"]
