@@ -110,6 +110,12 @@ def _run(args: argparse.Namespace) -> int:
         return dry_run(settings)
     outcome = run_search(settings)
     print_final(outcome, settings)
+    if outcome.interrupted:
+        # Failed trials do not change the exit code of a finished search; an interrupted one
+        # must not look finished to a script.
+        print(f"srnas search: interrupted: {outcome.finished} of {outcome.requested} trials "
+              "finished; run the same command again to continue the study", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -3,9 +3,12 @@
 The rule follows Syne Tune's MOASHA (Schmucker et al., 2021): a trial that reaches a rung
 continues iff its result vector is among the best ``ceil(n / eta)`` of the ``n`` vectors
 recorded at that rung so far, asynchronously (no waiting for a rung to fill). "Best" is the
-order of non-dominated sorting: first front first; inside a front, larger crowding distance
-first (NSGA-II's, boundary points infinite), so a rung keeps the spread of the front rather
-than one corner of it; remaining ties go to the trial that reached the rung first. No Ray.
+order of non-dominated sorting: first front first; inside a front, larger exclusive
+hypervolume contribution first (the volume only that point dominates, bounded by the rung's
+worst values pushed out by 10 % of their range), so a rung keeps the points that add most to
+its front, wherever they sit on it; remaining ties (e.g. identical vectors) go to the trial
+that reached the rung first. Crowding distance was the alternative: it cannot order a front of
+two (both ends are infinite), which is what the first rungs mostly hold. No Ray.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import TypeVar
 
 from srnas.space.errors import ConfigError
+from srnas.studies.hv import hypervolume_min
 
 K = TypeVar("K", bound=Hashable)
 
@@ -59,30 +63,41 @@ def _fronts(losses: list[list[float]]) -> list[list[int]]:
     return fronts
 
 
-def _crowding(losses: list[list[float]], front: list[int]) -> dict[int, float]:
-    distance = dict.fromkeys(front, 0.0)
-    if len(front) <= 2:
-        return dict.fromkeys(front, math.inf)
-    for m in range(len(losses[front[0]])):
-        ordered = sorted(front, key=lambda i: losses[i][m])
-        low, high = losses[ordered[0]][m], losses[ordered[-1]][m]
-        distance[ordered[0]] = distance[ordered[-1]] = math.inf
-        if high == low:
-            continue
-        for prev, here, nxt in zip(ordered, ordered[1:], ordered[2:], strict=False):
-            distance[here] += (losses[nxt][m] - losses[prev][m]) / (high - low)
-    return distance
+def _reference(losses: list[list[float]]) -> list[float]:
+    """Each objective's worst finite loss, pushed out by 10 % of its range (of its magnitude
+    when all are equal, or 1 when all are 0)."""
+    reference = []
+    for m in range(len(losses[0])):
+        values = [row[m] for row in losses if math.isfinite(row[m])] or [0.0]
+        lo, hi = min(values), max(values)
+        reference.append(hi + 0.1 * ((hi - lo) or abs(hi) or 1.0))
+    return reference
+
+
+def _contributions(losses: list[list[float]], front: list[int],
+                   reference: list[float]) -> dict[int, float]:
+    """Exclusive hypervolume contribution of each point of ``front``."""
+    def volume(indices: list[int]) -> float:
+        return hypervolume_min([losses[i] for i in indices
+                                if all(math.isfinite(v) for v in losses[i])], reference)
+
+    whole = volume(front)
+    return {i: whole - volume([j for j in front if j != i]) for i in front}
 
 
 def rank(vectors: Mapping[K, Sequence[float]], maximize: Sequence[bool]) -> list[K]:
-    """Keys from best to worst: by front, then crowding distance (descending), then the
-    mapping's order (the order trials reached the rung). A NaN counts as the worst value."""
+    """Keys from best to worst: by front, then exclusive hypervolume contribution
+    (descending), then the mapping's order (the order trials reached the rung). A NaN counts as
+    the worst value."""
     keys = list(vectors)
+    if not keys:
+        return []
     losses = [[_loss(v, up) for v, up in zip(vectors[k], maximize, strict=True)] for k in keys]
+    reference = _reference(losses)
     order: list[int] = []
     for front in _fronts(losses):
-        crowd = _crowding(losses, front)
-        order.extend(sorted(front, key=lambda i: (-crowd[i], i)))
+        gain = _contributions(losses, front, reference)
+        order.extend(sorted(front, key=lambda i: (-round(gain[i], 12), i)))
     return [keys[i] for i in order]
 
 

@@ -35,6 +35,10 @@ class SearchOutcome:
     wall_seconds: float
     summary: dict[str, Any]
     study: optuna.Study
+    # Tune ends a run on Ctrl-C without raising: the launch ended before its trials did.
+    interrupted: bool = False
+    finished: int = 0
+    requested: int = 0
 
 
 def check_existing_study(storage: optuna.storages.BaseStorage, settings: SearchSettings) -> bool:
@@ -259,11 +263,18 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
         finally:
             # Tune stops trials (Ctrl-C) without telling the searcher; close them so the study
             # holds no trial RUNNING forever.
-            searcher.fail_unfinished("stopped before it finished (interrupted)")
+            unfinished = searcher.fail_unfinished("stopped before it finished (interrupted)")
+    else:
+        unfinished = 0
     wall = time.monotonic() - started
     after = len(study.get_trials(deepcopy=False))
+    # Every requested trial ran, or the --time-budget deadline ended proposals: a finished
+    # launch. Anything else (Ctrl-C, SIGTERM) is an interrupted one.
+    interrupted = bool(total) and (unfinished > 0 or (searcher.finished < total
+                                                      and not searcher.deadline_passed))
     return SearchOutcome(settings.study_name, target.url, after - before, wall,
-                         study_summary(study), study)
+                         study_summary(study), study, interrupted=interrupted,
+                         finished=searcher.finished - unfinished, requested=total)
 
 
 def describe_measurement(measurement: dict[str, Any]) -> str:

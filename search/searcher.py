@@ -42,6 +42,7 @@ class SrnasSearcher(OptunaSearch):
         if unknown:
             raise ValueError(f"budgets: must be among {list(BUDGET_KEYS)} (got {sorted(unknown)})")
         self.deadline = deadline
+        self.deadline_passed = False
 
     @property
     def study(self) -> optuna.Study:
@@ -50,6 +51,7 @@ class SrnasSearcher(OptunaSearch):
 
     def suggest(self, trial_id: str) -> dict | str | None:
         if self.deadline is not None and time.time() >= self.deadline:
+            self.deadline_passed = True
             return Searcher.FINISHED
         return super().suggest(trial_id)
 
@@ -65,11 +67,18 @@ class SrnasSearcher(OptunaSearch):
         self._tell(trial_id, values, state)
         return None
 
-    def fail_unfinished(self, reason: str) -> None:
-        """Tell FAIL (with ``reason``) for every trial Tune stopped without completing."""
-        for trial_id, ot_trial in list(self._ot_trials.items()):
-            if trial_id not in self._completed_trials:
-                self._tell(trial_id, *record_failure(ot_trial, reason))
+    def fail_unfinished(self, reason: str) -> int:
+        """Tell FAIL (with ``reason``) for every trial Tune stopped without completing; returns
+        how many there were."""
+        unfinished = [t for t in self._ot_trials if t not in self._completed_trials]
+        for trial_id in unfinished:
+            self._tell(trial_id, *record_failure(self._ot_trials[trial_id], reason))
+        return len(unfinished)
+
+    @property
+    def finished(self) -> int:
+        """Trials of this launch that ended with a result (complete, pruned or failed)."""
+        return len(self._completed_trials)
 
     # The study in SQL is the search's state (a relaunch continues it), so Tune's experiment
     # checkpoints need no pickled copy of the searcher: pickling would drag the storage engine

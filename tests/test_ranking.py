@@ -49,19 +49,27 @@ def test_a_trial_alone_at_its_rung_continues() -> None:
     assert promote("a", {"a": [1.0, 2.0]}, PSNR_LATENCY, 3)
 
 
-def test_fronts_then_crowding_then_arrival() -> None:
+def test_fronts_then_hypervolume_contribution_then_arrival() -> None:
     # d (29.5 dB, 12 ms) is dominated by a (30 dB, 10 ms); a, b, c form the first front.
-    # Crowding in that front: c and b are its ends (infinite); a gets 2/2 + 15/15 = 2.
+    # Reference: -29 + 0.1*2 = -28.8 (PSNR as a loss), 20 + 0.1*15 = 21.5 ms. Exclusive
+    # boxes: b 1 x 1.5 = 1.5, a 1 x 10 = 10, c 0.2 x 5 = 1.
     at_rung = {"a": [30.0, 10.0], "b": [31.0, 20.0], "c": [29.0, 5.0], "d": [29.5, 12.0]}
-    assert rank(at_rung, PSNR_LATENCY) == ["b", "c", "a", "d"]
+    assert rank(at_rung, PSNR_LATENCY) == ["a", "b", "c", "d"]
     # n = 4, eta = 3: the best ceil(4/3) = 2 continue.
-    assert [promote(k, at_rung, PSNR_LATENCY, 3) for k in "abcd"] == [False, True, True, False]
+    assert [promote(k, at_rung, PSNR_LATENCY, 3) for k in "abcd"] == [True, True, False, False]
 
 
-def test_crowding_orders_the_inside_of_one_front() -> None:
-    # All four non-dominated. Crowding: b = 1.5/3 + 2/9 = 0.722, c = 2/3 + 8/9 = 1.556.
+def test_hypervolume_contribution_orders_the_inside_of_one_front() -> None:
+    # All four non-dominated. Reference (-27.7, 10.9); exclusive boxes: d 1.5 x 0.9 = 1.35,
+    # c 0.5 x 7 = 3.5, b 1 x 1 = 1, a 0.3 x 1 = 0.3.
     at_rung = {"a": [28.0, 1.0], "b": [29.0, 2.0], "c": [29.5, 3.0], "d": [31.0, 10.0]}
-    assert rank(at_rung, PSNR_LATENCY) == ["a", "d", "c", "b"]
+    assert rank(at_rung, PSNR_LATENCY) == ["c", "d", "b", "a"]
+
+
+def test_a_front_of_two_is_ordered_by_what_each_adds() -> None:
+    # Reference (-23.8, 9.4): a's box 1.2 x 4 = 4.8 beats c's 1 x 0.4, whatever came first.
+    assert rank({"c": [26.0, 9.0], "a": [25.0, 5.0], "b": [24.0, 6.0]},
+                PSNR_LATENCY) == ["a", "c", "b"]
 
 
 def test_ties_go_to_the_trial_that_arrived_first() -> None:
@@ -101,8 +109,8 @@ def test_scheduler_decides_per_rung_asynchronously() -> None:
 
     assert report("a", 10, 25.0, 5.0) == TrialScheduler.CONTINUE  # alone at its rung
     assert report("b", 10, 24.0, 6.0) == TrialScheduler.STOP  # dominated by a; keep 1 of 2
-    # c (26 dB, 9 ms) and a share the first front, both ends (infinite crowding): the tie goes
-    # to a, which arrived first, and only ceil(3/3) = 1 continues.
+    # c (26 dB, 9 ms) and a share the first front; a adds more hypervolume (see above) and
+    # only ceil(3/3) = 1 continues.
     assert report("c", 10, 26.0, 9.0) == TrialScheduler.STOP
     assert report("a", 30, 27.0, 5.0) == TrialScheduler.CONTINUE  # alone at rung 30
     # Mid-training reports that are not rung reports, and the last rung, are never decided on.
