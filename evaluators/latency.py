@@ -63,6 +63,14 @@ DEFAULT_RUNS = 30
 # outside activity can fill. Both phases also run at least this long.
 MIN_WARMUP_S = 0.5
 MIN_TIMED_S = 1.0
+# Slow networks (hundreds of ms a forward on a CPU) reach a stable median long before 10 + 30
+# runs: past these times a phase stops at its floor of runs (2 warm-up, 5 timed). A 2 s network
+# then costs ~14 s instead of ~80 s, which was most of a heavy trial's first rung in a search;
+# fast networks (30 runs inside the time) are measured exactly as before.
+MAX_WARMUP_S = 2.0
+MAX_TIMED_S = 5.0
+MIN_WARMUP_RUNS = 2
+MIN_RUNS = 5
 
 
 def cpu_default_input_hw(scale: int) -> tuple[int, int]:
@@ -166,20 +174,30 @@ def _threads(threads: int | None) -> Iterator[int]:
             torch.set_num_threads(previous)
 
 
-def _time_cpu(model: nn.Module, x: torch.Tensor, runs: int, min_s: float) -> list[float]:
+def _more(done: int, started: float, floor: int, target: int, min_s: float,
+          max_s: float) -> bool:
+    """Whether a phase runs once more: up to its floor of runs and its minimum time, then on to
+    its target count unless its maximum time has passed."""
+    elapsed = time.perf_counter() - started
+    return done < floor or elapsed < min_s or (done < target and elapsed < max_s)
+
+
+def _time_cpu(model: nn.Module, x: torch.Tensor, runs: int, min_s: float,
+              max_s: float = MAX_TIMED_S) -> list[float]:
     times: list[float] = []
-    until = time.perf_counter() + min_s
-    while len(times) < runs or time.perf_counter() < until:
+    started = time.perf_counter()
+    while _more(len(times), started, min(MIN_RUNS, runs), runs, min_s, max_s):
         start = time.perf_counter()
         model(x)
         times.append((time.perf_counter() - start) * 1e3)
     return times
 
 
-def _time_cuda(model: nn.Module, x: torch.Tensor, runs: int, min_s: float) -> list[float]:
+def _time_cuda(model: nn.Module, x: torch.Tensor, runs: int, min_s: float,
+               max_s: float = MAX_TIMED_S) -> list[float]:
     times: list[float] = []
-    until = time.perf_counter() + min_s
-    while len(times) < runs or time.perf_counter() < until:
+    started = time.perf_counter()
+    while _more(len(times), started, min(MIN_RUNS, runs), runs, min_s, max_s):
         start = torch.cuda.Event(enable_timing=True)
         end = torch.cuda.Event(enable_timing=True)
         start.record()
@@ -243,7 +261,8 @@ def measure_latency(
             torch.backends.cudnn.benchmark = device.type == "cuda"
             pinned = device.type == "cpu" and pin_malloc_thresholds()
             done, started = 0, time.perf_counter()
-            while done < warmup or (done > 0 and time.perf_counter() - started < min_warmup_s):
+            while _more(done, started, min(MIN_WARMUP_RUNS, warmup), warmup,
+                        min_warmup_s if warmup else 0.0, MAX_WARMUP_S):
                 placed(x)
                 done += 1
             if device.type == "cuda":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from srnas.search.settings import DEFAULT_TRIALS
+from srnas.search.settings import DEFAULT_TRAIN_SECONDS, DEFAULT_TRIALS
 from srnas.space.contract import BUDGET_KEYS, DEFAULT_OBJECTIVES, DEFAULT_STORAGE, STORAGE_ENV
 from srnas.space.errors import ConfigError, SrnasError
 
@@ -18,8 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(./srnas.db), the built-in images, CPU, a small budget.")
     p.add_argument("--study", help="study name (default: derived from --scale and the space, "
                    "so relaunching continues the same study)")
-    p.add_argument("--storage", help=f"SQLAlchemy URL (default ${STORAGE_ENV} or "
-                   f"{DEFAULT_STORAGE}); PostgreSQL for clusters")
+    p.add_argument("--storage", metavar="URL", help=f"SQLAlchemy URL of the study (default "
+                   f"${STORAGE_ENV}, else {DEFAULT_STORAGE}): sqlite:///FILE on one machine, "
+                   "postgresql://USER:PASSWORD@HOST:PORT/DB for a cluster (psycopg 3; "
+                   "postgresql+psycopg2://... works too)")
     p.add_argument("--space", metavar="FILE", help="YAML that fixes, narrows or widens "
                    "search dimensions")
     p.add_argument("--trials", type=int,
@@ -35,8 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument("--gpus-per-trial", type=float, help="default 1 where Ray sees GPUs, else 0; "
                    "a fraction shares a GPU (latency figures then lie)")
-    p.add_argument("--address", help="join an existing Ray cluster (host:port or auto); "
-                   "default: a local instance")
+    p.add_argument("--address", metavar="HOST:PORT|auto", help="join a running Ray cluster: "
+                   "the head node's HOST:PORT (as given to ray start --address), or auto ($RAY_ADDRESS, "
+                   "else the cluster ray start started on this machine); run it on a node of "
+                   "the cluster (Ray Client ray:// is not supported). Default: "
+                   "$RAY_ADDRESS if set, else a new local instance")
     p.add_argument("--sampler", default="tpe", help="tpe (default), nsga2, gp or random")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=200, help="training steps of a trial that "
@@ -48,9 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "smallest R with R*eta^2 >= --steps, i.e. three rungs)")
     p.add_argument("--eta", type=int, default=3, help="mo-asha keeps the best 1/eta of each "
                    "rung (default 3)")
-    p.add_argument("--train-seconds", type=float, default=120.0,
-                   help="stop a trial's training after this many seconds even if --steps are "
-                   "not done (default 120; the steps done are recorded)")
+    p.add_argument("--train-seconds", type=float,
+                   help="cap a trial's training wall time; a trial it cuts ends PRUNED at the "
+                   "rungs it reached, never ranked (default: none with mo-asha, whose rungs "
+                   "bound a trial's cost; 120 with fifo)")
     p.add_argument("--val-every", type=int,
                    help="validate every N steps and report PSNR to Tune (default: once, half "
                    "way; 0: only at the end)")
@@ -99,7 +105,9 @@ def settings_from_args(args: argparse.Namespace):
         objectives=tuple(o.strip() for o in args.objectives.split(",") if o.strip()),
         budgets=budgets, baselines=tuple(args.baseline), dry_run=args.dry_run,
         verbose=args.verbose, input_hw=parse_hw(args.input_hw) if args.input_hw else None,
-        val_every=args.val_every, train_seconds=args.train_seconds)
+        val_every=args.val_every,
+        train_seconds=args.train_seconds if args.train_seconds is not None
+        else DEFAULT_TRAIN_SECONDS.get(args.scheduler))
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -15,6 +16,7 @@ from typing import Any, TextIO
 import optuna
 
 from srnas.search import record
+from srnas.search.heartbeat import Heartbeat
 from srnas.search.samplers import make_sampler
 from srnas.search.settings import SearchSettings
 from srnas.space.contract import ATTR_MEASUREMENT, MEASUREMENT_KEYS, measurement_differences
@@ -22,6 +24,7 @@ from srnas.space.errors import ConfigError, SrnasError
 from srnas.space.presets import get_preset
 from srnas.space.searchspace import SearchSpace
 from srnas.studies import storage as storage_url
+from srnas.studies.stale import fail_stale_trials
 
 # Optuna logs every study creation and trial at INFO; the search prints its own live view.
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -80,12 +83,23 @@ def check_comparable(study: optuna.Study, measurement: dict[str, Any]) -> None:
 
 
 def _check_address(address: str) -> None:
-    """Fail in seconds, not minutes, when a host:port cluster address does not answer."""
-    if address in ("auto", "local") or address.startswith("ray://"):
+    """Fail in seconds, not minutes, when a host:port cluster address does not answer.
+
+    ``auto`` is Ray's: ``$RAY_ADDRESS``, else the cluster ``ray start`` started last on this
+    machine. Ray Client addresses (``ray://``) are refused: they need ``ray[client]``, and
+    Ray's documentation warns that Ray Client does not work as expected for Ray Tune; the
+    driver belongs on the cluster (run ``srnas search`` on the head node).
+    """
+    if address in ("auto", "local"):
         return
+    if address.startswith("ray://"):
+        raise ConfigError("address", "Ray Client (ray://) is not supported for Ray Tune: run "
+                          "srnas search on a node of the cluster (e.g. the head) with --address "
+                          "auto or host:port", address)
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
-        raise ConfigError("address", "must be host:port, ray://host:port or auto", address)
+        raise ConfigError("address", "must be host:port (the head node's GCS address, as "
+                          "given to ray start --address) or auto", address)
     try:
         with socket.create_connection((host, int(port)), timeout=5):
             pass
@@ -117,27 +131,49 @@ def start_ray(settings: SearchSettings) -> None:
         # another's forward pass by an order of magnitude (measured: 45x on 2 cores).
         "runtime_env": {"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}},
     }
-    if settings.address:
-        _check_address(settings.address)
+    # No --address: $RAY_ADDRESS when set, else a new local instance. (Ray's own default,
+    # address=None, would silently join a cluster that `ray start` left on this machine.)
+    env_address = os.environ.get("RAY_ADDRESS") or None
+    address = settings.address or env_address
+    if address:
+        # Ray reads $RAY_ADDRESS for "auto" too: check what it will really join.
+        _check_address(env_address if address == "auto" and env_address else address)
         try:
-            ray.init(address=settings.address, **kwargs)
+            ray.init(address=address, **kwargs)
+        except ray.exceptions.AuthenticationError:
+            # Ray 2.60 turns token authentication on for a cluster whose head found a token
+            # (~/.ray/auth_token, left by any earlier local ray.init), but a driver given an
+            # explicit address never turns it on by itself.
+            raise ConfigError("address", "the Ray cluster wants a token: set RAY_AUTH_MODE="
+                              "token and RAY_AUTH_TOKEN to the cluster's token (see the "
+                              "README, Run on a cluster)", address) from None
         except (ConnectionError, RuntimeError) as exc:
             raise ConfigError("address", f"cannot join the Ray cluster: "
-                              f"{str(exc).splitlines()[0]}", settings.address) from None
+                              f"{str(exc).strip().splitlines()[0]}", address) from None
     else:
-        ray.init(**kwargs)
+        ray.init(address="local", **kwargs)
 
 
 def gpus_per_trial(settings: SearchSettings) -> float:
+    """GPUs each trial asks Ray for: 1 by default where a node has one (one trial per GPU:
+    latency on a shared GPU lies), else 0. A trial runs on one node, so the largest node's
+    GPUs bound it (a request no node can meet would wait forever); Ray gives a trial a
+    fraction of one GPU or whole GPUs."""
     import ray
 
-    available = float(ray.cluster_resources().get("GPU", 0))
-    if settings.gpus_per_trial is None:
-        return 1.0 if available >= 1 else 0.0  # one trial per GPU: latency on a shared GPU lies
-    if settings.gpus_per_trial > available:
-        raise ConfigError("gpus_per_trial", f"must not exceed the {available:g} GPU(s) Ray "
-                          "sees", settings.gpus_per_trial)
-    return settings.gpus_per_trial
+    requested = settings.gpus_per_trial
+    largest = max((float(n.get("Resources", {}).get("GPU", 0.0)) for n in ray.nodes()
+                   if n.get("Alive")), default=0.0)
+    if requested is None:
+        return 1.0 if largest >= 1 else 0.0
+    if requested > largest:
+        total = float(ray.cluster_resources().get("GPU", 0))
+        raise ConfigError("gpus_per_trial", f"must not exceed the {largest:g} GPU(s) Ray sees "
+                          f"on one node ({total:g} in the cluster)", requested)
+    if requested > 1 and not float(requested).is_integer():
+        raise ConfigError("gpus_per_trial", "above 1 must be a whole number (Ray gives a "
+                          "trial a fraction of one GPU or whole GPUs)", requested)
+    return requested
 
 
 class DefineByRun:
@@ -211,13 +247,18 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
     from srnas.search.searcher import SrnasSearcher
     from srnas.search.trainable import make_trainable
 
+    storage = storage or storage_url.open_for_write(target)
     searcher = SrnasSearcher(
         space=DefineByRun(settings.space, settings.scale), metric=list(settings.objectives),
         mode=settings.tune_modes(), sampler=sampler, study_name=settings.study_name,
-        storage=storage or storage_url.open_for_write(target), budgets=settings.budgets,
+        storage=storage, budgets=settings.budgets,
         deadline=None if settings.time_budget_s is None
         else time.time() + settings.time_budget_s)
     study = searcher.study
+    lost = fail_stale_trials(study)
+    if lost:
+        print(f"failed {len(lost)} trial(s) left RUNNING by a driver that died (lost heartbeat):"
+              f" {', '.join(map(str, lost))}", file=out, flush=True)
     if not existed:
         record.init_study(study, settings.objectives, scale=settings.scale,
                           space=settings.space.to_data(), measurement=measurement)
@@ -242,8 +283,12 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
               "sorting), else it is stopped (PRUNED)", file=out, flush=True)
     started = time.monotonic()
     if total:
+        experiment = tempfile.mkdtemp(prefix="srnas-ray-")
         tuner = tune.Tuner(
-            tune.with_resources(make_trainable(settings), {"cpu": cpus, "gpu": gpus}),
+            # The trainable never sees the storage URL: Ray pickles it to every worker and Tune
+            # into its experiment state, and the URL may hold a password.
+            tune.with_resources(make_trainable(dataclasses.replace(settings, storage=None)),
+                                {"cpu": cpus, "gpu": gpus}),
             # No time_budget_s: Tune's stops running trials and throws their compute away;
             # the searcher's deadline stops proposing instead (Optuna's ``timeout`` meaning).
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
@@ -252,15 +297,20 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
                                         reuse_actors=True),
             run_config=tune.RunConfig(
                 name=settings.study_name,
-                storage_path=tempfile.mkdtemp(prefix="srnas-ray-"),
+                storage_path=experiment,
                 verbose=1 if settings.verbose else 0,
                 callbacks=[LiveView(study, total, out)],
                 log_to_file=True,
             ),
         )
+        interval = storage_url.heartbeat_settings()[0]
         try:
-            tuner.fit()
+            with Heartbeat(storage, searcher.running_trial_ids, interval):
+                tuner.fit()
         finally:
+            # Tune's experiment state is a by-product (the study is in SQL): nothing stays on
+            # disk after the launch.
+            shutil.rmtree(experiment, ignore_errors=True)
             # Tune stops trials (Ctrl-C) without telling the searcher; close them so the study
             # holds no trial RUNNING forever.
             unfinished = searcher.fail_unfinished("stopped before it finished (interrupted)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,7 +54,27 @@ class SrnasSearcher(OptunaSearch):
         if self.deadline is not None and time.time() >= self.deadline:
             self.deadline_passed = True
             return Searcher.FINISHED
-        return super().suggest(trial_id)
+        with warnings.catch_warnings():
+            # Optuna warns on every ask that heartbeats are meant for Study.optimize: the
+            # driver beats for its ask/tell trials itself (srnas.search.heartbeat).
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+            config = super().suggest(trial_id)
+        if trial_id in self._ot_trials and getattr(self._storage, "heartbeat_interval", None):
+            # Beat at once: a trial with no beat at all can never be found stale.
+            self._storage.record_heartbeat(self._ot_trials[trial_id]._trial_id)
+        return config
+
+    def running_trial_ids(self) -> list[int]:
+        """Storage ids of this launch's trials that have not ended (for the heartbeat)."""
+        return [t._trial_id for tid, t in list(self._ot_trials.items())
+                if tid not in self._completed_trials]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles the searcher into its experiment state on disk: the storage (its URL
+        # may hold a password), the study and its trials stay out of it. A restored copy would
+        # need them, but srnas never restores from Tune's state: the study in SQL is the state.
+        hidden = ("_storage", "_ot_study", "_ot_trials", "_sampler")
+        return {k: v for k, v in self.__dict__.items() if k not in hidden}
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:

@@ -22,6 +22,10 @@ SCHEDULERS = ("mo-asha", "fifo")
 # Default trials of a launch: mo-asha trains most trials only to an early rung, so it examines
 # three times the architectures of fifo in about the same compute.
 DEFAULT_TRIALS = {"mo-asha": 24, "fifo": 8}
+# Default training wall-time cap of a trial: fifo trains every trial fully, so a heavy network
+# would hold a laptop search for many minutes; mo-asha's first rung already bounds that, and a
+# cap there would cut exactly the promoted trials.
+DEFAULT_TRAIN_SECONDS: dict[str, float | None] = {"mo-asha": None, "fifo": 120.0}
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.set_defaults(func=_show)
 
     validate = arch_sub.add_parser("validate", help="check a config file")
-    validate.add_argument("file", metavar="FILE")
+    validate.add_argument("path", metavar="FILE")
     validate.set_defaults(func=_validate)
 
 
@@ -76,8 +76,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    config = load_config(args.file)
-    print(f"{args.file}: valid ({config.block_type}, dim {config.dim}, {config.n_blocks} blocks "
+    config = load_config(args.path)
+    print(f"{args.path}: valid ({config.block_type}, dim {config.dim}, {config.n_blocks} blocks "
           f"x {config.conv_layers} layers, k {config.kernel_size}, x{config.scale}, "
           f"arch_id {config.arch_id})")
     return 0

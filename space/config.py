@@ -243,16 +243,23 @@ def from_yaml(text: str, *, source: str = "config") -> ArchConfig:
     return from_dict(data, source=source)
 
 
+def read_text(path: Path, field: str) -> str:
+    """A config or space file's text; unreadable or non-UTF-8 files are one-line errors."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(field, f"cannot be read: {exc.strerror}", str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(field, f"is not UTF-8 text (byte {exc.start})", str(path)) from None
+
+
 def load_config(path: str | Path) -> ArchConfig:
     """Read a config file (.json, .yaml or .yml). An exported study config is accepted too:
     its ``arch`` section is the config and the rest is provenance."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError("path", "must be an existing config file", str(p))
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise ConfigError("path", f"cannot be read: {exc.strerror}", str(p)) from None
+    text = read_text(p, "path")
     loader = from_json if p.suffix.lower() == ".json" else from_yaml
     if p.suffix.lower() not in (".json", ".yaml", ".yml"):
         raise ConfigError("path", "must end in .json, .yaml or .yml", str(p))

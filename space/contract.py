@@ -25,6 +25,12 @@ Trial level (user attrs, all JSON-serialisable)
   - ``device`` (e.g. "cpu: AMD EPYC 7B13" or "cuda: NVIDIA H100 80GB HBM3"), ``dtype``,
     ``tf32`` ({"matmul": bool, "cudnn": bool} on CUDA), ``input_hw`` ([h, w] of the
     latency/memory/FLOPs input), ``threads``, ``versions`` (dict)
+  - where the trial ran: ``node`` (the Ray node id, 56 hex digits: unique even when several
+    Ray nodes share a machine), ``host`` (that node's IP address) and ``gpu_ids`` (the GPU ids
+    Ray assigned the trial, as strings, e.g. ["1"]; [] without a GPU). Ray points the trial's
+    ``CUDA_VISIBLE_DEVICES`` at them, so the trial itself calls its GPU ``cuda:0``. A trial
+    given a GPU by a node that declares logical GPUs (``ray start --num-gpus N``) but where
+    torch sees no CUDA device runs on the CPU: ``device`` then says "cpu: ...".
   - ``steps``, ``train_seconds``, ``eval_seconds``, ``phase_seconds``
   - ``rung_psnr``: {steps: psnr} for every rung reached (multi-fidelity searches; the last
     rung's PSNR is ``psnr`` for trials that completed their schedule)
@@ -96,6 +102,8 @@ ATTR_SPACE = "space"
 ATTR_BUDGETS = "budgets"
 ATTR_MEASUREMENT = "measurement"
 ATTR_VERSION = "srnas_version"
+# {trial number: reason} for trials failed because their driver died (lost heartbeat).
+ATTR_LOST_TRIALS = "lost_trials"
 
 # The measurement settings a study records at creation; two launches compare only if all agree.
 MEASUREMENT_KEYS: dict[str, str] = {
@@ -113,6 +121,7 @@ MEASUREMENT_KEYS: dict[str, str] = {
 # -- storage -----------------------------------------------------------------------------------
 DEFAULT_STORAGE = "sqlite:///srnas.db"
 STORAGE_ENV = "SRNAS_STORAGE"
+HEARTBEAT_ENV = "SRNAS_HEARTBEAT_S"  # the drivers' heartbeat interval in seconds (default 30)
 
 
 def measurement_differences(recorded: Mapping[str, Any],
@@ -132,6 +141,7 @@ def _normal(value: Any) -> Any:
 
 __all__ = [
     "ATTR_BUDGETS",
+    "ATTR_LOST_TRIALS",
     "ATTR_MEASUREMENT",
     "ATTR_OBJECTIVES",
     "ATTR_SCALE",
@@ -140,6 +150,7 @@ __all__ = [
     "BUDGET_KEYS",
     "DEFAULT_OBJECTIVES",
     "DEFAULT_STORAGE",
+    "HEARTBEAT_ENV",
     "MEASUREMENT_KEYS",
     "MEASURE_COLUMNS",
     "OBJECTIVE_DIRECTIONS",

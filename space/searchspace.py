@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from srnas.space.config import ArchConfig, from_dict
+from srnas.space.config import ArchConfig, from_dict, read_text
 from srnas.space.errors import ConfigError
 
 MILK_ONLY = ("dict_size", "gate", "shared_kernel")
@@ -255,8 +255,15 @@ def _validate_space(space: SearchSpace) -> None:
         raise ConfigError(missing[0], "is missing from the search space", None)
     base = ArchConfig().to_dict()
     # Each value alone must satisfy the config's rules (checked on a MiLK config, where every
-    # field applies), and every dim x split_ratio x heads combination must give a valid split.
+    # field applies, at one of the space's own widths: rules such as "heads divides dim" must
+    # name a width the user gave), and every dim x split_ratio x heads combination must give a
+    # valid split (checked below, naming the combination).
+    width = space.dims["dim"].values()[0] if "dim" in space.dims else base["dim"]
     milk = {**base, "block_type": "milk", "dict_size": 1, "gate": "sum"}
+    if isinstance(width, int) and not isinstance(width, bool):
+        milk["dim"] = width
+        # A split valid at this width for the probes of the other fields.
+        milk["split_ratio"] = 0.5 if width % 2 == 0 and width >= 4 else 1.0
     for name, d in space.dims.items():
         if name in TRAIN_DIMS:
             _check_train_dim(d)
@@ -332,13 +339,13 @@ def space_from_data(data: object, *, source: str = "space") -> SearchSpace:
 def load_space(path: str | Path) -> SearchSpace:
     p = Path(path)
     if not p.is_file():
-        raise ConfigError("--space", "must be an existing YAML file", str(p))
+        raise ConfigError("space", "must be an existing YAML file", str(p))
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.safe_load(read_text(p, "space"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError("--space", f"is not valid YAML{where}", str(p)) from None
+        raise ConfigError("space", f"is not valid YAML{where}", str(p)) from None
     return space_from_data(data, source=str(p))
 
 

@@ -54,6 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "PSNR, devices, last update of every study")
     _add_storage(listing)
     listing.add_argument("--format", default="table", metavar=_one_of(FORMATS_LIST))
+    listing.add_argument("--fix-stale", action="store_true",
+                         help="first fail the RUNNING trials whose driver died (no heartbeat "
+                         "for 4 heartbeat intervals, 120 s by default; a live driver's trials "
+                         "are never touched)")
     listing.set_defaults(func=_cmd_list)
 
     pareto = sub.add_parser("pareto", help="the feasible Pareto front of a study, with "
@@ -176,6 +180,18 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
     fmt = _choice("format", args.format, FORMATS_LIST)
     _, store = _open(args)
+    if args.fix_stale:
+        import optuna
+
+        from srnas.studies.stale import fail_stale_trials
+        from srnas.studies.storage import open_storage
+
+        beating = open_storage(args.storage, heartbeat=True)
+        for name in optuna.get_all_study_names(beating):
+            lost = fail_stale_trials(optuna.load_study(study_name=name, storage=beating))
+            if lost:
+                print(f"{name}: failed {len(lost)} trial(s) whose driver died (lost "
+                      f"heartbeat): {', '.join(map(str, lost))}", file=sys.stderr)
     summaries = list_studies(store)
     print(render.list_json(summaries) if fmt == "json" else render.list_table(summaries))
     return 0

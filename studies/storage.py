@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from srnas.space.contract import DEFAULT_STORAGE, STORAGE_ENV
+from srnas.space.contract import DEFAULT_STORAGE, HEARTBEAT_ENV, STORAGE_ENV
 from srnas.space.errors import StorageError
 
 if TYPE_CHECKING:
@@ -24,6 +25,26 @@ if TYPE_CHECKING:
 
 # A dead host should fail the command in seconds, not after the driver's default (minutes).
 CONNECT_TIMEOUT_S = 5
+
+# Connection pool of a database server (PostgreSQL, MySQL). Only the driver process of a search
+# (``srnas search``) and the readers (``srnas pareto`` ...) connect; Ray's workers never do.
+# Optuna's RDBStorage holds one session, hence at most one connection, per thread at a time,
+# and a driver has two threads that use it: Tune's loop (searcher, live view) and the
+# heartbeat. So: two pooled connections kept open (no reconnect per operation: a connection
+# costs a TLS handshake and a server process), up to two more for a moment before a caller
+# waits, i.e. at most 4 per process whatever the search's size or concurrency (PostgreSQL's
+# default max_connections of 100 leaves room for many drivers and readers). Pre-ping and
+# recycling keep a search of hours alive across a server restart and across firewalls or
+# poolers that drop connections idle for long (a pooled connection is replaced after 30 min).
+POOL_KWARGS: dict[str, Any] = {
+    "pool_size": 2,
+    "max_overflow": 2,
+    "pool_timeout": 60,
+    "pool_recycle": 1800,
+    "pool_pre_ping": True,
+}
+# How srnas's connections show in PostgreSQL's pg_stat_activity (unless the URL names one).
+APPLICATION_NAME = "srnas"
 
 # The password runs to the last "@" before the path ("/" cannot occur unencoded in it).
 _USERINFO_PASSWORD = re.compile(r"(://[^:/@]*:)([^/]*)(@)")
@@ -62,8 +83,23 @@ class StorageURL:
         return mask_url(self.url)
 
     def engine_kwargs(self) -> dict[str, Any]:
-        if self.dialect in ("postgresql", "mysql"):
-            return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+        """SQLAlchemy engine settings: a connect timeout and a bounded pool for a server
+        (:data:`POOL_KWARGS`); SQLite keeps SQLAlchemy's defaults (a file, no server)."""
+        if self.dialect not in ("postgresql", "mysql"):
+            return {}
+        connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S}
+        if self.dialect == "postgresql" and "application_name" not in _query(self.url):
+            connect_args["application_name"] = APPLICATION_NAME
+        return {"connect_args": connect_args, **POOL_KWARGS}
+
+
+def _query(url: str) -> Mapping[str, Any]:
+    from sqlalchemy import exc
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).query
+    except (exc.ArgumentError, ValueError):  # parse() reports malformed URLs, not this
         return {}
 
 
@@ -138,16 +174,61 @@ def exists(target: StorageURL) -> bool:
     return not (target.sqlite_file is not None and not target.sqlite_file.is_file())
 
 
+def heartbeat_settings() -> tuple[int, int]:
+    """(interval, grace period) in seconds of the drivers' heartbeats: every 30 s, stale after
+    120 s (``$SRNAS_HEARTBEAT_S`` sets the interval; the grace period is 4 intervals, so a
+    driver busy for a moment is never taken for dead)."""
+    text = os.environ.get(HEARTBEAT_ENV, "")
+    interval = int(text) if text.isdigit() and int(text) > 0 else 30
+    return interval, 4 * interval
+
+
+def _rdb(target: StorageURL, *, heartbeat: bool, **kwargs: Any) -> RDBStorage:
+    import warnings
+
+    import optuna
+
+    from srnas.studies.stale import record_lost_trial
+
+    if heartbeat:
+        interval, grace = heartbeat_settings()
+        kwargs.update(heartbeat_interval=interval, grace_period=grace,
+                      heartbeat_stale_trial_callback=record_lost_trial)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(target.url, engine_kwargs=target.engine_kwargs(),
+                                          **kwargs)
+
+
 def open_for_write(target: StorageURL) -> RDBStorage:
-    """An ``RDBStorage`` object (Ray's OptunaSearch wants the object, not a URL string)."""
-    import optuna
+    """An ``RDBStorage`` object (Ray's OptunaSearch wants the object, not a URL string), with
+    heartbeats. Drivers starting together on an empty storage race to create Optuna's schema
+    (an IntegrityError on ``alembic_version``, or on PostgreSQL's ``CREATE TYPE``): the loser
+    retries, and finds the schema made."""
+    import time
 
-    return optuna.storages.RDBStorage(target.url, engine_kwargs=target.engine_kwargs())
+    from sqlalchemy import exc
+
+    for attempt in range(8):
+        try:
+            return _rdb(target, heartbeat=True)
+        except (exc.IntegrityError, exc.ProgrammingError, exc.OperationalError) as error:
+            if attempt == 7 or not _schema_race(error):
+                raise storage_error(f"cannot be opened: {mask_url(str(error.orig))}",
+                                    target.url) from None
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
-def open_storage(url: str | None = None) -> RDBStorage:
-    """Open an existing study storage for reading (``url`` defaults as in :func:`resolve_url`)."""
-    import optuna
+def _schema_race(error: Exception) -> bool:
+    text = str(error).lower()
+    return any(s in text for s in ("already exists", "unique constraint", "duplicate key",
+                                   "locked", "alembic_version"))
+
+
+def open_storage(url: str | None = None, *, heartbeat: bool = False) -> RDBStorage:
+    """Open an existing study storage for reading (``url`` defaults as in :func:`resolve_url`);
+    ``heartbeat``: with the drivers' heartbeat settings, to fail trials of dead drivers."""
     from sqlalchemy import exc
 
     target = parse(url)
@@ -159,8 +240,7 @@ def open_storage(url: str | None = None) -> RDBStorage:
     probe(target)
     try:
         # skip_table_creation: a read must not turn someone else's database into an Optuna one.
-        return optuna.storages.RDBStorage(target.url, engine_kwargs=target.engine_kwargs(),
-                                          skip_table_creation=True)
+        return _rdb(target, heartbeat=heartbeat, skip_table_creation=True)
     except exc.DBAPIError:
         raise storage_error("is not an Optuna study storage", target.url) from None
     except RuntimeError as e:  # Optuna's schema-version check (a storage from a newer Optuna)
@@ -172,6 +252,7 @@ __all__ = [
     "StorageURL",
     "check_for_write",
     "exists",
+    "heartbeat_settings",
     "mask_url",
     "open_for_write",
     "open_storage",

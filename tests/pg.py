@@ -138,6 +138,16 @@ def _create_database(port: int, database: str) -> None:
         connection.close()
 
 
+def fresh_database(url: str, database: str) -> str:
+    """A new, empty database on the server of ``url`` (for tests that need Optuna's schema not
+    to exist yet); returns its URL."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    _create_database(int(parsed.port or 5432), database)
+    return parsed.set(database=database).render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """SQLAlchemy URL of an empty database on a throwaway PostgreSQL server."""

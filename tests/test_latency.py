@@ -178,6 +178,21 @@ def test_minimum_times_extend_the_run_counts(monkeypatch: pytest.MonkeyPatch) ->
     assert (many.warmup, many.runs) == (80, 120)
 
 
+class _Slow(_Ticking):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _CLOCK.now += 1.5  # a network of 1.5 s a forward
+        return self.inner(x)
+
+
+def test_slow_networks_stop_at_the_floor_of_runs_once_past_the_maximum_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(latency_mod, "time", _CLOCK)
+    slow = measure_latency(_Slow(torch.nn.Conv2d(3, 3, 1)), (8, 8), "cpu", warmup=10, runs=30)
+    # Warm-up: 2 runs take 3 s > MAX_WARMUP_S; timed: 5 runs take 7.5 s > MAX_TIMED_S.
+    assert (slow.warmup, slow.runs) == (latency_mod.MIN_WARMUP_RUNS, latency_mod.MIN_RUNS)
+    assert slow.median_ms == pytest.approx(1500.0)
+
+
 def test_threads_are_set_for_the_measurement_only(tiny: torch.nn.Module) -> None:
     before = torch.get_num_threads()
     assert measure_latency(tiny, (16, 16), "cpu", threads=1, **FAST).threads == 1

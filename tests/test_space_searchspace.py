@@ -61,7 +61,7 @@ def test_bad_spaces_are_rejected_with_the_field_named(data: dict, fragment: str)
 
 
 def test_missing_and_malformed_space_files(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="--space: must be an existing YAML file"):
+    with pytest.raises(ConfigError, match="^space: must be an existing YAML file"):
         load_space(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("kernel_size: [7,\n")
@@ -101,3 +101,15 @@ def test_a_fixed_per_block_window_list_needs_a_fixed_block_count() -> None:
         space_from_data({"window_attn": [[True, False]]})
     with pytest.raises(ConfigError, match="can only be fixed"):
         space_from_data({"window_attn": [[True, False], True], "n_blocks": 2})
+
+
+def test_space_rules_name_the_widths_the_space_gives(tmp_path: Path) -> None:
+    # heads 3 divides the only width 24: valid, although it would not divide the default 64.
+    space = space_from_data({"dim": [24], "heads": [3]})
+    assert list(space.dims["heads"].values()) == [3]
+    with pytest.raises(ConfigError, match=r"^heads: must divide every dim choice \(dim 32\)"):
+        space_from_data({"dim": [24, 32], "heads": [3]})
+    binary = tmp_path / "space.yaml"
+    binary.write_bytes(b"\xff\xfe\x00 not text")
+    with pytest.raises(ConfigError, match=r"^space: is not UTF-8 text"):
+        load_space(binary)

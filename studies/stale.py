@@ -1,0 +1,42 @@
+"""Trials whose driver died: found by their lost heartbeat, failed with a reason.
+
+A driver beats for its running trials (``srnas.search.heartbeat``). A RUNNING trial whose last
+beat is older than the grace period has no live driver: it is failed through Optuna's own
+``fail_stale_trials``, and the reason is kept in the study attr ``lost_trials`` ({number:
+reason}; a finished trial's own attrs cannot change). A live driver's trials are never touched.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import optuna
+
+from srnas.space.contract import ATTR_LOST_TRIALS
+
+
+def record_lost_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Optuna's stale-trial callback: say why the trial failed."""
+    from srnas.studies.storage import heartbeat_settings
+
+    interval, grace = heartbeat_settings()
+    lost = dict(study.user_attrs.get(ATTR_LOST_TRIALS) or {})
+    lost[str(trial.number)] = (
+        f"lost heartbeat: its driver stopped beating for more than {grace} s (it beats every "
+        f"{interval} s), so the driver died or was killed")
+    study.set_user_attr(ATTR_LOST_TRIALS, lost)
+
+
+def fail_stale_trials(study: optuna.Study) -> list[int]:
+    """Fail the RUNNING trials of dead drivers; returns their numbers. The study's storage must
+    have been opened with heartbeats (``open_for_write`` or ``open_storage(heartbeat=True)``)."""
+    running = optuna.trial.TrialState.RUNNING
+    before = {t.number for t in study.get_trials(deepcopy=False, states=[running])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    after = {t.number for t in study.get_trials(deepcopy=False, states=[running])}
+    return sorted(before - after)
+
+
+__all__ = ["fail_stale_trials", "record_lost_trial"]

@@ -1,0 +1,216 @@
+"""Faults a long search must survive: a killed driver, an interrupted one, drivers racing to
+create the schema. Real processes, real Ray, real SQLite / PostgreSQL; tiny budgets."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from tests.conftest import SMALL_SPACE_YAML
+from tests.pg import fresh_database
+
+SRNAS = [sys.executable, "-c", "import sys; from srnas.search.cli import main; "
+         "sys.exit(main(sys.argv[1:]))"]
+RUNNING = optuna.trial.TrialState.RUNNING
+COMPLETE = optuna.trial.TrialState.COMPLETE
+
+
+def _search_argv(url: str, space: Path, trials: int) -> list[str]:
+    return [*SRNAS, "search", "--storage", url, "--study", "f", "--space", str(space),
+            "--steps", "150", "--input", "16x16", "--scale", "2", "--concurrency", "1",
+            "--scheduler", "fifo", "--trials", str(trials)]
+
+
+def _states(url: str) -> list[optuna.trial.TrialState]:
+    try:
+        return [t.state for t in optuna.load_study(study_name="f", storage=url).trials]
+    except KeyError:  # the study does not exist yet
+        return []
+
+
+def _wait_for(url: str, done: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = _states(url)
+        if states.count(COMPLETE) >= done and RUNNING in states:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"no {done} complete trial(s) and one running in {timeout} s")
+
+
+@pytest.fixture
+def space(tmp_path: Path) -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(SMALL_SPACE_YAML)
+    return path
+
+
+@pytest.fixture
+def env() -> dict[str, str]:
+    # Beat every second, stale after 4: a dead driver is found in seconds, not minutes.
+    return {**os.environ, "SRNAS_HEARTBEAT_S": "1", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_killed_driver_loses_nothing_and_its_trial_is_failed_on_relaunch(
+        tmp_path: Path, space: Path, env: dict[str, str]) -> None:
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    driver = subprocess.Popen(_search_argv(url, space, 20), env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_for(url, done=1)
+        # A live driver beats for its trials: past the grace period, nothing of it is stale.
+        time.sleep(5)
+        fix = subprocess.run([*SRNAS, "studies", "list", "--storage", url, "--fix-stale"],
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert fix.returncode == 0 and "whose driver died" not in fix.stderr, fix.stderr
+        assert driver.poll() is None and "FAIL" not in {s.name for s in _states(url)}
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    before = optuna.load_study(study_name="f", storage=url).trials
+    complete_before = {t.number: t.values for t in before if t.state == COMPLETE}
+    assert RUNNING in [t.state for t in before]  # the killed driver's trial, left behind
+    time.sleep(5)  # past the grace period (4 s)
+    relaunch = subprocess.run(_search_argv(url, space, 2), env=env, capture_output=True,
+                              text=True, timeout=300)
+    assert relaunch.returncode == 0, relaunch.stderr[-2000:]
+    assert "left RUNNING by a driver that died (lost heartbeat)" in relaunch.stdout
+    study = optuna.load_study(study_name="f", storage=url)
+    trials = study.trials
+    assert RUNNING not in [t.state for t in trials]
+    assert {t.number: t.values for t in trials if t.number in complete_before} == complete_before
+    assert len({t.number for t in trials}) == len(trials)
+    lost = study.user_attrs["lost_trials"]
+    assert lost and all("lost heartbeat" in reason for reason in lost.values())
+    # The relaunch's own 2 trials completed on top of what the dead driver finished.
+    assert sum(t.state == COMPLETE for t in trials) == len(complete_before) + 2
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_an_interrupted_search_exits_130_and_leaves_the_study_consistent(
+        tmp_path: Path, space: Path, env: dict[str, str]) -> None:
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    driver = subprocess.Popen(_search_argv(url, space, 8), env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _wait_for(url, done=1)
+        driver.send_signal(signal.SIGINT)
+        _, err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 130, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("srnas search: interrupted: ") and "of 8 trials finished" in last
+    assert "run the same command again" in last
+    assert RUNNING not in _states(url)
+
+
+def _race(url: str, barrier: multiprocessing.synchronize.Barrier, trials: int,
+          errors: multiprocessing.Queue) -> None:
+    """One driver's storage path: open for writing, create or load the study, record trials."""
+    try:
+        from srnas.search.record import record_result
+        from srnas.search.samplers import make_sampler
+        from srnas.studies.storage import check_for_write, open_for_write
+
+        barrier.wait()
+        storage = open_for_write(check_for_write(url))
+        study = optuna.create_study(study_name="race", storage=storage, load_if_exists=True,
+                                    directions=["maximize"], sampler=make_sampler("random", 0))
+        for _ in range(trials):
+            trial = study.ask()
+            x = trial.suggest_float("x", 0.0, 1.0)
+            values, state = record_result(trial, {"psnr": x, "status": "ok"}, ["psnr"], {})
+            study.tell(trial, values, state=state)
+    except BaseException as exc:  # reported to the test, which fails on any
+        errors.put(f"{type(exc).__name__}: {exc}")
+
+
+def _three_drivers_at_once(url: str, trials: int = 4) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    barrier, errors = ctx.Barrier(3), ctx.Queue()
+    drivers = [ctx.Process(target=_race, args=(url, barrier, trials, errors)) for _ in range(3)]
+    for d in drivers:
+        d.start()
+    for d in drivers:
+        d.join(timeout=120)
+    problems = []
+    while not errors.empty():
+        problems.append(errors.get())
+    assert not problems, problems
+    assert all(d.exitcode == 0 for d in drivers)
+    trials_ = optuna.load_study(study_name="race", storage=url).trials
+    assert len(trials_) == 3 * trials and all(t.state == COMPLETE for t in trials_)
+    assert len({t.params["x"] for t in trials_}) == 3 * trials  # no replayed proposals
+    assert sorted(t.number for t in trials_) == list(range(3 * trials))
+
+
+def test_three_drivers_starting_together_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
+    _three_drivers_at_once(f"sqlite:///{tmp_path / 'race.db'}")
+
+
+@pytest.mark.postgres
+def test_three_drivers_starting_together_on_a_fresh_postgresql_database(
+        postgres_url: str) -> None:
+    _three_drivers_at_once(fresh_database(postgres_url, "race"))
+
+
+def _files_holding(root: Path, needle: bytes) -> list[str]:
+    found = []
+    for path in root.rglob("*"):
+        try:
+            if path.is_file() and not path.is_symlink() and needle in path.read_bytes():
+                found.append(str(path))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.ray
+@pytest.mark.postgres
+def test_the_storage_password_never_reaches_disk(postgres_url: str, tmp_path: Path,
+                                                 space: Path, monkeypatch: pytest.MonkeyPatch
+                                                 ) -> None:
+    import tempfile
+
+    from sqlalchemy.engine import make_url
+
+    from srnas.search.cli import main
+
+    secret = "s3cret-Pw-42"
+    # The test server trusts local connections, so any password opens it: what is checked is
+    # where the URL travels.
+    url = make_url(postgres_url).set(password=secret).render_as_string(hide_password=False)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # Tune's experiment folder lands here
+    assert main(["search", "--storage", url, "--study", "secret", "--space", str(space),
+                 "--steps", "2", "--input", "16x16", "--scale", "2", "--trials", "2",
+                 "--concurrency", "2", "--scheduler", "fifo"]) == 0
+    assert not list(scratch.glob("srnas-ray-*"))  # Tune's experiment folder is gone
+    assert _files_holding(scratch, secret.encode()) == []
+    ray_logs = Path("/tmp/ray/session_latest")
+    if ray_logs.exists():
+        assert _files_holding(ray_logs.resolve(), secret.encode()) == []
+    study = optuna.load_study(study_name="secret", storage=postgres_url)
+    for trial in study.trials:
+        assert secret not in str(trial.user_attrs)
+    assert secret not in str(study.user_attrs)
+    out = tmp_path / "best.yaml"
+    assert main(["export", "secret", "--storage", url, "--pick", "max-psnr", "--out",
+                 str(out)]) == 0
+    assert secret not in out.read_text()
