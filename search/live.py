@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 import time
 from typing import Any, TextIO
@@ -31,11 +33,57 @@ def study_summary(study: optuna.Study) -> dict[str, Any]:
             "best_psnr": max(psnrs) if psnrs else None}
 
 
+def worker_failure(trial: Any) -> str:
+    """Why a trial's Ray worker failed, in one line (its traceback stays in Ray's logs)."""
+    error: Any = None
+    # Tune writes the error to the trial's local folder first (the object if it pickles,
+    # always its text); its get_*_error readers look in the synced storage, not yet there.
+    for attribute, load in (("pickled_error_file", _unpickle), ("error_file", _read_text)):
+        try:
+            path = getattr(trial, attribute)
+            error = load(path) if path and os.path.exists(path) else None
+        except Exception:  # an unreadable error file: try the other one
+            error = None
+        if error is not None:
+            break
+    if error is None:
+        return "its Ray worker failed (see the Ray logs)"
+    cause = getattr(error, "cause", None) or error
+    text = str(cause)
+    # A text trace names the exception types it went through.
+    names = {type(error).__name__, type(cause).__name__,
+             *re.findall(r"\b(\w+Error)\b", text if isinstance(error, str) else "")}
+    if "OutOfMemoryError" in names or "out of memory" in text.lower():
+        return "out of memory: Ray's memory monitor or the device ran out of memory"
+    if names & {"ActorDiedError", "RayActorError", "WorkerCrashedError",
+                "ActorUnavailableError"} or re.search(r"actor died|worker died|crashed", text,
+                                                      re.IGNORECASE):
+        signal_ = re.search(r"signal (\d+)|SIG[A-Z]+", text)
+        how = f" ({signal_.group(0)})" if signal_ else ""
+        return f"worker process died{how}"
+    first = next((line.strip() for line in text.splitlines()
+                  if line.strip() and not line.startswith("Failure # ")), "")
+    return f"{type(cause).__name__}: {first}"[:300]
+
+
+def _unpickle(path: str) -> Any:
+    import cloudpickle
+
+    with open(path, "rb") as f:
+        return cloudpickle.load(f)
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
 class LiveView(Callback):
     """Prints a status line each time a trial ends (plain lines: readable in logs and CI)."""
 
-    def __init__(self, study: optuna.Study, total: int, out: TextIO | None = None) -> None:
-        self.study, self.total, self.out = study, total, out
+    def __init__(self, study: optuna.Study, total: int, out: TextIO | None = None,
+                 searcher: Any = None) -> None:
+        self.study, self.total, self.out, self.searcher = study, total, out, searcher
         self.started = time.monotonic()
         self.finished = 0
 
@@ -84,4 +132,7 @@ class LiveView(Callback):
         self._line(trial, trial.last_result, error=False)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._line(trial, trial.last_result, error=True)
+        reason = worker_failure(trial)
+        if self.searcher is not None:
+            self.searcher.close_errored(trial.trial_id, reason)
+        self._line(trial, {**(trial.last_result or {}), "failure_reason": reason}, error=True)

@@ -44,6 +44,7 @@ class SrnasSearcher(OptunaSearch):
             raise ValueError(f"budgets: must be among {list(BUDGET_KEYS)} (got {sorted(unknown)})")
         self.deadline = deadline
         self.deadline_passed = False
+        self._errored: dict[str, dict] = {}  # trial id -> last result, until closed
 
     @property
     def study(self) -> optuna.Study:
@@ -80,17 +81,32 @@ class SrnasSearcher(OptunaSearch):
                           error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return super().on_trial_complete(trial_id, result, error)
+        if error:
+            # Tune tells the searcher before its callbacks see the error itself: the live view
+            # closes the trial with the reason (close_errored), fail_unfinished otherwise.
+            self._errored[trial_id] = dict(result or {})
+            return None
         # Tune flattens nested results ("arch/dim"); the study keeps them as nested objects.
         values, state = record_result(
             self._ot_trials[trial_id], unflatten_dict(dict(result or {})), self.metric,
-            self.budgets,
-            error="the trial raised in its Ray worker (see the Ray logs)" if error else None)
+            self.budgets)
         self._tell(trial_id, values, state)
         return None
+
+    def close_errored(self, trial_id: str, reason: str) -> None:
+        """Record a trial whose Ray worker raised or died, with why."""
+        if trial_id not in self._errored or trial_id in self._completed_trials:
+            return
+        values, state = record_result(
+            self._ot_trials[trial_id], unflatten_dict(self._errored.pop(trial_id)),
+            self.metric, self.budgets, error=reason)
+        self._tell(trial_id, values, state)
 
     def fail_unfinished(self, reason: str) -> int:
         """Tell FAIL (with ``reason``) for every trial Tune stopped without completing; returns
         how many there were."""
+        for trial_id in list(self._errored):
+            self.close_errored(trial_id, "its Ray worker raised or died (see the Ray logs)")
         unfinished = [t for t in self._ot_trials if t not in self._completed_trials]
         for trial_id in unfinished:
             self._tell(trial_id, *record_failure(self._ot_trials[trial_id], reason))

@@ -214,3 +214,80 @@ def test_the_storage_password_never_reaches_disk(postgres_url: str, tmp_path: Pa
     assert main(["export", "secret", "--storage", url, "--pick", "max-psnr", "--out",
                  str(out)]) == 0
     assert secret not in out.read_text()
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_killed_ray_worker_fails_its_trial_with_the_reason_and_the_search_goes_on(
+        tmp_path: Path, space: Path, env: dict[str, str]) -> None:
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    driver = subprocess.Popen(_search_argv(url, space, 4), env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _wait_for(url, done=1)
+        workers = subprocess.run(["pgrep", "-f", "-s", str(driver.pid), "ImplicitFunc"],
+                                 capture_output=True, text=True).stdout.split()
+        assert workers, "no Ray worker found"
+        for pid in workers:
+            os.kill(int(pid), signal.SIGKILL)
+        out, err = driver.communicate(timeout=300)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 0, err[-2000:]
+    assert "Traceback" not in out + err  # Ray's traceback stays in Ray's logs
+    trials = optuna.load_study(study_name="f", storage=url).trials
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(failed) == 1 and failed[0].user_attrs["failure_reason"].startswith(
+        "worker process died"), [t.user_attrs.get("failure_reason") for t in failed]
+    assert sum(t.state == COMPLETE for t in trials) == 3 and RUNNING not in [t.state for t in
+                                                                             trials]
+
+
+def test_an_out_of_memory_error_in_a_trial_is_recorded_as_such(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Injected: the evaluation raises CUDA's out-of-memory error inside the trainable."""
+    import torch
+
+    import srnas.evaluators.evaluate as evaluate_mod
+    from srnas.search import trainable as trainable_mod
+    from srnas.search.record import record_result
+    from srnas.search.settings import SearchSettings
+
+    def oom(*args: object, **kwargs: object) -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    reports: list[dict] = []
+    monkeypatch.setattr(evaluate_mod, "evaluate", oom)
+    monkeypatch.setattr(trainable_mod.tune, "report", reports.append)
+    settings = SearchSettings(scheduler="fifo")
+    config = {"arch": {"dim": 16, "split_ratio": 0.25, "kernel_size": 7, "n_blocks": 1,
+                       "conv_layers": 1}, "train": {}}
+    trainable_mod.make_trainable(settings)(config)
+    (report,) = reports
+    assert report["status"] == "failed"
+    assert report["failure_reason"].startswith("out of memory: OutOfMemoryError: CUDA out of")
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    trial = study.ask()
+    _, state = record_result(trial, report, ["psnr", "latency_ms", "memory_mb"], {})
+    assert state == optuna.trial.TrialState.FAIL
+    assert trial.user_attrs["failure_reason"] == report["failure_reason"]
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("Failure # 1 (occurred at x)\nray.exceptions.OutOfMemoryError: Task was killed due to "
+     "the node running low on memory.", "out of memory"),
+    ("Failure # 1 (occurred at x)\nThe actor died unexpectedly before finishing this task.",
+     "worker process died"),
+    ("Failure # 1 (occurred at x)\nValueError: bad thing\n  more", "str: ValueError: bad thing"),
+])
+def test_worker_failures_are_named(tmp_path: Path, text: str, reason: str) -> None:
+    from types import SimpleNamespace
+
+    from srnas.search.live import worker_failure
+
+    error_file = tmp_path / "error.txt"
+    error_file.write_text(text)
+    trial = SimpleNamespace(pickled_error_file=str(tmp_path / "none.pkl"),
+                            error_file=str(error_file))
+    assert worker_failure(trial).startswith(reason)

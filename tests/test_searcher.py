@@ -173,3 +173,17 @@ def test_interleaved_drivers_on_one_study_propose_distinct_trials() -> None:
             configs.append(tuple(sorted((k, str(v)) for k, v in
                                         (config["arch"] | config["train"]).items())))
     assert len(set(configs)) == len(configs) == 12
+
+
+def test_the_pickled_searcher_holds_no_storage_url(tmp_path) -> None:
+    """Tune pickles the searcher into its experiment state on disk; a storage URL (which may
+    carry a password) must not be in it."""
+    import pickle
+
+    marker = tmp_path / "distinctive-s3cret-name.db"
+    storage = optuna.storages.RDBStorage(f"sqlite:///{marker}")
+    searcher = SrnasSearcher(space=DefineByRun(SearchSpace(), 4), metric=OBJECTIVES,
+                             mode=["max", "min", "min"], sampler=optuna.samplers.RandomSampler(0),
+                             study_name="p", storage=storage)
+    searcher.suggest("t")
+    assert b"distinctive-s3cret-name" not in pickle.dumps(searcher)

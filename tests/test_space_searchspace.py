@@ -61,7 +61,7 @@ def test_bad_spaces_are_rejected_with_the_field_named(data: dict, fragment: str)
 
 
 def test_missing_and_malformed_space_files(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="^space: must be an existing YAML file"):
+    with pytest.raises(ConfigError, match=r"^space: must be an existing YAML file"):
         load_space(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("kernel_size: [7,\n")
