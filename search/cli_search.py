@@ -38,9 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpus-per-trial", type=float, help="default 1 where Ray sees GPUs, else 0; "
                    "a fraction shares a GPU (latency figures then lie)")
     p.add_argument("--address", metavar="HOST:PORT|auto", help="join a running Ray cluster: "
-                   "the head node's HOST:PORT (as given to ray start --address), or auto ($RAY_ADDRESS, "
-                   "else the cluster ray start started on this machine); run it on a node of "
-                   "the cluster (Ray Client ray:// is not supported). Default: "
+                   "the head node's HOST:PORT (as given to ray start --address), or auto "
+                   "($RAY_ADDRESS, else the cluster ray start started on this machine); run it "
+                   "on a node of the cluster (Ray Client ray:// is not supported). Default: "
                    "$RAY_ADDRESS if set, else a new local instance")
     p.add_argument("--sampler", default="tpe", help="tpe (default), nsga2, gp or random")
     p.add_argument("--seed", type=int, default=0)

@@ -121,7 +121,14 @@ def start_ray(settings: SearchSettings) -> None:
 
     quiet_tune()
     if ray.is_initialized():
-        return
+        # In-process use (a notebook, a test): keep the Ray this process already has, unless
+        # another cluster was asked for by address.
+        wanted = settings.address
+        if not wanted or wanted == "auto" or \
+                ray.get_runtime_context().gcs_address == wanted:
+            return
+        _check_address(wanted)
+        ray.shutdown()
     kwargs: dict[str, Any] = {
         "include_dashboard": False,
         "logging_level": logging.INFO if settings.verbose else logging.ERROR,
@@ -140,18 +147,31 @@ def start_ray(settings: SearchSettings) -> None:
         _check_address(env_address if address == "auto" and env_address else address)
         try:
             ray.init(address=address, **kwargs)
-        except ray.exceptions.AuthenticationError:
-            # Ray 2.60 turns token authentication on for a cluster whose head found a token
-            # (~/.ray/auth_token, left by any earlier local ray.init), but a driver given an
-            # explicit address never turns it on by itself.
-            raise ConfigError("address", "the Ray cluster wants a token: set RAY_AUTH_MODE="
-                              "token and RAY_AUTH_TOKEN to the cluster's token (see the "
-                              "README, Run on a cluster)", address) from None
-        except (ConnectionError, RuntimeError) as exc:
+        except (ConnectionError, RuntimeError, ray.exceptions.AuthenticationError) as exc:
+            if _refused_token(exc):
+                # Ray 2.60 turns token authentication on for a head that found a token
+                # (~/.ray/auth_token, left by any earlier local Ray), but a driver given an
+                # explicit address never turns it on by itself.
+                raise ConfigError("address", "the Ray cluster refused this process's token: "
+                                  "set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to the cluster's "
+                                  "token", address) from None
             raise ConfigError("address", f"cannot join the Ray cluster: "
                               f"{str(exc).strip().splitlines()[0]}", address) from None
     else:
         ray.init(address="local", **kwargs)
+
+
+def _refused_token(exc: BaseException | None) -> bool:
+    """Whether Ray's token authentication is behind a failed ``ray.init`` (Ray wraps it in a
+    ConnectionError around a RuntimeError)."""
+    import ray
+
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, ray.exceptions.AuthenticationError) or "InvalidAuthToken" in str(exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def gpus_per_trial(settings: SearchSettings) -> float:
@@ -299,10 +319,11 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
                 name=settings.study_name,
                 storage_path=experiment,
                 verbose=1 if settings.verbose else 0,
-                callbacks=[LiveView(study, total, out)],
+                callbacks=[LiveView(study, total, out, searcher)],
                 log_to_file=True,
             ),
         )
+        quiet_tune_errors(settings.verbose)
         interval = storage_url.heartbeat_settings()[0]
         try:
             with Heartbeat(storage, searcher.running_trial_ids, interval):
@@ -325,6 +346,14 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
     return SearchOutcome(settings.study_name, target.url, after - before, wall,
                          study_summary(study), study, interrupted=interrupted,
                          finished=searcher.finished - unfinished, requested=total)
+
+
+def quiet_tune_errors(verbose: bool) -> None:
+    """Tune logs a failed trial's whole traceback at ERROR; the live view already prints the
+    reason in one line, and the traceback stays in Ray's logs (``--verbose`` shows it here)."""
+    level = logging.INFO if verbose else logging.CRITICAL
+    for name in ("ray.tune", "ray.air", "ray.train"):
+        logging.getLogger(name).setLevel(level)
 
 
 def describe_measurement(measurement: dict[str, Any]) -> str:

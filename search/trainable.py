@@ -3,6 +3,11 @@
 It never raises for a trial's own failure: a non-finite loss, an exception or an out-of-memory
 error is reported as ``status='failed'`` with the reason, so the searcher records it as FAIL in
 the study and the search goes on.
+
+Every report carries where the trial runs (:func:`placement`): the Ray node and the GPUs Ray
+assigned it. A trial that Ray gave a GPU runs on CUDA when torch sees one and on the CPU
+otherwise (a node that declares logical GPUs with ``ray start --num-gpus N`` but has no CUDA
+device); its ``device`` attr says which, its ``gpu_ids`` what Ray assigned.
 """
 
 from __future__ import annotations
@@ -32,6 +37,26 @@ def _objective_defaults(objectives: tuple[str, ...]) -> dict[str, float]:
     return dict.fromkeys(objectives, NAN)
 
 
+def placement() -> dict[str, Any]:
+    """Where the calling trial runs: ``node`` (the Ray node id, unique even when several nodes
+    share a machine), ``host`` (that node's IP address) and ``gpu_ids`` (the GPU ids Ray
+    assigned the trial, as strings, e.g. ``["1"]``; ``[]`` without a GPU). Ray also sets
+    ``CUDA_VISIBLE_DEVICES`` to these ids, so the trial sees its GPU as ``cuda:0``."""
+    import ray
+
+    return {"node": ray.get_runtime_context().get_node_id(),
+            "host": ray.util.get_node_ip_address(),
+            "gpu_ids": [str(i) for i in ray.get_gpu_ids()]}
+
+
+def trial_device(gpus_per_trial: float | None) -> str:
+    """CUDA when Ray gave the trial a GPU and torch sees one; the CPU otherwise (a logical GPU
+    on a machine without CUDA, or a CPU-only trial)."""
+    import torch
+
+    return "cuda" if (gpus_per_trial or 0) > 0 and torch.cuda.is_available() else "cpu"
+
+
 def make_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], None]:
     objectives = settings.objectives
     rungs = settings.rungs
@@ -43,7 +68,8 @@ def make_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], None]
         from srnas.evaluators.train import TrainBudget
         from srnas.space.config import from_dict
 
-        measured: dict[str, Any] = {}
+        # Where the trial runs rides along in every report, so a stopped trial keeps it too.
+        measured: dict[str, Any] = placement()
         rung_psnr: dict[str, float] = {}  # {steps: psnr} per rung reached (JSON keys)
 
         def on_measured(figures: dict[str, Any]) -> None:
@@ -71,9 +97,8 @@ def make_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], None]
             budget = TrainBudget(steps=settings.steps, seconds=settings.train_seconds,
                                  val_every=settings.effective_val_every, val_at=rungs[:-1],
                                  seed=settings.seed or 0, **train)
-            device = "cuda" if torch.cuda.is_available() and (settings.gpus_per_trial or 0) > 0 \
-                else "cpu"
-            result = evaluate(arch, budget, DataSpec(settings.train, settings.val), device,
+            result = evaluate(arch, budget, DataSpec(settings.train, settings.val),
+                              trial_device(settings.gpus_per_trial),
                               input_hw=settings.input_hw, budgets=settings.budgets,
                               on_measured=on_measured, progress=progress).to_dict()
             if result["status"] == STATUS_OK and result["steps"] < settings.steps:
@@ -90,7 +115,7 @@ def make_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], None]
                     result.setdefault(key, NAN if result["status"] == STATUS_FAILED
                                       else untrained)
             result["eval_seconds"] = float(sum(result.get("phase_seconds", {}).values()))
-            report = {**_objective_defaults(objectives), **result}
+            report = {**_objective_defaults(objectives), **measured, **result}
         except Exception as exc:  # a trial's own failure, recorded, never fatal to the search
             reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
             if isinstance(exc, torch.OutOfMemoryError):

@@ -30,8 +30,11 @@ Objectives = list[tuple[str, str]]  # [(name, "maximize" | "minimize"), ...]
 # Columns before the measures and after them; searched parameters follow as p_<name>.
 LEAD_COLUMNS = ("study", "number", "state", "status", "feasible", "arch_id")
 # ``input_hw`` is the recorded latency/memory/FLOPs input as "HxW" text (e.g. "180x320").
+# ``host``, ``node`` and ``gpu_ids`` say where the trial ran: the Ray node's IP address, its
+# node id and the GPU ids Ray assigned it as text ("0", "0,1"; empty without a GPU).
 # ``arch`` holds the recorded ArchConfig dict (for notebooks and JSON; too wide for a table).
-TAIL_COLUMNS = ("device", "input_hw", "baseline", "datetime_complete", "arch")
+TAIL_COLUMNS = ("device", "input_hw", "host", "node", "gpu_ids", "baseline",
+                "datetime_complete", "arch")
 
 
 def as_storage(storage: BaseStorage | str | None) -> BaseStorage:
@@ -124,6 +127,14 @@ def hw_text(value: Any) -> str | None:
     return None
 
 
+def gpu_text(value: Any) -> str | None:
+    """Recorded ``gpu_ids`` (["0", "1"]) as "0,1"; "" for a trial Ray gave no GPU; None when
+    not recorded (a study from before the attr existed)."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return None
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -149,6 +160,9 @@ def trial_row(trial: optuna.trial.FrozenTrial, study_name: str,
             row[name] = _number(value)
     row["device"] = attrs.get("device")
     row["input_hw"] = hw_text(attrs.get("input_hw"))
+    row["host"] = attrs.get("host")
+    row["node"] = attrs.get("node")
+    row["gpu_ids"] = gpu_text(attrs.get("gpu_ids"))
     row["baseline"] = attrs.get("baseline")
     row["datetime_complete"] = trial.datetime_complete
     row["arch"] = nested_attr(attrs, "arch")

@@ -16,6 +16,8 @@ FORMATS_LIST = ("table", "json")
 FORMATS_FRONT = ("table", "csv", "json")
 UNITS = {"psnr": "dB", "ssim": "1", "latency_ms": "ms", "latency_iqr_ms": "ms",
          "memory_mb": "MB", "params": "params", "flops": "MACs"}
+PLACEMENT_COLUMNS = ("host", "node", "gpu_ids")
+NODE_ID_CHARS = 8  # a Ray node id is 56 hex digits; a table shows its start (as git does)
 REFERENCE_RULE = ("worst feasible value pushed out by 10% of its range; a budget's bound for "
                   "its own measure")
 
@@ -57,6 +59,10 @@ def _visible_columns(front: pd.DataFrame) -> list[str]:
     for name in ("device", "input_hw"):  # one device and input: said in the header
         if name in front and front[name].nunique(dropna=True) <= 1:
             skip.add(name)
+    # Where trials ran (host, Ray node, GPU ids): shown when it differs between rows.
+    placement = [n for n in PLACEMENT_COLUMNS if n in front]
+    if all(len({v for v in front[n] if isinstance(v, str) and v}) <= 1 for n in placement):
+        skip.update(placement)
     columns = []
     for name in front.columns:
         if name in skip or (name not in ("number", "arch_id") and front[name].isna().all()):
@@ -80,6 +86,10 @@ def _cell(name: str, value: Any) -> str:
         return f"{int(value):,}"
     if name == "flops":
         return _si(int(value))
+    if name == "node":
+        return str(value)[:NODE_ID_CHARS]
+    if name == "gpu_ids":
+        return str(value) or "-"
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)

@@ -72,7 +72,8 @@ def test_space_files(tmp_path: Path, content: bytes) -> None:
                            "--steps", "9"]))
 
 
-FLAGS = ["--steps", "--trials", "--eta", "--min-steps", "--seed", "--concurrency",
+# Not --trials: a dry run samples and builds that many networks by design.
+FLAGS = ["--steps", "--eta", "--min-steps", "--seed", "--concurrency",
          "--max-latency-ms", "--max-params", "--input", "--scale", "--objectives", "--sampler",
          "--scheduler", "--time-budget", "--cpus-per-trial", "--train-seconds", "--val-every"]
 flag_values = st.one_of(st.integers(-5, 10**12).map(str), st.floats().map(str),
