@@ -118,7 +118,7 @@ def _val_set(folder: str | None, scale: int) -> tuple:
 
 def load_data(data: DataSpec, scale: int) -> tuple[tuple, ValSet]:
     """(training images, validation pairs), cached per process (Ray reuses worker processes)."""
-    for name, folder in (("--train", data.train), ("--val", data.val)):
+    for name, folder in (("train", data.train), ("val", data.val)):
         if folder is not None and not Path(folder).is_dir():
             raise ConfigError(name, "must be an existing folder", folder)
     return _train_images(data.train), list(_val_set(data.val, scale))

@@ -101,11 +101,37 @@ def _check_address(address: str) -> None:
         raise ConfigError("address", "must be host:port (the head node's GCS address, as "
                           "given to ray start --address) or auto", address)
     try:
-        with socket.create_connection((host, int(port)), timeout=5):
-            pass
+        with socket.create_connection((host, int(port)), timeout=5) as connection:
+            speaks_grpc = _answers_http2(connection)
     except OSError as exc:
         raise ConfigError("address", f"no Ray cluster answers there ({exc.strerror or exc})",
                           address) from None
+    if not speaks_grpc:
+        # ray.init would retry such an address for a minute before failing.
+        raise ConfigError("address", "something answers there, but not a Ray cluster (no "
+                          "gRPC/HTTP2 server: give the head node's GCS port, 6379 by "
+                          "default)", address)
+
+
+# The HTTP/2 connection preface and an empty SETTINGS frame (RFC 9113 §3.4, §6.5).
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _answers_http2(connection: socket.socket, timeout: float = 3.0) -> bool:
+    """Ray's GCS is a gRPC server: to an HTTP/2 preface it answers with a SETTINGS frame
+    (frame type 4 in the fourth byte of its first frame header)."""
+    connection.settimeout(timeout)
+    try:
+        connection.sendall(_HTTP2_PREFACE)
+        header = b""
+        while len(header) < 9:
+            chunk = connection.recv(9 - len(header))
+            if not chunk:
+                return False
+            header += chunk
+    except OSError:
+        return False
+    return header[3] == 4
 
 
 def quiet_tune() -> None:
@@ -245,6 +271,7 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
     for name in settings.baselines:
         settings.space.params_for(get_preset(name, settings.scale))  # in the space? (fail early)
     target = storage_url.check_for_write(settings.storage_url)
+    check_data(settings)
     # Opened once: here when a study may already exist (to check it before Ray starts), else
     # after the cluster checks, so a first launch with bad input creates no file.
     storage = storage_url.open_for_write(target) if storage_url.exists(target) else None
@@ -354,6 +381,17 @@ def quiet_tune_errors(verbose: bool) -> None:
     level = logging.INFO if verbose else logging.CRITICAL
     for name in ("ray.tune", "ray.air", "ray.train"):
         logging.getLogger(name).setLevel(level)
+
+
+def check_data(settings: SearchSettings) -> None:
+    """Load the training and validation images once in the driver, before Ray starts: an empty
+    folder, one of undecodable files or without LR images for the scale is a one-line error
+    here, not a search whose every trial fails."""
+    if settings.train is None and settings.val is None:
+        return  # the built-in images
+    from srnas.evaluators.evaluate import DataSpec, load_data
+
+    load_data(DataSpec(settings.train, settings.val), settings.scale)
 
 
 def describe_measurement(measurement: dict[str, Any]) -> str:

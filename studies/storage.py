@@ -163,6 +163,13 @@ def check_for_write(url: str | None = None) -> StorageURL:
             raise storage_error(f"its folder {path.parent} does not exist", target.url)
         if path is not None and path.is_dir():
             raise storage_error(f"{path} is a folder, not a SQLite file", target.url)
+        if path is not None and path.is_file():
+            if not os.access(path, os.R_OK | os.W_OK):
+                raise storage_error(f"{path} cannot be written by this process", target.url)
+            probe(target, require_tables=False)  # a file that is not a database says so here
+        elif path is not None and not os.access(path.resolve().parent, os.W_OK):
+            raise storage_error(f"its folder {path.parent} cannot be written by this process",
+                                target.url)
         return target  # connecting would create the file: leave that to open_for_write
     probe(target, require_tables=False)
     return target

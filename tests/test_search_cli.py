@@ -95,3 +95,63 @@ def test_dry_run_samples_and_builds_without_writing(tmp_path: Path,
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and all("params" in line for line in lines)
     assert not (tmp_path / "srnas.db").exists()
+
+
+def test_an_address_that_answers_but_is_not_ray_is_refused_in_seconds(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def answer_like_ssh() -> None:
+        connection, _ = server.accept()
+        with connection:
+            connection.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+            connection.recv(64)
+
+    threading.Thread(target=answer_like_ssh, daemon=True).start()
+    monkeypatch.chdir(tmp_path)
+    try:
+        assert main(["search", "--trials", "1", "--address",
+                     f"127.0.0.1:{server.getsockname()[1]}"]) == 2
+    finally:
+        server.close()
+    err = _err(capsys)
+    assert "--address: something answers there, but not a Ray cluster" in err
+    assert not (tmp_path / "srnas.db").exists()
+
+
+@pytest.mark.parametrize(("content", "fragment"), [
+    (b"not a database at all", "file is not a database"),
+])
+def test_a_sqlite_file_that_is_not_a_database_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes,
+        fragment: str) -> None:
+    db = tmp_path / "x.db"
+    db.write_bytes(content * 100)
+    assert main(["search", "--trials", "1", "--storage", f"sqlite:///{db}"]) == 2
+    assert fragment in _err(capsys)
+    assert db.read_bytes() == content * 100  # untouched
+
+
+def test_empty_or_unreadable_data_folders_are_refused_before_ray_starts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import ray
+
+    monkeypatch.chdir(tmp_path)
+    empty, junk = tmp_path / "empty", tmp_path / "junk"
+    empty.mkdir()
+    junk.mkdir()
+    (junk / "a.png").write_bytes(b"not an image")
+    was_up = ray.is_initialized()
+    for folder in (empty, junk):
+        assert main(["search", "--trials", "1", "--train", str(folder)]) == 2
+        err = _err(capsys)
+        assert str(folder) in err
+    assert ray.is_initialized() == was_up  # nothing started
+    assert not (tmp_path / "srnas.db").exists()
