@@ -291,3 +291,24 @@ def test_worker_failures_are_named(tmp_path: Path, text: str, reason: str) -> No
     trial = SimpleNamespace(pickled_error_file=str(tmp_path / "none.pkl"),
                             error_file=str(error_file))
     assert worker_failure(trial).startswith(reason)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_three_srnas_search_drivers_started_together_on_one_fresh_study(
+        tmp_path: Path, space: Path, env: dict[str, str]) -> None:
+    """Three whole `srnas search` processes (each with its own local Ray) on one new SQLite
+    study: all succeed, exactly 3 x 2 trials, no replayed proposal, no traceback."""
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    argv = [*SRNAS, "search", "--storage", url, "--study", "f", "--space", str(space),
+            "--steps", "2", "--input", "16x16", "--scale", "2", "--concurrency", "1",
+            "--scheduler", "fifo", "--trials", "2", "--sampler", "random"]
+    drivers = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for _ in range(3)]
+    outputs = [d.communicate(timeout=300) for d in drivers]
+    for driver, (out, err) in zip(drivers, outputs, strict=True):
+        assert driver.returncode == 0, err[-2000:]
+        assert "Traceback" not in out + err
+    trials = optuna.load_study(study_name="f", storage=url).trials
+    assert len(trials) == 6 and all(t.state == COMPLETE for t in trials)
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 6
