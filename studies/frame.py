@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from srnas.space.contract import (
+    ATTR_MEASUREMENT,
     DEFAULT_OBJECTIVES,
     MEASURE_COLUMNS,
     OBJECTIVE_DIRECTIONS,
@@ -177,11 +178,22 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     objectives = study_objectives(study)
     rows = [trial_row(t, study.study_name, objectives)
             for t in study.get_trials(deepcopy=False)]
-    return _frame(rows, objectives, [study.study_name])
+    return _frame(rows, objectives, [study.study_name], training_text(study))
+
+
+def training_text(study: optuna.Study) -> list[str]:
+    """Under which training budget the study's PSNRs were measured, from the measurement
+    settings it recorded at creation (none for studies made before they were recorded)."""
+    m = study.user_attrs.get(ATTR_MEASUREMENT) or {}
+    if "steps" not in m:
+        return []
+    cap = m.get("train_seconds")
+    return [f"{m['steps']} steps ({m.get('scheduler', '?')})"
+            + (f", capped at {cap:g} s" if cap else "")]
 
 
 def _frame(rows: list[dict[str, Any]], objectives: Objectives,
-           studies: Sequence[str]) -> pd.DataFrame:
+           studies: Sequence[str], training: Sequence[str] = ()) -> pd.DataFrame:
     import pandas as pd
 
     measures = list(MEASURE_COLUMNS) + [n for n, _ in objectives if n not in MEASURE_COLUMNS]
@@ -196,6 +208,7 @@ def _frame(rows: list[dict[str, Any]], objectives: Objectives,
     frame["feasible"] = frame["feasible"].astype(bool)
     frame.attrs["objectives"] = list(objectives)
     frame.attrs["studies"] = list(studies)
+    frame.attrs["training"] = sorted(set(training))
     return frame
 
 
@@ -217,7 +230,8 @@ def merge_studies(studies: Sequence[optuna.Study]) -> pd.DataFrame:
                 [s.study_name for s in studies])
         rows += [trial_row(t, study.study_name, objectives)
                  for t in study.get_trials(deepcopy=False)]
-    return _frame(rows, objectives, [s.study_name for s in studies])
+    return _frame(rows, objectives, [s.study_name for s in studies],
+                  [text for s in studies for text in training_text(s)])
 
 
 def _objectives_text(objectives: Objectives) -> str:

@@ -300,6 +300,7 @@ def pareto_front(source: optuna.Study | pd.DataFrame, budgets: Mapping[str, floa
         "input_hw": check_input_hw(input_hw),
         "inputs": _inputs(front),
         "n_candidates": len(candidates),
+        "training": list(frame.attrs.get("training", [])),
         "reference_point": default_reference_point(candidates, objectives, checked),
     }
     return front

@@ -125,6 +125,7 @@ def front_header(front: pd.DataFrame, hv: float, reference: Mapping[str, float],
     budget_text = ", ".join(f"{k} <= {_number(v)}" for k, v in budgets.items()) or "none"
     devices = "; ".join(attrs.get("devices") or []) or "not recorded"
     inputs = ", ".join(attrs.get("inputs") or []) or "not recorded"
+    training = "; ".join(attrs.get("training") or []) or "not recorded"
     units = " x ".join(UNITS.get(n, n) for n, _ in objectives)
     ref_text = ", ".join(f"{n}={_number(reference[n])}" for n, _ in objectives)
     rule = "given with --reference-point" if reference_given else REFERENCE_RULE
@@ -133,6 +134,7 @@ def front_header(front: pd.DataFrame, hv: float, reference: Mapping[str, float],
         f"Pareto front of {_plural(attrs['n_candidates'], 'feasible complete trial')}",
         f"objectives: {', '.join(f'{n} ({d[:3]})' for n, d in objectives)}; device: {devices}; "
         f"input: {inputs}; budgets: {budget_text}",
+        f"psnr after training: {training}",
         f"hypervolume: {_number(hv)} ({units}) at reference point {ref_text} ({rule})",
     ]
 

@@ -71,9 +71,10 @@ def test_pareto_table_header(capsys, db) -> None:
     lines = out.splitlines()
     assert lines[0].startswith("study known (sqlite:///") and "5 trials on the Pareto front of 6"\
         in lines[0]
-    assert lines[2].startswith("hypervolume: ") and "at reference point psnr=27.6, " \
-        "latency_ms=43.5, memory_mb=322" in lines[2]
-    table = lines[4:]
+    assert lines[2] == "psnr after training: 200 steps (fifo)"
+    assert lines[3].startswith("hypervolume: ") and "at reference point psnr=27.6, " \
+        "latency_ms=43.5, memory_mb=322" in lines[3]
+    table = lines[5:]
     assert table[0].split()[:3] == ["trial", "arch_id", "psnr"]
     assert [int(r.split()[0]) for r in table[1:]] == [8, 1, 0, 2, 4]
 
@@ -256,3 +257,4 @@ def test_plot_mixed_study_narrowed(capsys, mixed_db, tmp_path) -> None:
     assert run(capsys, "plot", "mixed", "--device", "H100", "--input", "90x160", "--storage",
                mixed_db, "--out", str(png))[0] == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
