@@ -12,7 +12,8 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -66,25 +67,42 @@ def load_image(path: str | Path) -> np.ndarray:
     which BasicSR uses), 16-bit gray is scaled to 8 bits.
     """
     path = Path(path)
-    try:
-        with Image.open(path) as img:
-            img.load()  # decode now: a truncated file fails here, not later in a worker
-            if img.mode in _16BIT_MODES:
-                wide = np.asarray(img).astype(np.float64)
-                gray = np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8)
-                return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
-            rgb = img if img.mode == "RGB" else img.convert("RGB")
-            arr = np.asarray(rgb, dtype=np.uint8)
-    except FileNotFoundError as err:
-        raise DataError(path, "image file does not exist", str(err)) from err
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        # PIL reports corrupt or truncated data as any of these.
-        raise DataError(path, "cannot be read as an image", str(err)) from err
-    except Image.DecompressionBombError as err:
-        raise DataError(path, "too many pixels to load safely", str(err)) from err
+    with _image_errors(path), Image.open(path) as img:
+        img.load()  # decode now: a truncated file fails here, not later in a worker
+        if img.mode in _16BIT_MODES:
+            wide = np.asarray(img).astype(np.float64)
+            gray = np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8)
+            return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+        rgb = img if img.mode == "RGB" else img.convert("RGB")
+        arr = np.asarray(rgb, dtype=np.uint8)
     if arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 1:
         raise DataError(path, "must decode to a non-empty RGB image", arr.shape)
     return np.ascontiguousarray(arr)
+
+
+@contextmanager
+def _image_errors(path: Path) -> Iterator[None]:
+    """PIL's failures on one file as a one-line DataError naming it."""
+    try:
+        yield
+    except FileNotFoundError as err:
+        raise DataError(path, "image file does not exist", str(err)) from err
+    except Image.DecompressionBombError as err:
+        raise DataError(path, "too many pixels to load safely", str(err)) from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        # PIL reports corrupt or truncated data as any of these.
+        raise DataError(path, "cannot be read as an image", str(err)) from err
+
+
+def check_folder(folder: str | Path) -> int:
+    """Check, without decoding pixels, that ``folder`` holds images and that every file is one
+    PIL can read (its header and structure): what a search's driver checks before any trial
+    starts, cheap even for DIV2K's 800 photographs. Returns the number of images."""
+    files = list_images(folder)
+    for path in files:
+        with _image_errors(path), Image.open(path) as img:
+            img.verify()
+    return len(files)
 
 
 def list_images(folder: str | Path) -> list[Path]:

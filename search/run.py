@@ -384,14 +384,17 @@ def quiet_tune_errors(verbose: bool) -> None:
 
 
 def check_data(settings: SearchSettings) -> None:
-    """Load the training and validation images once in the driver, before Ray starts: an empty
-    folder, one of undecodable files or without LR images for the scale is a one-line error
-    here, not a search whose every trial fails."""
-    if settings.train is None and settings.val is None:
-        return  # the built-in images
-    from srnas.evaluators.evaluate import DataSpec, load_data
+    """Check the training and validation folders in the driver, before Ray starts: an empty
+    folder, files that are not images, or no LR images for the scale is a one-line error here,
+    not a search whose every trial fails. Training images are checked without decoding their
+    pixels (the driver of a DIV2K search must not hold 800 photographs); the validation set,
+    small, is loaded as a trial loads it."""
+    from srnas.evaluators.data import benchmark_set, check_folder
 
-    load_data(DataSpec(settings.train, settings.val), settings.scale)
+    if settings.train is not None:
+        check_folder(settings.train)
+    if settings.val is not None:
+        benchmark_set(settings.val, settings.scale)
 
 
 def describe_measurement(measurement: dict[str, Any]) -> str:

@@ -101,9 +101,11 @@ class SearchSettings:
     def measurement(self, device_kind: str) -> dict[str, Any]:
         """The settings every figure of the study is measured under (``MEASUREMENT_KEYS``):
         a study records them at creation and refuses a launch that differs."""
+        import torch
+
         from srnas.evaluators.latency import default_latency_input_hw
 
-        hw = self.input_hw or default_latency_input_hw(torch_device(device_kind), self.scale)
+        hw = self.input_hw or default_latency_input_hw(torch.device(device_kind), self.scale)
         return {
             "scale": self.scale, "space_id": self.space.space_id, "steps": self.steps,
             "train_seconds": self.train_seconds, "scheduler": self.scheduler_label,
@@ -113,12 +115,6 @@ class SearchSettings:
 
     def tune_modes(self) -> list[str]:
         return ["max" if d == "maximize" else "min" for d in self.directions]
-
-
-def torch_device(kind: str) -> Any:
-    import torch
-
-    return torch.device(kind)
 
 
 def _data_label(folder: str | None) -> str:

@@ -29,6 +29,12 @@ def _search_argv(url: str, space: Path, trials: int) -> list[str]:
             "--scheduler", "fifo", "--trials", str(trials)]
 
 
+def _driver(url: str, space: Path, trials: int, env: dict[str, str]) -> subprocess.Popen:
+    """A `srnas search` process in a session of its own (the tests signal it and its Ray)."""
+    return subprocess.Popen(_search_argv(url, space, trials), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
 def _states(url: str) -> list[optuna.trial.TrialState]:
     try:
         return [t.state for t in optuna.load_study(study_name="f", storage=url).trials]
@@ -64,8 +70,7 @@ def env() -> dict[str, str]:
 def test_a_killed_driver_loses_nothing_and_its_trial_is_failed_on_relaunch(
         tmp_path: Path, space: Path, env: dict[str, str]) -> None:
     url = f"sqlite:///{tmp_path / 'f.db'}"
-    driver = subprocess.Popen(_search_argv(url, space, 20), env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+    driver = _driver(url, space, 20, env)
     try:
         _wait_for(url, done=1)
         # A live driver beats for its trials: past the grace period, nothing of it is stale.
@@ -103,8 +108,7 @@ def test_a_killed_driver_loses_nothing_and_its_trial_is_failed_on_relaunch(
 def test_an_interrupted_search_exits_130_and_leaves_the_study_consistent(
         tmp_path: Path, space: Path, env: dict[str, str]) -> None:
     url = f"sqlite:///{tmp_path / 'f.db'}"
-    driver = subprocess.Popen(_search_argv(url, space, 8), env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    driver = _driver(url, space, 8, env)
     try:
         _wait_for(url, done=1)
         driver.send_signal(signal.SIGINT)
@@ -221,8 +225,7 @@ def test_the_storage_password_never_reaches_disk(postgres_url: str, tmp_path: Pa
 def test_a_killed_ray_worker_fails_its_trial_with_the_reason_and_the_search_goes_on(
         tmp_path: Path, space: Path, env: dict[str, str]) -> None:
     url = f"sqlite:///{tmp_path / 'f.db'}"
-    driver = subprocess.Popen(_search_argv(url, space, 4), env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    driver = _driver(url, space, 4, env)
     try:
         _wait_for(url, done=1)
         workers = subprocess.run(["pgrep", "-f", "-s", str(driver.pid), "ImplicitFunc"],
