@@ -1,0 +1,62 @@
+"""Where a command's network comes from: a preset, a config file (an exported study config
+included) or a study's trial. Only this composition layer may read both a study (studies/)
+and build networks (evaluators/), so ``train``, ``benchmark`` and ``fidelity`` resolve their
+source here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from srnas.space.config import ArchConfig, from_dict
+from srnas.space.errors import ConfigError, StudyError
+from srnas.space.parsing import resolve_spec
+from srnas.space.presets import PRESET_NAMES
+from srnas.space.searchspace import TRAIN_DIMS
+
+
+@dataclass(frozen=True)
+class Source:
+    """A resolved network: its config, a label for tables, and (for a trial) the training
+    settings the trial was sampled with (``lr``, ``batch_size``, ``patch_size``)."""
+
+    config: ArchConfig
+    label: str
+    train: dict[str, Any]
+
+
+def resolve_source(spec: str, *, trial: int | None = None, storage: str | None = None,
+                   scale: int | None = None) -> Source:
+    """``spec`` is a preset, a config file, or (with ``trial``) a study name in ``storage``.
+    A trial of any state that recorded its architecture may be used: a pruned trial is a
+    legitimate candidate for longer training."""
+    if trial is None:
+        if spec not in PRESET_NAMES and not Path(spec).exists():
+            raise ConfigError("spec", f"must be a preset ({', '.join(PRESET_NAMES)}), an "
+                              "existing config file, or a study name with --trial", spec)
+        config = resolve_spec(spec, scale)
+        return Source(config, spec if spec in PRESET_NAMES else Path(spec).stem, {})
+    from srnas.studies.frame import load_study, nested_attr
+    from srnas.studies.storage import open_storage
+
+    study = load_study(spec, open_storage(storage))
+    found = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if trial not in found:
+        span = f"0..{max(found)}" if found else "none"
+        raise StudyError("trial", f"study {spec!r} has no trial of that number (trials: "
+                         f"{span})", trial)
+    attrs = found[trial].user_attrs
+    arch = nested_attr(attrs, "arch")
+    if not isinstance(arch, dict):
+        raise StudyError("trial", f"trial {trial} of study {spec!r} records no architecture "
+                         "(user attr 'arch')", trial)
+    config = from_dict(arch, source=f"trial {trial} arch")
+    if scale is not None:
+        config = config.replace(scale=scale)
+    sampled = {k: int(v) if k != "lr" else float(v)
+               for k, v in found[trial].params.items() if k in TRAIN_DIMS}
+    return Source(config, f"{spec}#{trial}", sampled)
+
+
+__all__ = ["Source", "resolve_source"]
