@@ -25,7 +25,8 @@ from pathlib import Path
 
 import optuna
 
-from srnas.search.run import run_search, start_ray
+from srnas.search.cluster import start_ray
+from srnas.search.run import run_search
 from srnas.search.settings import SearchSettings
 from srnas.space.searchspace import space_from_data
 from srnas.studies.hv import hypervolume_min
@@ -88,7 +89,7 @@ def main() -> None:
     if args.quick:
         args.seeds, args.steps, args.trials = args.seeds[:1], 40, 12
     rows = []
-    start_ray(SearchSettings())  # once, outside every timed run
+    start_ray()  # once, outside every timed run
     with tempfile.TemporaryDirectory() as folder:
         for seed in args.seeds:
             db = Path(folder) / f"bench-{seed}.db"

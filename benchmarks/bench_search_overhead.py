@@ -82,10 +82,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args()
-    from srnas.search.run import start_ray
-    from srnas.search.settings import SearchSettings
+    from srnas.search.cluster import start_ray
 
-    start_ray(SearchSettings())  # the CLI's own Ray start (quiet logs, OMP passive)
+    start_ray()  # the CLI's own Ray start (quiet logs, OMP passive)
     with tempfile.TemporaryDirectory() as tmp:
         rows = [("srnas search", *run_srnas(args.trials, args.steps, args.concurrency,
                                             Path(tmp) / "bench.db")),

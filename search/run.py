@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
-import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -16,6 +13,13 @@ from typing import Any, TextIO
 import optuna
 
 from srnas.search import record
+from srnas.search.cluster import (
+    check_cpus_per_trial,
+    default_concurrency,
+    gpus_per_trial,
+    quiet_tune_errors,
+    start_ray,
+)
 from srnas.search.heartbeat import Heartbeat
 from srnas.search.samplers import make_sampler
 from srnas.search.settings import SearchSettings
@@ -82,146 +86,6 @@ def check_comparable(study: optuna.Study, measurement: dict[str, Any]) -> None:
             "setting, or start a new study with --study NAME)", now)
 
 
-def _check_address(address: str) -> None:
-    """Fail in seconds, not minutes, when a host:port cluster address does not answer.
-
-    ``auto`` is Ray's: ``$RAY_ADDRESS``, else the cluster ``ray start`` started last on this
-    machine. Ray Client addresses (``ray://``) are refused: they need ``ray[client]``, and
-    Ray's documentation warns that Ray Client does not work as expected for Ray Tune; the
-    driver belongs on the cluster (run ``srnas search`` on the head node).
-    """
-    if address in ("auto", "local"):
-        return
-    if address.startswith("ray://"):
-        raise ConfigError("address", "Ray Client (ray://) is not supported for Ray Tune: run "
-                          "srnas search on a node of the cluster (e.g. the head) with --address "
-                          "auto or host:port", address)
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError("address", "must be host:port (the head node's GCS address, as "
-                          "given to ray start --address) or auto", address)
-    try:
-        with socket.create_connection((host, int(port)), timeout=5) as connection:
-            speaks_grpc = _answers_http2(connection)
-    except OSError as exc:
-        raise ConfigError("address", f"no Ray cluster answers there ({exc.strerror or exc})",
-                          address) from None
-    if not speaks_grpc:
-        # ray.init would retry such an address for a minute before failing.
-        raise ConfigError("address", "something answers there, but not a Ray cluster (no "
-                          "gRPC/HTTP2 server: give the head node's GCS port, 6379 by "
-                          "default)", address)
-
-
-# The HTTP/2 connection preface and an empty SETTINGS frame (RFC 9113 §3.4, §6.5).
-_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
-
-
-def _answers_http2(connection: socket.socket, timeout: float = 3.0) -> bool:
-    """Ray's GCS is a gRPC server: to an HTTP/2 preface it answers with a SETTINGS frame
-    (frame type 4 in the fourth byte of its first frame header)."""
-    connection.settimeout(timeout)
-    try:
-        connection.sendall(_HTTP2_PREFACE)
-        header = b""
-        while len(header) < 9:
-            chunk = connection.recv(9 - len(header))
-            if not chunk:
-                return False
-            header += chunk
-    except OSError:
-        return False
-    return header[3] == 4
-
-
-def quiet_tune() -> None:
-    """Tune's own progress tables and its per-trial CSV/JSON/TensorBoard loggers: the study
-    already holds every result, so they only cost time and clutter (set before the Tuner)."""
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-
-
-def start_ray(settings: SearchSettings) -> None:
-    import ray
-
-    quiet_tune()
-    if ray.is_initialized():
-        # In-process use (a notebook, a test): keep the Ray this process already has, unless
-        # another cluster was asked for by address.
-        wanted = settings.address
-        if not wanted or wanted == "auto" or \
-                ray.get_runtime_context().gcs_address == wanted:
-            return
-        _check_address(wanted)
-        ray.shutdown()
-    kwargs: dict[str, Any] = {
-        "include_dashboard": False,
-        "logging_level": logging.INFO if settings.verbose else logging.ERROR,
-        "log_to_driver": settings.verbose,
-        "configure_logging": True,
-        # Trials share a node's cores: busy-waiting OpenMP threads of one trial would slow
-        # another's forward pass by an order of magnitude (measured: 45x on 2 cores).
-        "runtime_env": {"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}},
-    }
-    # No --address: $RAY_ADDRESS when set, else a new local instance. (Ray's own default,
-    # address=None, would silently join a cluster that `ray start` left on this machine.)
-    env_address = os.environ.get("RAY_ADDRESS") or None
-    address = settings.address or env_address
-    if address:
-        # Ray reads $RAY_ADDRESS for "auto" too: check what it will really join.
-        _check_address(env_address if address == "auto" and env_address else address)
-        try:
-            ray.init(address=address, **kwargs)
-        except (ConnectionError, RuntimeError, ray.exceptions.AuthenticationError) as exc:
-            if _refused_token(exc):
-                # Ray 2.60 turns token authentication on for a head that found a token
-                # (~/.ray/auth_token, left by any earlier local Ray), but a driver given an
-                # explicit address never turns it on by itself.
-                raise ConfigError("address", "the Ray cluster refused this process's token: "
-                                  "set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to the cluster's "
-                                  "token", address) from None
-            raise ConfigError("address", f"cannot join the Ray cluster: "
-                              f"{str(exc).strip().splitlines()[0]}", address) from None
-    else:
-        ray.init(address="local", **kwargs)
-
-
-def _refused_token(exc: BaseException | None) -> bool:
-    """Whether Ray's token authentication is behind a failed ``ray.init`` (Ray wraps it in a
-    ConnectionError around a RuntimeError)."""
-    import ray
-
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, ray.exceptions.AuthenticationError) or "InvalidAuthToken" in str(exc):
-            return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return False
-
-
-def gpus_per_trial(settings: SearchSettings) -> float:
-    """GPUs each trial asks Ray for: 1 by default where a node has one (one trial per GPU:
-    latency on a shared GPU lies), else 0. A trial runs on one node, so the largest node's
-    GPUs bound it (a request no node can meet would wait forever); Ray gives a trial a
-    fraction of one GPU or whole GPUs."""
-    import ray
-
-    requested = settings.gpus_per_trial
-    largest = max((float(n.get("Resources", {}).get("GPU", 0.0)) for n in ray.nodes()
-                   if n.get("Alive")), default=0.0)
-    if requested is None:
-        return 1.0 if largest >= 1 else 0.0
-    if requested > largest:
-        total = float(ray.cluster_resources().get("GPU", 0))
-        raise ConfigError("gpus_per_trial", f"must not exceed the {largest:g} GPU(s) Ray sees "
-                          f"on one node ({total:g} in the cluster)", requested)
-    if requested > 1 and not float(requested).is_integer():
-        raise ConfigError("gpus_per_trial", "above 1 must be a whole number (Ray gives a "
-                          "trial a fraction of one GPU or whole GPUs)", requested)
-    return requested
-
-
 class DefineByRun:
     """Ray's define-by-run space: suggests through the trial (a proxy of Optuna's) and hands the
     trainable the whole config as constants, so the worker never re-samples."""
@@ -276,8 +140,8 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
     # after the cluster checks, so a first launch with bad input creates no file.
     storage = storage_url.open_for_write(target) if storage_url.exists(target) else None
     existed = storage is not None and check_existing_study(storage, settings)
-    start_ray(settings)
-    gpus = gpus_per_trial(settings)
+    start_ray(settings.address, settings.verbose)
+    gpus = gpus_per_trial(settings.gpus_per_trial)
     check_cpus_per_trial(settings.cpus_per_trial)
     measurement = settings.measurement("cuda" if gpus > 0 else "cpu")
     if existed:
@@ -313,7 +177,7 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
     queued = _enqueue_baselines(study, settings)
     before = len(study.get_trials(deepcopy=False))
     cpus = settings.cpus_per_trial
-    concurrency = settings.concurrency or _default_concurrency(cpus, gpus)
+    concurrency = settings.concurrency or default_concurrency(cpus, gpus)
     total = settings.trials + len(queued)  # baselines come on top of --trials
     print(f"study {settings.study_name!r} in {target.masked} "
           f"({'continuing, ' + str(before) + ' trials so far' if existed else 'new'}); "
@@ -375,14 +239,6 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
                          finished=searcher.finished - unfinished, requested=total)
 
 
-def quiet_tune_errors(verbose: bool) -> None:
-    """Tune logs a failed trial's whole traceback at ERROR; the live view already prints the
-    reason in one line, and the traceback stays in Ray's logs (``--verbose`` shows it here)."""
-    level = logging.INFO if verbose else logging.CRITICAL
-    for name in ("ray.tune", "ray.air", "ray.train"):
-        logging.getLogger(name).setLevel(level)
-
-
 def check_data(settings: SearchSettings) -> None:
     """Check the training and validation folders in the driver, before Ray starts: an empty
     folder, files that are not images, or no LR images for the scale is a one-line error here,
@@ -406,26 +262,6 @@ def describe_measurement(measurement: dict[str, Any]) -> str:
             + f" ({measurement['scheduler']}), {measurement['device_kind']}, latency/memory/FLOPs "
             f"at a {hw[0]}x{hw[1]} input, train {measurement['train_data']}, "
             f"val {measurement['val_data']}")
-
-
-def check_cpus_per_trial(cpus: float) -> None:
-    """A trial asking for more CPUs than any node has would wait forever."""
-    import ray
-
-    largest = max((n.get("Resources", {}).get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")),
-                  default=0.0)
-    if cpus > largest:
-        raise ConfigError("cpus_per_trial", f"must not exceed the largest node's {largest:g} "
-                          "CPUs", cpus)
-
-
-def _default_concurrency(cpus_per_trial: float, gpus: float) -> int:
-    import ray
-
-    res = ray.cluster_resources()
-    by_cpu = int(res.get("CPU", 1) // cpus_per_trial)
-    by_gpu = int(res.get("GPU", 0) // gpus) if gpus > 0 else by_cpu
-    return max(1, min(by_cpu, by_gpu))
 
 
 __all__ = ["SearchOutcome", "SrnasError", "dry_run", "run_search"]

@@ -356,10 +356,9 @@ def two_gpu_nodes(monkeypatch: pytest.MonkeyPatch) -> None:
                                                      (1.0, 1.0), (2.0, 2.0)])
 def test_gpus_per_trial_defaults_to_one_and_accepts_what_a_node_can_give(
         two_gpu_nodes: None, requested: float | None, expected: float) -> None:
-    from srnas.search.run import gpus_per_trial
-    from srnas.search.settings import SearchSettings
+    from srnas.search.cluster import gpus_per_trial
 
-    assert gpus_per_trial(SearchSettings(gpus_per_trial=requested)) == expected
+    assert gpus_per_trial(requested) == expected
 
 
 @pytest.mark.parametrize(("requested", "fragment"), [
@@ -369,12 +368,11 @@ def test_gpus_per_trial_defaults_to_one_and_accepts_what_a_node_can_give(
 ])
 def test_gpus_per_trial_no_node_can_give_is_refused_in_one_line(
         two_gpu_nodes: None, requested: float, fragment: str) -> None:
-    from srnas.search.run import gpus_per_trial
-    from srnas.search.settings import SearchSettings
+    from srnas.search.cluster import gpus_per_trial
     from srnas.space.errors import ConfigError
 
     with pytest.raises(ConfigError) as caught:
-        gpus_per_trial(SearchSettings(gpus_per_trial=requested))
+        gpus_per_trial(requested)
     assert fragment in str(caught.value) and "\n" not in str(caught.value)
 
 
