@@ -22,6 +22,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     import srnas.evaluators.cli
+    import srnas.search.cli_fidelity
     import srnas.search.cli_search
     import srnas.space.cli
     import srnas.studies.cli
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     srnas.evaluators.cli.register(sub)
     srnas.search.cli_search.register(sub)
     srnas.studies.cli.register(sub)
+    srnas.search.cli_fidelity.register(sub)
     return parser
 
 

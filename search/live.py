@@ -6,6 +6,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import optuna
@@ -64,6 +65,55 @@ def worker_failure(trial: Any) -> str:
     first = next((line.strip() for line in text.splitlines()
                   if line.strip() and not line.startswith("Failure # ")), "")
     return f"{type(cause).__name__}: {first}"[:300]
+
+
+class RetrainView(Callback):
+    """The live view of ``srnas fidelity``: records each retrain (``record``) as it ends, so a
+    killed run keeps every finished one, and prints one line per event."""
+
+    def __init__(self, sibling: optuna.Study, steps: int, out: TextIO,
+                 record: Callable[..., bool]) -> None:
+        self.sibling, self.steps, self.out, self.record = sibling, steps, out, record
+        self.completed = 0
+        self.failed: list[tuple[int, str]] = []
+        self.started = time.monotonic()
+        self.last: dict[str, dict[str, Any]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks into the experiment state: the study's storage (and its
+        # URL, which may hold a password) must not land there.
+        return {k: v for k, v in self.__dict__.items() if k not in ("sibling", "out")}
+
+    def _line(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.started:7.0f}s] {text}", file=self.out, flush=True)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        self.last[trial.trial_id] = result
+        if result.get("status") == "training":
+            job = trial.config["job"]
+            self._line(f"trial {job['source_trial']:>4} step {result['step']}/{self.steps}: "
+                       f"psnr {result['psnr']:.2f} dB")
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        job = trial.config["job"]
+        result = self.last.pop(trial.trial_id, None) or trial.last_result
+        if self.record(self.sibling, job, self.steps, result):
+            self.completed += 1
+            self._line(f"trial {job['source_trial']:>4} done: {job['brief_psnr']:.2f} dB after "
+                       f"{job['brief_steps']} steps -> {result['psnr']:.2f} dB after "
+                       f"{self.steps}")
+        else:
+            reason = (result or {}).get("failure_reason") or "no result"
+            self.failed.append((job["source_trial"], reason))
+            self._line(f"trial {job['source_trial']:>4} failed: {reason}")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        job = trial.config["job"]
+        reason = worker_failure(trial)
+        self.record(self.sibling, job, self.steps, None, error=reason)
+        self.failed.append((job["source_trial"], reason))
+        self._line(f"trial {job['source_trial']:>4} failed: {reason}")
 
 
 def _unpickle(path: str) -> Any:

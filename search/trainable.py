@@ -70,6 +70,8 @@ def make_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], None]
 
         # Where the trial runs rides along in every report, so a stopped trial keeps it too.
         measured: dict[str, Any] = placement()
+        # The training seed: a later retrain (srnas fidelity) repeats the trial's recipe with it.
+        measured["train_seed"] = settings.seed or 0
         rung_psnr: dict[str, float] = {}  # {steps: psnr} per rung reached (JSON keys)
 
         def on_measured(figures: dict[str, Any]) -> None:

@@ -31,7 +31,8 @@ Trial level (user attrs, all JSON-serialisable)
     ``CUDA_VISIBLE_DEVICES`` at them, so the trial itself calls its GPU ``cuda:0``. A trial
     given a GPU by a node that declares logical GPUs (``ray start --num-gpus N``) but where
     torch sees no CUDA device runs on the CPU: ``device`` then says "cpu: ...".
-  - ``steps``, ``train_seconds``, ``eval_seconds``, ``phase_seconds``
+  - ``steps``, ``train_seconds``, ``eval_seconds``, ``phase_seconds``, ``train_seed`` (the
+    training seed; the sampled ``lr``, ``batch_size`` and ``patch_size`` are trial params)
   - ``rung_psnr``: {steps: psnr} for every rung reached (multi-fidelity searches; the last
     rung's PSNR is ``psnr`` for trials that completed their schedule)
   - ``status``: one of :data:`STATUSES`; ``failure_reason`` for failed trials,

@@ -75,6 +75,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     pareto.add_argument("--reference-point", metavar="NAME=V,...",
                         help="hypervolume reference, one value per objective (default: worst "
                         "feasible value + 10%% of its range, or the budget)")
+    pareto.add_argument("--fidelity", type=int, metavar="N",
+                        help="rank with the PSNR after N training steps where `srnas fidelity` "
+                        "retrained a trial (column psnr_steps says which budget each PSNR is "
+                        "from)")
     _add_storage(pareto)
     pareto.set_defaults(func=_cmd_pareto)
 
@@ -220,6 +224,8 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
     budgets = _budgets(args)
     input_hw = _input_hw(args)
     url, frame = _front_source(args)
+    if args.fidelity is not None:
+        frame = _with_fidelity(args, frame)
     given = args.reference_point is not None
     reference = _reference(args.reference_point, frame.attrs["objectives"]) if given else None
     front = pareto_front(frame, budgets=budgets, device=args.device, sort=sort,
@@ -236,6 +242,26 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
                                                              storage))
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
+
+
+def _with_fidelity(args: argparse.Namespace, frame: pd.DataFrame) -> pd.DataFrame:
+    """The study's trials with the long-budget PSNR of ``srnas fidelity`` where it exists."""
+    from srnas.studies import fidelity as fid
+    from srnas.studies.frame import load_study
+
+    if args.all_studies:
+        raise ConfigError("fidelity", "reads one study's retrains; give a study, not "
+                          "--all-studies", args.fidelity)
+    _, store = _open(args)
+    study = load_study(args.study, store)
+    sibling = fid.load_sibling(args.study, store)
+    measured = fid.budgets_measured(sibling)
+    if args.fidelity not in measured:
+        have = ", ".join(map(str, measured)) or "none yet (run srnas fidelity)"
+        raise ConfigError("fidelity", f"study {args.study!r} has no retrains at that budget; "
+                          f"budgets measured: {have}", args.fidelity)
+    pairs = fid.pairs_frame(study, args.fidelity, sibling)
+    return fid.with_long_psnr(frame, pairs, args.fidelity, fid.study_steps(study))
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:

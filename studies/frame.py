@@ -48,11 +48,14 @@ def as_storage(storage: BaseStorage | str | None) -> BaseStorage:
 
 
 def study_names(storage: BaseStorage | str | None) -> list[str]:
-    """Names of the studies in a storage; an empty storage is an error (nothing to read)."""
+    """Names of the search studies in a storage (not the ``:fidelity`` siblings that hold
+    retrains, see :mod:`srnas.studies.schema`); an empty storage is an error."""
     import optuna
 
+    from srnas.studies.schema import is_fidelity_study
+
     store = as_storage(storage)
-    names = sorted(optuna.get_all_study_names(store))
+    names = sorted(n for n in optuna.get_all_study_names(store) if not is_fidelity_study(n))
     if not names:
         raise StorageError("storage", "is an empty storage: it holds no studies",
                            _storage_label(store))

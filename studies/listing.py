@@ -63,6 +63,15 @@ def list_studies(storage: BaseStorage | str | None = None) -> list[dict[str, Any
     """Summaries of every study, by name; an empty storage is an error."""
     import optuna
 
+    from srnas.studies.fidelity import budgets_measured, load_sibling, retrains
+
     store = as_storage(storage)
-    return [summarize(optuna.load_study(study_name=name, storage=store))
-            for name in study_names(store)]
+    summaries = []
+    for name in study_names(store):
+        summary = summarize(optuna.load_study(study_name=name, storage=store))
+        # Retrains of `srnas fidelity` live in a sibling study: shown with their source.
+        sibling = load_sibling(name, store)
+        summary["fidelity"] = {str(steps): len(retrains(sibling, steps))
+                               for steps in budgets_measured(sibling)}
+        summaries.append(summary)
+    return summaries

@@ -114,7 +114,6 @@ def plot_front(source: optuna.Study | pd.DataFrame, out: str | Path, *,
 
 def _png(path: Path, others: pd.DataFrame, candidates: pd.DataFrame, front: pd.DataFrame,
          title: str, budgets: Mapping[str, float]) -> None:
-    import io
 
     # A bare Figure (no pyplot): renders with Agg without switching the backend of a notebook
     # that calls this, and leaves no global figure behind.
@@ -146,8 +145,15 @@ def _png(path: Path, others: pd.DataFrame, candidates: pd.DataFrame, front: pd.D
     latency = candidates["latency_ms"]
     if latency.min() > 0 and latency.max() / latency.min() > 20:
         ax.set_xscale("log")
-    ax.set_xlabel("latency (ms, median)")
-    ax.set_ylabel("PSNR (dB)")
+    finish_png(fig, ax, path, title, "latency (ms, median)", "PSNR (dB)")
+
+
+def finish_png(fig: Any, ax: Any, path: Path, title: str, xlabel: str, ylabel: str) -> None:
+    """Labels, title, grid and legend the way every srnas PNG has them; written atomically."""
+    import io
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9, wrap=True)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")

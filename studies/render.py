@@ -29,14 +29,16 @@ def list_json(summaries: Sequence[Mapping[str, Any]]) -> str:
 
 def list_table(summaries: Sequence[Mapping[str, Any]]) -> str:
     header = ("study", "objectives", "complete", "running", "failed", "pruned", "infeasible",
-              "best psnr", "devices", "last update")
+              "best psnr", "devices", "last update", "retrained")
     rows = [header]
     for s in summaries:
         objectives = ", ".join(f"{n} ({d[:3]})" for n, d in s["objectives"])
         best = "-" if s["best_psnr"] is None else f"{s['best_psnr']:.3f}"
         rows.append((s["name"], objectives, *(str(s["trials"][k]) for k in
                      ("complete", "running", "failed", "pruned", "infeasible")), best,
-                     "; ".join(s["devices"]) or "-", s["last_update"] or "-"))
+                     "; ".join(s["devices"]) or "-", s["last_update"] or "-",
+                     ", ".join(f"{n} at {steps} steps" for steps, n in
+                               (s.get("fidelity") or {}).items()) or "-"))
     return _align(rows, right={2, 3, 4, 5, 6, 7})
 
 

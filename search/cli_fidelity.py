@@ -1,0 +1,110 @@
+"""``srnas fidelity``: how far a study's brief-training ranking holds after longer training."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from srnas.space.contract import DEFAULT_STORAGE, STORAGE_ENV
+from srnas.space.errors import ConfigError
+
+FORMATS = ("table", "json", "csv")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "fidelity", help="retrain some trials of a study for longer and measure how well the "
+        "brief-training ranking predicts the long one (Kendall tau, Spearman rho, top-k, front)",
+        description="Retrain K trials of STUDY at a longer budget (default 10x the study's "
+        "steps) with the same data, seed and recipe, as Ray Tune trials; results go to the "
+        "sibling study STUDY:fidelity. Rerunning skips what is done, then reports.")
+    p.add_argument("study", metavar="STUDY", help="study name")
+    p.add_argument("--storage", metavar="URL", help=f"SQLAlchemy URL (default ${STORAGE_ENV}, "
+                   f"else {DEFAULT_STORAGE})")
+    p.add_argument("--steps", type=int, metavar="N", help="the long budget in training steps "
+                   "(default 10x the study's)")
+    p.add_argument("--trials", type=int, default=8, metavar="K", help="how many trials: the "
+                   "whole front, then the rest spread evenly over the PSNR range (default 8)")
+    p.add_argument("--trial", type=int, action="append", default=[],
+                   metavar="N", help="retrain this trial (repeatable; instead of --trials)")
+    p.add_argument("--include-pruned", action="store_true", help="let the selection pick "
+                   "trials stopped at a rung too (compared at their last rung's PSNR)")
+    p.add_argument("--top-k", type=int, default=3, help="top-k overlap reported (default 3)")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: report what the sibling study already holds")
+    p.add_argument("--format", default="table", help="table (default), json or csv")
+    p.add_argument("--plot", metavar="OUT.png|OUT.html", help="brief vs long PSNR scatter")
+    p.add_argument("--address", metavar="HOST:PORT|auto", help="join a running Ray cluster "
+                   "(as for srnas search)")
+    p.add_argument("--concurrency", type=int, help="retrains at a time (default: as many as "
+                   "the CPUs/GPUs allow)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--gpus-per-trial", type=float, help="default 1 where Ray sees GPUs, else 0")
+    p.add_argument("--seed", type=int, help="training seed (default: each trial's recorded "
+                   "training seed, i.e. the search's)")
+    p.add_argument("--verbose", action="store_true", help="show Ray's own logs")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from srnas.studies.plot import check_plot_out
+
+    if args.format not in FORMATS:
+        raise ConfigError("format", f"must be one of {', '.join(FORMATS)}", args.format)
+    if args.plot:
+        check_plot_out(args.plot)  # a bad path fails before hours of training
+    if args.trial and args.trials != 8:
+        raise ConfigError("--trial/--trials", "give trial numbers or a count, not both")
+    from srnas.search.fidelity import FidelitySettings, plan, run_fidelity
+
+    settings = FidelitySettings(
+        study=args.study, storage=args.storage, steps=args.steps, trials=args.trials,
+        numbers=tuple(args.trial), include_pruned=args.include_pruned, top_k=args.top_k,
+        address=args.address, cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial, concurrency=args.concurrency, seed=args.seed,
+        verbose=args.verbose)
+    # Progress goes to stderr when the report is machine-readable, so stdout stays parseable.
+    log = sys.stderr if args.format != "table" else sys.stdout
+    if args.report_only:
+        study, storage, steps, _ = plan(settings)
+        interrupted = False
+    else:
+        outcome = run_fidelity(settings, out=log)
+        interrupted = outcome.interrupted
+        from srnas.studies.frame import load_study
+        from srnas.studies.storage import open_storage
+
+        storage = open_storage(args.storage)
+        study, steps = load_study(args.study, storage), outcome.steps
+        if outcome.failed:
+            print(f"{len(outcome.failed)} retrain(s) failed: " + "; ".join(
+                f"trial {n}: {why}" for n, why in outcome.failed), file=log)
+    _report(args, study, storage, steps)
+    if interrupted:
+        print("srnas fidelity: interrupted: run the same command again to retrain what is "
+              "missing", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _report(args: argparse.Namespace, study: Any, storage: Any, steps: int) -> None:
+    from srnas.studies import fidelity as fid
+
+    sibling = fid.load_sibling(study.study_name, storage)
+    pairs = fid.pairs_frame(study, steps, sibling)
+    figures = fid.agreement(pairs, top_k=args.top_k)
+    if args.format == "json":
+        records = json.loads(pairs.to_json(orient="records"))
+        print(json.dumps({"study": study.study_name, "steps": steps, **figures,
+                          "trials": records}, indent=2))
+    elif args.format == "csv":
+        sys.stdout.write(pairs.to_csv(index=False))
+    else:
+        print("\n".join(fid.report_lines(pairs, figures, steps)))
+    if args.plot:
+        from srnas.studies.fidelity_plot import plot_fidelity
+
+        path = plot_fidelity(pairs, figures, steps, args.plot)
+        print(f"wrote {path}", file=sys.stderr if args.format != "table" else sys.stdout)

@@ -1,0 +1,294 @@
+"""``srnas fidelity``: retrain chosen trials of a study for a longer budget, as Ray Tune trials,
+and keep each result in the sibling study ``STUDY:fidelity`` (:mod:`srnas.studies.schema`).
+
+A retrain repeats its trial's recipe exactly -- architecture, sampled lr / batch / patch,
+training seed, training and validation data, device kind -- except the number of steps, so
+the only thing that differs between the brief and the long PSNR is the budget. Each result is
+added to the sibling study when its training ends: a killed run loses only what was
+training, and a rerun skips every (trial, steps) pair already measured.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import optuna
+
+from srnas.search.cluster import (
+    check_cpus_per_trial,
+    default_concurrency,
+    gpus_per_trial,
+    quiet_tune_errors,
+    start_ray,
+)
+from srnas.space.contract import ATTR_MEASUREMENT, STATUS_FAILED, STATUS_OK
+from srnas.space.errors import ConfigError, StudyError
+from srnas.studies import fidelity as fid
+from srnas.studies import storage as storage_url
+from srnas.studies.frame import load_study, nested_attr
+from srnas.studies.schema import (
+    ATTR_FIDELITY_OF,
+    BRIEF_PSNR,
+    BRIEF_STEPS,
+    FIDELITY_FORMAT,
+    SOURCE_TRIAL,
+    STEPS,
+    fidelity_study_name,
+)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+TRAIN_KEYS = ("lr", "batch_size", "patch_size")
+
+
+@dataclass(frozen=True)
+class FidelitySettings:
+    study: str
+    storage: str | None = None
+    steps: int | None = None  # None: DEFAULT_FACTOR x the study's steps
+    trials: int = fid.DEFAULT_TRIALS
+    numbers: tuple[int, ...] = ()  # explicit trials (instead of the selection)
+    include_pruned: bool = False
+    top_k: int = fid.DEFAULT_TOP_K
+    address: str | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float | None = None
+    concurrency: int | None = None
+    seed: int | None = None  # None: each trial's recorded training seed
+    verbose: bool = False
+    val_every: int | None = None  # progress validations (None: 4 along the way)
+
+    def __post_init__(self) -> None:
+        if self.trials < fid.MIN_PAIRS:
+            raise ConfigError("trials", f"must be at least {fid.MIN_PAIRS} (a rank correlation "
+                              "of fewer pairs says nothing)", self.trials)
+        if self.top_k < 1:
+            raise ConfigError("top_k", "must be >= 1", self.top_k)
+        if not self.cpus_per_trial > 0:
+            raise ConfigError("cpus_per_trial", "must be positive", self.cpus_per_trial)
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ConfigError("concurrency", "must be >= 1", self.concurrency)
+        if self.seed is not None and not 0 <= self.seed < 2**32:
+            raise ConfigError("seed", "must be between 0 and 2**32 - 1", self.seed)
+        if len(set(self.numbers)) != len(self.numbers):
+            raise ConfigError("trial", "must not name a trial twice", list(self.numbers))
+
+
+@dataclass
+class FidelityOutcome:
+    study: str
+    steps: int
+    selected: list[int]
+    skipped: list[int]
+    ran: int
+    failed: list[tuple[int, str]] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    interrupted: bool = False
+
+
+def _data(measurement: dict[str, Any], key: str) -> str | None:
+    value = measurement.get(key)
+    return None if value in (None, "built-in") else str(value)
+
+
+def jobs_for(study: optuna.Study, numbers: list[int], steps: int,
+             seed: int | None) -> list[dict[str, Any]]:
+    """One Tune config per retrain: the source trial's recipe with ``steps``."""
+    known = fid.briefs(study)
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    jobs = []
+    for number in numbers:
+        trial = by_number[number]
+        brief = known[number]
+        jobs.append({
+            "source_trial": number,
+            "arch": nested_attr(trial.user_attrs, "arch"),
+            "arch_id": trial.user_attrs.get("arch_id"),
+            "train": {k: trial.params[k] for k in TRAIN_KEYS if k in trial.params},
+            "seed": int(seed if seed is not None else trial.user_attrs.get("train_seed", 0)),
+            "brief_psnr": brief.psnr, "brief_steps": brief.steps,
+        })
+    return jobs
+
+
+def make_trainable(steps: int, scale: int, train: str | None, val: str | None,
+                   val_every: int, gpus: float) -> Callable[[dict[str, Any]], None]:
+    """The retrain: the search's own evaluation (same seed, data and recipe) at ``steps``."""
+
+    def trainable(config: dict[str, Any]) -> None:
+        import torch
+        from ray import tune
+
+        from srnas.evaluators.evaluate import DataSpec, evaluate
+        from srnas.evaluators.train import TrainBudget
+        from srnas.search.trainable import placement, trial_device
+        from srnas.space.config import from_dict
+
+        job = config["job"]
+        val_psnr: dict[str, float] = {}
+
+        def progress(step: int, loss: float, psnr: float | None) -> None:
+            if psnr is not None:
+                val_psnr[str(step)] = psnr
+                tune.report({"status": "training", "step": step, "loss": loss, "psnr": psnr})
+
+        report: dict[str, Any] = {"status": STATUS_FAILED, **placement()}
+        try:
+            arch = from_dict(job["arch"]).replace(scale=scale)
+            budget = TrainBudget(steps=steps, val_every=val_every, seed=job["seed"],
+                                 **job["train"])
+            result = evaluate(arch, budget, DataSpec(train, val), trial_device(gpus),
+                              progress=progress).to_dict()
+            report.update({k: result.get(k) for k in (
+                "status", "psnr", "ssim", "steps", "train_seconds", "device",
+                "failure_reason")})
+            if result.get("status") == STATUS_OK and result.get("steps") != steps:
+                report.update(status=STATUS_FAILED,
+                              failure_reason=f"trained {result.get('steps')} of {steps} steps")
+        except Exception as exc:  # a retrain's own failure is recorded, never fatal
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            if isinstance(exc, torch.OutOfMemoryError):
+                reason = f"out of memory: {reason}"
+            report["failure_reason"] = reason
+        report["val_psnr"] = val_psnr
+        tune.report(report)
+
+    return trainable
+
+
+def record_retrain(sibling: optuna.Study, job: dict[str, Any], steps: int,
+                   result: dict[str, Any] | None, error: str | None = None) -> bool:
+    """Add one retrain to the sibling study, whole (COMPLETE with its PSNR, or FAIL with the
+    reason); True when it completed."""
+    from optuna.distributions import IntDistribution
+    from optuna.trial import TrialState, create_trial
+
+    result = dict(result or {})
+    attrs: dict[str, Any] = {
+        SOURCE_TRIAL: job["source_trial"], STEPS: steps,
+        BRIEF_PSNR: job["brief_psnr"], BRIEF_STEPS: job["brief_steps"],
+        "seed": job["seed"], "train": job["train"], "arch_id": job["arch_id"],
+    }
+    for key in ("ssim", "device", "train_seconds", "node", "host", "gpu_ids", "val_psnr"):
+        value = result.get(key)
+        if value is not None and not (isinstance(value, float) and not math.isfinite(value)):
+            attrs[key] = value
+    psnr = result.get("psnr")
+    ok = (error is None and result.get("status") == STATUS_OK
+          and isinstance(psnr, (int, float)) and math.isfinite(psnr))
+    if not ok:
+        attrs["failure_reason"] = error or result.get("failure_reason") or (
+            f"ended with status {result.get('status')!r} and no PSNR")
+    # The source trial as a parameter too: Optuna's own tools (e.g. the dashboard) can then
+    # plot the long PSNR against it.
+    sibling.add_trial(create_trial(
+        state=TrialState.COMPLETE if ok else TrialState.FAIL,
+        value=float(psnr) if ok else None,
+        params={SOURCE_TRIAL: job["source_trial"]},
+        distributions={SOURCE_TRIAL: IntDistribution(0, max(job["source_trial"], 1))},
+        user_attrs=attrs))
+    return ok
+
+
+def open_sibling(study: optuna.Study, storage: optuna.storages.BaseStorage | str
+                 ) -> optuna.Study:
+    sibling = optuna.create_study(study_name=fidelity_study_name(study.study_name),
+                                  storage=storage, direction="maximize", load_if_exists=True)
+    if sibling.user_attrs.get(ATTR_FIDELITY_OF) is None:
+        sibling.set_user_attr(ATTR_FIDELITY_OF, study.study_name)
+        sibling.set_user_attr("format", FIDELITY_FORMAT)
+        sibling.set_user_attr(ATTR_MEASUREMENT, study.user_attrs.get(ATTR_MEASUREMENT) or {})
+    return sibling
+
+
+def plan(settings: FidelitySettings) -> tuple[optuna.Study, optuna.storages.BaseStorage, int,
+                                               list[int]]:
+    """Every check before anything is written or started: the study, the budget, the trials."""
+    target = storage_url.check_for_write(settings.storage)
+    if not storage_url.exists(target):
+        raise StudyError("study", f"does not exist: {target.masked} holds no studies yet",
+                         settings.study)
+    storage = storage_url.open_for_write(target)
+    study = load_study(settings.study, storage)
+    brief_steps = fid.study_steps(study)
+    steps = settings.steps if settings.steps is not None else (
+        fid.DEFAULT_FACTOR * brief_steps if brief_steps else None)
+    if steps is None:
+        raise ConfigError("steps", f"has no default: study {settings.study!r} does not record "
+                          "its training steps; give --steps", None)
+    fid.check_request(study, steps, settings.numbers)
+    numbers = list(settings.numbers) or fid.select_trials(
+        study, settings.trials, include_pruned=settings.include_pruned)
+    return study, storage, steps, numbers
+
+
+def run_fidelity(settings: FidelitySettings, out: TextIO | None = None) -> FidelityOutcome:
+    out = out or sys.stdout
+    study, storage, steps, numbers = plan(settings)
+    measurement = study.user_attrs.get(ATTR_MEASUREMENT) or {}
+    sibling = open_sibling(study, storage)
+    done = fid.retrains(sibling, steps)
+    todo = [n for n in numbers if n not in done]
+    skipped = [n for n in numbers if n in done]
+    outcome = FidelityOutcome(study.study_name, steps, numbers, skipped, 0)
+    print(f"study {study.study_name!r}: retraining {len(todo)} of {len(numbers)} trials for "
+          f"{steps} steps (brief: {fid.study_steps(study)} steps)"
+          + (f"; {len(skipped)} already measured: {', '.join(map(str, skipped))}"
+             if skipped else "") + f"; results in study {sibling.study_name!r}",
+          file=out, flush=True)
+    if not todo:
+        return outcome
+    from ray import tune
+
+    from srnas.evaluators.data import benchmark_set, check_folder
+
+    train, val = _data(measurement, "train_data"), _data(measurement, "val_data")
+    scale = int(study.user_attrs.get("scale") or measurement.get("scale") or 4)
+    if train is not None:
+        check_folder(train)
+    if val is not None:
+        benchmark_set(val, scale)
+    start_ray(settings.address, settings.verbose)
+    gpus = gpus_per_trial(settings.gpus_per_trial)
+    check_cpus_per_trial(settings.cpus_per_trial)
+    kind = "cuda" if gpus > 0 else "cpu"
+    if measurement.get("device_kind") not in (None, kind):
+        print(f"warning: the study was measured on {measurement['device_kind']}, these "
+              f"retrains run on {kind}: PSNR does not depend on the device beyond float "
+              "rounding, but note it", file=out, flush=True)
+    concurrency = settings.concurrency or default_concurrency(settings.cpus_per_trial, gpus)
+    jobs = jobs_for(study, todo, steps, settings.seed)
+    val_every = settings.val_every if settings.val_every is not None else max(steps // 4, 1)
+    from srnas.search.live import RetrainView
+
+    view = RetrainView(sibling, steps, out, record_retrain)
+    experiment = tempfile.mkdtemp(prefix="srnas-fidelity-")
+    tuner = tune.Tuner(
+        tune.with_resources(make_trainable(steps, scale, train, val, val_every, gpus),
+                            {"cpu": settings.cpus_per_trial, "gpu": gpus}),
+        param_space={"job": tune.grid_search(jobs)},
+        tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=True),
+        run_config=tune.RunConfig(name=f"{study.study_name}-fidelity", storage_path=experiment,
+                                  verbose=1 if settings.verbose else 0, callbacks=[view],
+                                  log_to_file=True))
+    quiet_tune_errors(settings.verbose)
+    started = time.monotonic()
+    try:
+        tuner.fit()
+    finally:
+        shutil.rmtree(experiment, ignore_errors=True)
+    outcome.wall_seconds = time.monotonic() - started
+    outcome.ran, outcome.failed = view.completed, view.failed
+    outcome.interrupted = view.completed + len(view.failed) < len(jobs)
+    return outcome
+
+
+__all__ = ["FidelityOutcome", "FidelitySettings", "jobs_for", "plan", "record_retrain",
+           "run_fidelity"]
