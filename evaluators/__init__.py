@@ -23,6 +23,18 @@ _LAZY = {
     "device_lock": "srnas.evaluators.lock",
     "resolve_device": "srnas.evaluators.device",
     "bicubic_baseline": "srnas.evaluators.bicubic",
+    "Recipe": "srnas.evaluators.recipe",
+    "fit": "srnas.evaluators.fit",
+    "Every": "srnas.evaluators.runs",
+    "FitResult": "srnas.evaluators.fit",
+    "read_run": "srnas.evaluators.runs",
+    "PatchDataset": "srnas.evaluators.patches",
+    "Trained": "srnas.evaluators.trained",
+    "load_network": "srnas.evaluators.trained",
+    "benchmark": "srnas.evaluators.benchmark",
+    "BenchTable": "srnas.evaluators.benchmark",
+    "export_checked": "srnas.evaluators.deploy",
+    "ExportCheckError": "srnas.evaluators.deploy",
 }
 
 __all__ = list(_LAZY)

@@ -8,8 +8,6 @@ checks every tensor name and shape and names the first that does not fit.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -32,7 +30,7 @@ def save_weights(model: nn.Module, path: str | Path, config: ArchConfig | None =
                  metadata: Mapping[str, str] | None = None) -> Path:
     """Write ``model``'s state dict to ``path`` atomically (temporary file + rename), with
     ``config`` (its arch_id and JSON) and string ``metadata`` in the file's header."""
-    from safetensors.torch import save_file
+    from srnas.evaluators.checkpoint import write_atomic
 
     target = Path(path)
     if target.suffix != WEIGHTS_SUFFIX:
@@ -40,17 +38,7 @@ def save_weights(model: nn.Module, path: str | Path, config: ArchConfig | None =
     header = {str(k): str(v) for k, v in (metadata or {}).items()}
     if config is not None:
         header.update(arch_id=config.arch_id, arch=config.to_json(indent=None))
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        save_file(_state(model), tmp, metadata=header)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_atomic(_state(model), target, header)
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

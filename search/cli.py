@@ -22,8 +22,10 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     import srnas.evaluators.cli
+    import srnas.search.cli_deploy
     import srnas.search.cli_fidelity
     import srnas.search.cli_search
+    import srnas.search.cli_train
     import srnas.space.cli
     import srnas.studies.cli
 
@@ -36,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     srnas.space.cli.register(sub)
     srnas.evaluators.cli.register(sub)
     srnas.search.cli_search.register(sub)
+    srnas.search.cli_train.register(sub)
     srnas.studies.cli.register(sub)
+    srnas.search.cli_deploy.register(sub)
     srnas.search.cli_fidelity.register(sub)
     return parser
 

@@ -89,17 +89,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_storage(plot)
     plot.set_defaults(func=_cmd_plot)
 
-    export = sub.add_parser("export", help="write one trial's architecture config with its "
-                            "provenance (YAML or JSON)")
-    export.add_argument("study", metavar="STUDY", help="study name")
+
+# ``srnas export`` is registered by search/cli_deploy.py, which adds the ONNX export (torch) to
+# the config export declared and handled here.
+def add_export_arguments(export: argparse.ArgumentParser, *, study_help: str = "study name"
+                         ) -> None:
+    """Declare the config export's arguments (STUDY, --trial/--pick, filters, --out, --storage)
+    on ``export``; :func:`export_config` handles them."""
+    export.add_argument("study", metavar="STUDY", help=study_help)
     export.add_argument("--trial", metavar="N", help="the trial number to export")
     export.add_argument("--pick", metavar=_one_of(PICKS),
                         help="choose on the front (after budgets); knee = closest to the "
                         "ideal point after min-max normalising each objective")
     _add_filters(export)
-    export.add_argument("--out", metavar="FILE.yaml|FILE.json", help="output file (required)")
+    export.add_argument("--out", metavar="FILE.yaml|FILE.json",
+                        help="config file to write (required unless --onnx)")
     _add_storage(export)
-    export.set_defaults(func=_cmd_export)
 
 
 # -- value parsing ------------------------------------------------------------------------------
@@ -279,7 +284,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_trial(text: str) -> int:
+def parse_trial(text: str) -> int:
+    """A ``--trial`` value: a trial number, 0 or more."""
     try:
         number = int(text)
     except ValueError:
@@ -289,7 +295,8 @@ def _parse_trial(text: str) -> int:
     return number
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
+def export_config(args: argparse.Namespace) -> int:
+    """``srnas export STUDY --trial N|--pick P --out FILE``: one trial's config with provenance."""
     from srnas.studies.export import SUFFIXES, export_trial
     from srnas.studies.files import check_out_path
 
@@ -297,7 +304,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         # Two arguments at once: no one dest to map, so the CLI names both flags itself.
         raise ConfigError("--trial/--pick", "give exactly one of them" + (
             ", not both" if args.trial is not None else ""))
-    which: int | str = _parse_trial(args.trial) if args.trial is not None else _choice(
+    which: int | str = parse_trial(args.trial) if args.trial is not None else _choice(
         "pick", args.pick, PICKS)
     out = _require_out(args, " or ".join(SUFFIXES))
     check_out_path(out, SUFFIXES)

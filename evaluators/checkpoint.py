@@ -1,0 +1,272 @@
+"""Checkpoints of a long training run: one safetensors file, written atomically, read without
+unpickling anything.
+
+A checkpoint holds every tensor a resumed run needs (network, moving average, best weights so
+far, optimizer state, torch's CPU and CUDA generator states) and, in the file's string header,
+JSON for everything else: the step, the trainer's bookkeeping, the optimizer's hyperparameters,
+numpy's and Python's generator states. One file, so one ``os.replace`` moves the whole state in:
+a kill while writing leaves the previous checkpoint in place and at worst a stray temporary
+file (removed by :func:`remove_stale_temps`). A SHA-256 of the tensors, kept in the header,
+turns a damaged file into a one-line error instead of a silently different run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from srnas.space.errors import ConfigError
+
+FORMAT = "srnas-checkpoint/1"
+TEMP_SUFFIX = ".tmp"
+
+Tensors = dict[str, torch.Tensor]
+
+
+@dataclass
+class Checkpoint:
+    """What :func:`load_checkpoint` read: ``tensors`` grouped by prefix (``model``, ``ema``,
+    ``best``), the optimizer's state dict, the generators' states and the trainer's ``info``."""
+
+    path: Path
+    step: int
+    info: dict[str, Any]
+    groups: dict[str, Tensors] = field(default_factory=dict)
+    optimizer: dict[str, Any] = field(default_factory=dict)
+    rng: dict[str, Any] = field(default_factory=dict)
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+
+def save_checkpoint(path: str | Path, *, step: int, info: Mapping[str, Any],
+                    groups: Mapping[str, Mapping[str, torch.Tensor]],
+                    optimizer: torch.optim.Optimizer) -> Path:
+    """Write a checkpoint of ``step`` atomically: tensor ``groups`` (e.g. ``{"model":
+    state_dict}``), ``optimizer``'s state, every generator's state and the JSON ``info``."""
+    tensors: Tensors = {}
+    for prefix, state in groups.items():
+        tensors.update({f"{prefix}.{k}": v for k, v in state.items()})
+    optim_tensors, optim_json = _optimizer_parts(optimizer.state_dict())
+    rng_tensors, rng_json = capture_rng()
+    tensors.update(optim_tensors)
+    tensors.update(rng_tensors)
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    header = {
+        "format": FORMAT,
+        "step": str(step),
+        "info": json.dumps(dict(info)),
+        "optimizer": json.dumps(optim_json),
+        "rng": json.dumps(rng_json),
+        "sha256": _digest(tensors),
+    }
+    return write_atomic(tensors, Path(path), header)
+
+
+def write_atomic(tensors: Mapping[str, torch.Tensor], target: Path,
+                 header: Mapping[str, str]) -> Path:
+    """safetensors file at ``target`` via a temporary file in the same folder, fsync and
+    rename: readers see the old file or the new one, never a part of one."""
+    from safetensors.torch import save_file
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
+    os.close(fd)
+    try:
+        save_file(dict(tensors), tmp, metadata=dict(header))
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)  # the rename itself survives a power cut only once the folder is
+    return target
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # platforms without directory handles (Windows)
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Remove temporary files a killed writer left in ``folder`` (call it holding the run's
+    lock: a live writer's temporary file looks the same)."""
+    removed = []
+    for tmp in Path(folder).glob(f".*{TEMP_SUFFIX}"):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def _digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name]
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+    return h.hexdigest()
+
+
+def _optimizer_parts(state: dict[str, Any]) -> tuple[Tensors, dict[str, Any]]:
+    """An optimizer state dict as tensors (``optim.<param>.<key>``) plus JSON for the rest."""
+    tensors: Tensors = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, per_param in state["state"].items():
+        for key, value in per_param.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{index}.{key}"] = value
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in g.items()}
+              for g in state["param_groups"]]
+    return tensors, {"param_groups": groups, "scalars": scalars}
+
+
+# -- generator states ------------------------------------------------------------------------
+
+
+def capture_rng() -> tuple[Tensors, dict[str, Any]]:
+    """Every generator a run may draw from: torch's CPU (and CUDA, once initialised) states as
+    byte tensors, numpy's global and Python's ``random`` as JSON."""
+    tensors = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for i, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = state
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # type: ignore[misc]
+    version, words, gauss = random.getstate()
+    return tensors, {"numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+                     "python": [version, list(words), gauss]}
+
+
+def restore_rng(checkpoint: Checkpoint) -> None:
+    """Put every generator back where :func:`capture_rng` found it."""
+    state = checkpoint.rng
+    torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda", [])
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, words, gauss = state["python"]
+    random.setstate((version, tuple(words), gauss))
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def _damaged(path: Path, what: str) -> ConfigError:
+    return ConfigError("checkpoint", f"is damaged ({what}); the run cannot resume from it",
+                       str(path))
+
+
+def read_header(path: str | Path) -> dict[str, str]:
+    """A checkpoint's string header, checked to be one (cheap: no tensor is read)."""
+    from safetensors import safe_open
+
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError("checkpoint", "does not exist", str(file))
+    try:
+        with safe_open(str(file), framework="pt") as handle:
+            header = dict(handle.metadata() or {})
+    except Exception as e:  # safetensors raises its own types for a short or garbled file
+        raise _damaged(file, f"unreadable safetensors: {e}") from None
+    if header.get("format") != FORMAT:
+        raise ConfigError("checkpoint", f"is not an srnas checkpoint (format "
+                          f"{header.get('format')!r}, expected {FORMAT!r})", str(file))
+    return header
+
+
+def read_info(path: str | Path) -> tuple[int, dict[str, Any]]:
+    """(step, info) of a checkpoint, from its header alone."""
+    header = read_header(path)
+    try:
+        return int(header["step"]), json.loads(header["info"])
+    except (KeyError, ValueError) as e:
+        raise _damaged(Path(path), f"header field {e}") from None
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read and verify a whole checkpoint (digest included); any damage is a ConfigError."""
+    from safetensors.torch import load_file
+
+    file = Path(path)
+    header = read_header(file)
+    step, info = read_info(file)
+    try:
+        tensors = load_file(str(file))
+    except Exception as e:
+        raise _damaged(file, f"unreadable tensors: {e}") from None
+    if _digest(tensors) != header.get("sha256"):
+        raise _damaged(file, "its tensors do not match the digest written with them")
+    try:
+        optim_json = json.loads(header["optimizer"])
+        rng = json.loads(header["rng"])
+    except (KeyError, ValueError) as e:
+        raise _damaged(file, f"header field {e}") from None
+    groups: dict[str, Tensors] = {}
+    optim_state: dict[int, dict[str, Any]] = {}
+    cuda: dict[int, torch.Tensor] = {}
+    for name, tensor in tensors.items():
+        prefix, _, rest = name.partition(".")
+        if prefix == "optim":
+            index, _, key = rest.partition(".")
+            optim_state.setdefault(int(index), {})[key] = tensor
+        elif name == "rng.torch":
+            rng["torch"] = tensor
+        elif prefix == "rng":
+            cuda[int(rest.rpartition(".")[2])] = tensor
+        else:
+            groups.setdefault(prefix, {})[rest] = tensor
+    for index, scalars in optim_json.get("scalars", {}).items():
+        optim_state.setdefault(int(index), {}).update(scalars)
+    rng["cuda"] = [cuda[i] for i in sorted(cuda)]
+    param_groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()}
+                    for g in optim_json["param_groups"]]
+    return Checkpoint(file, step, info, groups,
+                      {"state": optim_state, "param_groups": param_groups}, rng)
+
+
+def load_group(module: nn.Module, checkpoint: Checkpoint, prefix: str) -> None:
+    """Load ``checkpoint``'s tensor group ``prefix`` into ``module`` (strict), naming the first
+    tensor that is missing, extra or of another shape."""
+    tensors = checkpoint.groups.get(prefix, {})
+    expected = module.state_dict()
+    where = str(checkpoint.path)
+    for name, tensor in expected.items():
+        if name not in tensors:
+            raise ConfigError("checkpoint", f"{prefix} weights lack tensor {name!r} of shape "
+                              f"{tuple(tensor.shape)}", where)
+        if tuple(tensors[name].shape) != tuple(tensor.shape):
+            raise ConfigError("checkpoint", f"{prefix} tensor {name!r} has shape "
+                              f"{tuple(tensors[name].shape)}, the config needs "
+                              f"{tuple(tensor.shape)}", where)
+    extra = sorted(set(tensors) - set(expected))
+    if extra:
+        raise ConfigError("checkpoint", f"{prefix} weights hold tensor {extra[0]!r} that the "
+                          "config has no place for", where)
+    module.load_state_dict(tensors, strict=True)
+
+
+__all__ = ["FORMAT", "Checkpoint", "capture_rng", "load_checkpoint", "load_group",
+           "read_header", "read_info", "remove_stale_temps", "restore_rng", "save_checkpoint",
+           "write_atomic"]

@@ -1,0 +1,248 @@
+"""``srnas train``: train the network a search picked (a preset, a config file or a study's
+trial) for long, with ESC's recipe, into a run folder that ``--resume`` continues exactly.
+
+Here because a trial's network and training settings come from a study (studies/) and the
+training from evaluators/: only search/ composes the two (``search.sources``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from srnas.space.errors import ConfigError
+
+if TYPE_CHECKING:  # torch loads only when the command runs
+    from srnas.evaluators.evaluate import DataSpec
+    from srnas.evaluators.fit import FitProgress, FitStart
+    from srnas.space.config import ArchConfig
+
+# Flags that set the recipe: left out, they default to the trial's sampled values, then to
+# ESC's recipe; on --resume they may only repeat what the run was started with.
+RECIPE_FLAGS = ("steps", "batch_size", "patch_size", "lr", "warmup", "schedule", "ema", "seed",
+                "amp")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train one network for long (ESC's recipe) into a run folder: "
+        "checkpoints that resume exactly, best and last weights beside their config",
+        description="Train SPEC (a preset, a config file, or a study with --trial N) with "
+        "ESC's recipe for lightweight networks (AdamW lr 5e-4, betas 0.9/0.9, L1, warm-up, "
+        "learning rate halved at 50/80/90/95/98 % of the steps, EMA 0.999, batch 16, 64-pixel "
+        "LR patches), scaled to --steps. A trial's sampled lr, batch and patch size are the "
+        "defaults for it. RUN/ gets config.yaml, best.safetensors, last.safetensors, "
+        "checkpoint.safetensors, log.csv and train.json.")
+    p.add_argument("spec", nargs="?", metavar="SPEC", help="preset, config file, or study "
+                   "name with --trial (optional with --resume: the run knows its network)")
+    p.add_argument("--trial", type=int, metavar="N", help="train trial N of study SPEC")
+    p.add_argument("--storage", metavar="URL", help="study storage for --trial (default "
+                   "$SRNAS_STORAGE, else sqlite:///srnas.db)")
+    p.add_argument("--scale", type=int, choices=(2, 3, 4), help="upscaling factor (default: "
+                   "the config's; 4 for presets)")
+    p.add_argument("--out", required=True, metavar="RUN", help="run folder (refused if it "
+                   "already holds a run, unless --resume)")
+    p.add_argument("--resume", action="store_true", help="continue the run in RUN/ from its "
+                   "checkpoint")
+    g = p.add_argument_group("recipe (defaults: the trial's sampled values, then ESC's)")
+    g.add_argument("--steps", type=int, help="optimisation steps (default 500000, ESC's)")
+    g.add_argument("--batch-size", type=int, help="patches per step (default 16)")
+    g.add_argument("--patch-size", type=int, help="HR patch size in pixels (default 64 * "
+                   "scale, ESC's 64-pixel LR patches)")
+    g.add_argument("--lr", type=float, help="AdamW learning rate (default 5e-4)")
+    g.add_argument("--warmup", type=int, help="linear warm-up steps (default min(20000, 4 %% of "
+                   "--steps))")
+    g.add_argument("--schedule", choices=("multistep", "cosine"), help="multistep (default: "
+                   "halved at 50/80/90/95/98 %% of the steps) or cosine (to zero)")
+    g.add_argument("--ema", type=float, help="weight moving-average decay (default ESC's "
+                   "0.999; below 10000 steps 1 - 1/(steps // 10), none below 20 steps; 0 turns "
+                   "it off); best and last weights are the average")
+    g.add_argument("--seed", type=int, help="seeds the initial weights and the patches "
+                   "(default 0)")
+    g.add_argument("--amp", action="store_true", default=None, help="bf16 autocast (CUDA only)")
+    g = p.add_argument_group("data and run")
+    g.add_argument("--train", metavar="DIR", help="folder of HR training images, any size "
+                   "(default: scikit-image's bundled photographs)")
+    g.add_argument("--val", metavar="DIR", help="benchmark folder (HR + LR_bicubic/X<s>) or "
+                   "HR-only folder (default: held-out bundled photographs)")
+    g.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    g.add_argument("--workers", type=int, help="data loader processes (default 0 on CPU, "
+                   "min(4, CPUs - 1) on CUDA); results do not depend on it")
+    g.add_argument("--checkpoint-every", type=int, metavar="K", help="checkpoint every K "
+                   "steps (default min(5000, max(steps // 10, 50)))")
+    g.add_argument("--val-every", type=int, metavar="K", help="validate every K steps "
+                   "(default: at every checkpoint) and at the end")
+    g.add_argument("--log-every", type=int, metavar="K", help="a log.csv row every K steps "
+                   "(default min(100, max(steps // 100, 1)))")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from srnas.evaluators.evaluate import DataSpec
+    from srnas.evaluators.fit import fit
+    from srnas.evaluators.recipe import Recipe
+    from srnas.evaluators.runs import Every, read_run
+    from srnas.search.sources import resolve_source
+
+    if args.trial is not None and args.spec is None:
+        raise ConfigError("spec", "is required with --trial (the study's name)")
+    given = {k: getattr(args, k) for k in RECIPE_FLAGS if getattr(args, k) is not None}
+    if args.resume:
+        run = read_run(args.out)
+        config, recipe, data, label = run.config, run.recipe, run.data, run.label
+        if args.spec is not None:
+            source = resolve_source(args.spec, trial=args.trial, storage=args.storage,
+                                    scale=args.scale)
+            if source.config.arch_id != config.arch_id:
+                raise ConfigError("spec", f"builds arch_id {source.config.arch_id}, but the "
+                                  f"run in {args.out} trains {config.arch_id}", args.spec)
+        if args.scale is not None and args.scale != config.scale:
+            raise ConfigError("scale", f"cannot change on resume: the run trains "
+                              f"x{config.scale}", args.scale)
+        _same(given, recipe.to_dict())
+        _same({k: str(Path(getattr(args, k)).resolve()) for k in ("train", "val")
+               if getattr(args, k) is not None}, {"train": data.train, "val": data.val})
+        if run.step >= recipe.steps:
+            from srnas.evaluators.checkpoint import load_checkpoint
+            from srnas.evaluators.runs import CHECKPOINT_FILE
+
+            load_checkpoint(Path(args.out) / CHECKPOINT_FILE)  # finished, but also intact?
+            print(f"srnas train: {args.out} already trained all {recipe.steps} steps; "
+                  "nothing to resume")
+            return 0
+    else:
+        if args.spec is None:
+            raise ConfigError("spec", "is required (a preset, a config file, or a study "
+                              "with --trial)")
+        source = resolve_source(args.spec, trial=args.trial, storage=args.storage,
+                                scale=args.scale)
+        config, label = source.config, source.label
+        recipe = Recipe(**{**source.train, **given})
+        data = DataSpec(args.train, args.val)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    workers = args.workers
+    if workers is None:
+        import os
+
+        workers = 0 if device == "cpu" else min(4, max((os.cpu_count() or 1) - 1, 0))
+    every = Every(args.checkpoint_every, args.val_every, args.log_every)
+    if args.resume:  # what the run was started with, unless a flag says otherwise
+        every = Every(*(mine if mine is not None else theirs for mine, theirs in zip(
+            (every.checkpoint, every.validate, every.log),
+            (run.every.checkpoint, run.every.validate, run.every.log), strict=True)))
+    bar = _Progress(recipe.steps, device)
+
+    def started(start: FitStart) -> None:
+        _print_header(config, start, data, label, device, workers, args)
+        bar.open(start.step)
+
+    try:
+        result = fit(config, recipe, args.out, data=data, device=device, workers=workers,
+                     every=every, resume=args.resume, label=label, progress=bar.update,
+                     on_start=started)
+    except KeyboardInterrupt:
+        bar.close()
+        _print_interrupted(args.out)
+        raise
+    finally:
+        bar.close()
+    _print_summary(result.summary, args.out)
+    return 0
+
+
+def _same(given: dict[str, Any], recorded: dict[str, Any]) -> None:
+    """On --resume a flag may repeat the run's setting, not change it."""
+    for name, value in given.items():
+        then = recorded[name]
+        if (list(value) if isinstance(value, tuple) else value) != then:
+            raise ConfigError(name, f"cannot change on resume: the run was started with "
+                              f"{then!r}", value)
+
+
+def _print_header(config: ArchConfig, start: FitStart, data: DataSpec, label: str,
+                  device: str, workers: int, args: argparse.Namespace) -> None:
+    from srnas.space.network import build_model, count_params
+
+    r, every = start.recipe, start.every
+    sched = (f"multistep x{r.gamma:g} at {','.join(map(str, r.milestones))}"
+             if r.schedule == "multistep" else "cosine")
+    doing = f"resuming at step {start.step} of" if start.step else "training"
+    print(f"srnas train: {doing} {label} (arch_id {config.arch_id}, x{config.scale}, "
+          f"{count_params(build_model(config)):,} params) into {args.out}")
+    print(f"  recipe  {r.steps} steps, AdamW lr {r.lr:g} betas {r.betas[0]:g}/{r.betas[1]:g} "
+          f"wd {r.weight_decay:g}, L1, warm-up {r.warmup}, {sched}, "
+          + (f"EMA {r.ema:g}" if r.ema else "no EMA")
+          + f", batch {r.batch_size}, patch {r.patch_size} HR px, seed {r.seed}"
+          + (", bf16 autocast" if r.amp else ""))
+    print(f"  data    train {data.train or 'built-in'} ({start.train_images} images), val "
+          f"{data.val or 'built-in'} ({start.val_images} images)")
+    print(f"  run     {device}, {workers} loader workers; checkpoint every {every.checkpoint}, "
+          f"validate every {every.validate}, log every {every.log} steps", flush=True)
+
+
+class _Progress:
+    """tqdm on a terminal (loss, learning rate, last validation PSNR, ETA); elsewhere (pipes,
+    nohup logs) one line per validation."""
+
+    def __init__(self, total: int, device: str) -> None:
+        self.device, self.total = device, total
+        self.psnr: float | None = None
+        self.bar: Any = None
+
+    def open(self, initial: int) -> None:
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, initial=initial, unit="step", file=sys.stderr,
+                            desc=f"train ({self.device})", dynamic_ncols=True)
+
+    def update(self, p: FitProgress) -> None:
+        if p.psnr is not None:
+            self.psnr = p.psnr
+        if self.bar is not None:
+            self.bar.update(p.step - self.bar.n)
+            post = {"loss": f"{p.loss:.4f}", "lr": f"{p.lr:.2e}"}
+            if self.psnr is not None:
+                post["val_psnr"] = f"{self.psnr:.2f}"
+            self.bar.set_postfix(post, refresh=False)
+        elif p.psnr is not None:
+            rate = p.step / p.seconds if p.seconds else 0.0
+            print(f"step {p.step}/{p.steps} "
+                  f"({self.device}): loss {p.loss:.4f}, lr {p.lr:.2e}, val PSNR {p.psnr:.3f} "
+                  f"dB / SSIM {p.ssim:.4f}, {rate:.2f} steps/s", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _print_interrupted(out: str) -> None:
+    from srnas.evaluators.checkpoint import read_info
+    from srnas.evaluators.runs import CHECKPOINT_FILE
+
+    try:
+        step, _ = read_info(Path(out) / CHECKPOINT_FILE)
+    except ConfigError:
+        print("srnas train: no checkpoint was written yet", file=sys.stderr)
+        return
+    print(f"srnas train: the last checkpoint is step {step}; continue with "
+          f"srnas train --out {out} --resume", file=sys.stderr)
+
+
+def _print_summary(s: dict[str, Any], out: str) -> None:
+    steps, device = s["steps"], s["device"]
+    rate = f"{s['steps_per_s']:.2f} steps/s" if s.get("steps_per_s") else "-"
+    print(f"trained {s['label']} for {steps} steps on {device} in {s['seconds']:.1f} s "
+          f"({rate}, every session included)")
+    for key, file in (("best", s["files"]["best"]), ("final", s["files"]["last"])):
+        f = s[key]
+        if "psnr" in f:
+            print(f"  {key:5s} PSNR {f['psnr']:.3f} dB, SSIM {f['ssim']:.4f} at step "
+                  f"{f['step']} of {steps} on {device} ({f['weights']} weights) -> "
+                  f"{out}/{file}")
+    print(f"  validation {s['data']['val']} ({s['data']['val_images']} images); "
+          f"{out}/{s['files']['config']}, {out}/{s['files']['log']}, {out}/train.json")
