@@ -113,34 +113,42 @@ def check_request(study: optuna.Study, steps: int, numbers: Sequence[int] = ()) 
                              "without a PSNR: nothing to compare a retrain with", number)
 
 
+def _spread(pool: list[Brief], slots: int) -> list[int]:
+    """``slots`` trials of ``pool`` spread evenly over its PSNR range: the nearest unused trial
+    to each of evenly spaced PSNR targets, lowest and highest included."""
+    import numpy as np
+
+    pool = sorted(pool, key=lambda b: (b.psnr, b.number))
+    if slots >= len(pool):
+        return [b.number for b in pool]
+    picked = []
+    for target in np.linspace(pool[0].psnr, pool[-1].psnr, slots):
+        best = min(pool, key=lambda b: (abs(b.psnr - target), b.number))
+        picked.append(best.number)
+        pool.remove(best)
+    return picked
+
+
 def select_trials(study: optuna.Study, k: int = DEFAULT_TRIALS, *,
                   include_pruned: bool = False) -> list[int]:
     """``k`` trials to retrain: the whole (feasible) front, then the other complete trials
-    spread evenly over their PSNR range (the nearest unused trial to each of evenly spaced
-    PSNR targets, lowest and highest included). PRUNED trials (their last-rung PSNR) join the
-    pool with ``include_pruned``. Deterministic: the same study gives the same selection."""
-    import numpy as np
-
+    spread evenly over their PSNR range. With ``include_pruned``, slots the complete trials
+    cannot fill go to PRUNED trials from the highest rung down (a rung's trials spread over
+    their PSNR range): those came closest to the full budget, and the networks stopped at the
+    first rung are often the largest, the costliest to retrain. Deterministic."""
     if k < MIN_PAIRS:
         raise ConfigError("trials", f"must be at least {MIN_PAIRS} (a rank correlation of fewer "
                           "pairs says nothing)", k)
     known = briefs(study)
     front = [int(n) for n in pareto_front(study)["number"]]
     chosen = [n for n in sorted(front, key=lambda n: -known[n].psnr) if n in known][:k]
-    pool = sorted((b for b in known.values()
-                   if b.number not in chosen and (b.complete or include_pruned)),
-                  key=lambda b: (b.psnr, b.number))
-    slots = k - len(chosen)
-    if slots > 0 and pool:
-        if slots >= len(pool):
-            chosen += [b.number for b in pool]
-        else:
-            targets = np.linspace(pool[0].psnr, pool[-1].psnr, slots)
-            left = list(pool)
-            for target in targets:
-                best = min(left, key=lambda b: (abs(b.psnr - target), b.number))
-                chosen.append(best.number)
-                left.remove(best)
+    rest = [b for b in known.values() if b.number not in chosen]
+    chosen += _spread([b for b in rest if b.complete], k - len(chosen))
+    pruned = [b for b in rest if not b.complete] if include_pruned else []
+    for rung in sorted({b.steps for b in pruned}, reverse=True):
+        if len(chosen) >= k:
+            break
+        chosen += _spread([b for b in pruned if b.steps == rung], k - len(chosen))
     return chosen
 
 

@@ -86,6 +86,30 @@ def test_selection_takes_the_front_then_spreads_over_the_psnr_range(url: str) ->
         fid.select_trials(study, 2)
 
 
+def _pruned(study: optuna.Study, arch: ArchConfig, rungs: dict[str, float]) -> int:
+    """A trial MO-ASHA stopped at its last rung, as the search records one."""
+    trial = study.ask()
+    trial.set_user_attr("arch", arch.to_dict())
+    trial.set_user_attr("rung_psnr", rungs)
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    return trial.number
+
+
+def test_selection_fills_with_pruned_trials_from_the_highest_rung_down(url: str) -> None:
+    study = make_study(url, "p")
+    fake_trial(study, psnr=30.0, latency_ms=1.0, memory_mb=1.0, arch=_arch(0))  # the front
+    fake_trial(study, psnr=29.0, latency_ms=2.0, memory_mb=2.0, arch=_arch(1))
+    low = [_pruned(study, _arch(2 + i), {"23": 20.0 + i}) for i in range(3)]  # 2, 3, 4
+    high = [_pruned(study, _arch(5 + i), {"23": 25.0, "69": 26.0 + i}) for i in range(3)]
+    assert fid.select_trials(study, 4) == [0, 1]  # complete trials only by default
+    # Two slots left after the complete trials: the rung-69 trials' lowest and highest.
+    assert fid.select_trials(study, 4, include_pruned=True) == [0, 1, high[0], high[2]]
+    # More slots than rung 69 holds: then rung 23, spread over its PSNR range.
+    assert fid.select_trials(study, 7, include_pruned=True) == [0, 1, *high, low[0], low[2]]
+    assert fid.brief_of(study.trials[high[1]], [("psnr", "maximize")]) == fid.Brief(
+        high[1], 27.0, 69, False)
+
+
 def _cli(url: str, *args: str) -> int:
     return main(["fidelity", "s", "--storage", url, *args])
 
