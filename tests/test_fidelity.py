@@ -70,6 +70,13 @@ def test_agreement_figures_match_hand_computation(url: str) -> None:
     for name in ("kendall", "spearman"):
         low, high = figures[f"{name}_ci"]
         assert -1.0 <= low <= high <= 1.0
+    assert figures["same_budget"] is None  # every brief PSNR after 200 steps
+    # Trials 3 and 4 measured at an earlier rung instead: the figures among 0, 1, 2 alone
+    # (brief 1 > 0 > 2, long 1 > 0 > 2: tau 1).
+    mixed = pairs.assign(brief_steps=[200, 200, 200, 69, 23])
+    mixed.attrs = dict(pairs.attrs)
+    same = fid.agreement(mixed)["same_budget"]
+    assert (same["brief_steps"], same["pairs"], same["kendall_tau"]) == (200, 3, 1.0)
 
 
 def test_selection_takes_the_front_then_spreads_over_the_psnr_range(url: str) -> None:
