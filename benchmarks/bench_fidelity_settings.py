@@ -1,0 +1,82 @@
+"""Which brief-training setting ranks architectures most like long training?
+
+Takes a study that ``srnas fidelity`` has retrained (the long PSNRs are the reference), trains
+each retrained architecture again under several brief settings -- in-process with the
+search's own ``evaluate``, same seed, same sampled lr/batch/patch unless the setting changes
+them -- and reports Kendall tau (with its paired-bootstrap 95 % interval), Spearman rho and
+the training seconds each setting costs per architecture, all measured in one run.
+
+    .venv/bin/python benchmarks/bench_fidelity_settings.py --storage sqlite:///runs/default.db \
+        --study default --long 2000 [--settings steps200,steps100,steps400,warmup]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+SETTINGS: dict[str, dict[str, Any]] = {
+    "steps100": {"steps": 100},
+    "steps200": {"steps": 200},  # the default search's budget
+    "steps400": {"steps": 400},
+    "warmup": {"steps": 200, "warmup_steps": 20},  # 10 % linear warm-up, then cosine
+    "patch64": {"steps": 200, "patch_size": 64},
+}
+
+
+def main() -> None:
+    import pandas as pd
+
+    from srnas.evaluators.evaluate import DataSpec, evaluate
+    from srnas.evaluators.train import TrainBudget
+    from srnas.space.config import from_dict
+    from srnas.studies import fidelity as fid
+    from srnas.studies.frame import load_study
+    from srnas.studies.storage import open_storage
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--storage", required=True)
+    parser.add_argument("--study", required=True)
+    parser.add_argument("--long", type=int, required=True, help="the retrained budget")
+    parser.add_argument("--settings", default="steps100,steps200,steps400,warmup")
+    args = parser.parse_args()
+
+    storage = open_storage(args.storage)
+    study = load_study(args.study, storage)
+    sibling = fid.load_sibling(args.study, storage)
+    pairs = fid.pairs_frame(study, args.long, sibling)
+    retrains = fid.retrains(sibling, args.long)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    print(f"study {args.study!r}: {len(pairs)} architectures retrained for {args.long} steps; "
+          "brief settings trained in-process on this CPU, one at a time")
+    rows = []
+    for name in args.settings.split(","):
+        change = SETTINGS[name]
+        brief, seconds = [], []
+        for number in pairs["number"]:
+            attrs = retrains[int(number)].user_attrs
+            recipe = {**attrs["train"], **{k: v for k, v in change.items() if k != "steps"}}
+            budget = TrainBudget(steps=change["steps"], seed=attrs["seed"], **recipe)
+            config = from_dict(trials[int(number)].user_attrs["arch"])
+            result = evaluate(config, budget, DataSpec(), "cpu")
+            brief.append(result.psnr)
+            seconds.append(result.train_seconds)
+        frame = pairs.copy()
+        frame["brief_psnr"] = brief
+        frame["brief_steps"] = change["steps"]
+        frame.attrs = dict(pairs.attrs)
+        figures = fid.agreement(frame, top_k=3)
+        rows.append({"setting": name, **change, "tau": figures["kendall_tau"],
+                     "tau_ci": "{:+.2f}..{:+.2f}".format(*figures["kendall_ci"]),
+                     "rho": figures["spearman_rho"],
+                     "top3": f"{figures['top_k_overlap']}/3",
+                     "train_s_per_arch": sum(seconds) / len(seconds)})
+        print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    print(f"\n{time.strftime('%Y-%m-%d')}, reference: PSNR after {args.long} steps")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+if __name__ == "__main__":
+    main()
