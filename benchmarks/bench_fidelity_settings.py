@@ -32,7 +32,7 @@ def main() -> None:
     from srnas.evaluators.train import TrainBudget
     from srnas.space.config import from_dict
     from srnas.studies import fidelity as fid
-    from srnas.studies.frame import load_study
+    from srnas.studies.frame import load_study, trials_frame
     from srnas.studies.storage import open_storage
 
     parser = argparse.ArgumentParser()
@@ -45,7 +45,7 @@ def main() -> None:
     storage = open_storage(args.storage)
     study = load_study(args.study, storage)
     sibling = fid.load_sibling(args.study, storage)
-    pairs = fid.pairs_frame(study, args.long, sibling)
+    pairs = fid.pairs_frame(trials_frame(study), args.long, sibling)
     retrains = fid.retrains(sibling, args.long)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     print(f"study {args.study!r}: {len(pairs)} architectures retrained for {args.long} steps; "

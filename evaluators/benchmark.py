@@ -7,7 +7,6 @@ Every network is measured as shipped: weights loaded, the shared kernel's D4 ave
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -146,12 +145,8 @@ def benchmark(models: Sequence[Trained], val: Sequence[str | Path], device: str 
                            steps=model.steps, arch_id=model.config.arch_id,
                            **measure_complexity(net, hw))
             placed = net.to(dev)
-            with warnings.catch_warnings():
-                # The benchmark arrays are read-only; validate only reads them.
-                warnings.filterwarnings("ignore", message="The given NumPy array is not "
-                                        "writable")
-                for f, pairs in folders:
-                    row.scores[f.name] = validate(placed, pairs, scale, dev)
+            for f, pairs in folders:
+                row.scores[f.name] = validate(placed, pairs, scale, dev)
         lat, mem = _speed(placed, hw, dev, latency)
         if lat is not None:
             row.latency_ms, row.latency_iqr_ms = lat.median_ms, lat.iqr_ms

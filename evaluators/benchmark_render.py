@@ -7,9 +7,12 @@ import csv
 import io
 import json
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from srnas.evaluators.benchmark import BenchRow, BenchTable
 from srnas.space.errors import ConfigError
+
+if TYPE_CHECKING:  # annotations only: the CLI reads FORMATS without importing torch
+    from srnas.evaluators.benchmark import BenchRow, BenchTable
 
 FORMATS = ("table", "markdown", "csv", "json")
 # Above this many cores busy with other work while timing, the caption flags the latencies.

@@ -198,11 +198,14 @@ def read_header(path: str | Path) -> dict[str, str]:
 
 def read_info(path: str | Path) -> tuple[int, dict[str, Any]]:
     """(step, info) of a checkpoint, from its header alone."""
-    header = read_header(path)
+    return _step_info(read_header(path), Path(path))
+
+
+def _step_info(header: dict[str, str], path: Path) -> tuple[int, dict[str, Any]]:
     try:
         return int(header["step"]), json.loads(header["info"])
     except (KeyError, ValueError) as e:
-        raise _damaged(Path(path), f"header field {e}") from None
+        raise _damaged(path, f"header field {e}") from None
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -211,7 +214,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 
     file = Path(path)
     header = read_header(file)
-    step, info = read_info(file)
+    step, info = _step_info(header, file)
     try:
         tensors = load_file(str(file))
     except Exception as e:

@@ -55,7 +55,7 @@ from srnas.evaluators.train import validate
 from srnas.evaluators.weights import save_weights
 from srnas.space.config import ArchConfig, load_config
 from srnas.space.errors import ConfigError, TrainingError
-from srnas.space.network import build_model
+from srnas.space.network import build_model, count_params
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,7 @@ class FitStart:
     every: Every
     train_images: int
     val_images: int
+    params: int
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,8 @@ def fit(config: ArchConfig, recipe: Recipe, out_dir: str | Path, *,
         else:
             trainer.start()
         if on_start is not None:
-            on_start(FitStart(trainer.step, recipe, every, len(dataset), len(val_pairs)))
+            on_start(FitStart(trainer.step, recipe, every, len(dataset), len(val_pairs),
+                              count_params(trainer.model)))
         summary = trainer.run(dataset, workers, progress)
     return FitResult(out, summary)
 
@@ -401,7 +403,7 @@ class _Trainer:
         final = self.last_val if self.last_val and self.last_val["step"] == self.step else None
         return {
             "label": self.label, "arch_id": self.config.arch_id, "scale": self.config.scale,
-            "params": sum(p.numel() for p in self.model.parameters()),
+            "params": count_params(self.model),
             "steps": self.step, "seconds": round(self.seconds, 3),
             "steps_per_s": round(self.step / self.seconds, 3) if self.seconds else None,
             "device": device_name(self.device), "amp": r.amp,

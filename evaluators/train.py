@@ -90,7 +90,8 @@ def validate(model: nn.Module, pairs: Sequence[ValPair], scale: int,
     psnrs, ssims = [], []
     try:
         for _, lr, hr in pairs:
-            x = torch.from_numpy(lr).permute(2, 0, 1)[None].float().div(255).to(device)
+            # A copy: decoded images are read-only, and from_numpy would warn about it.
+            x = torch.tensor(lr).permute(2, 0, 1)[None].float().div(255).to(device)
             sr = tensor_to_uint8(model(x).cpu())
             hr_c = hr[: sr.shape[0], : sr.shape[1]]
             psnrs.append(psnr_y(sr, hr_c, scale))

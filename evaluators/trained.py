@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from srnas.evaluators.fit import BEST_FILE, CONFIG_FILE, LAST_FILE, SUMMARY_FILE
+from srnas.evaluators.runs import BEST_FILE, CONFIG_FILE, LAST_FILE, SUMMARY_FILE
 from srnas.evaluators.weights import WEIGHTS_SUFFIX, load_weights, read_metadata, weights_config
 from srnas.space.config import ArchConfig, load_config
 from srnas.space.errors import ConfigError

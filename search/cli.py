@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from srnas.search.version import srnas_version
 from srnas.space.errors import SrnasError
 
 
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="srnas",
         description="Hardware-aware search of lightweight super-resolution networks.",
     )
-    parser.add_argument("--version", action="version", version=f"srnas {_version()}")
+    parser.add_argument("--version", action="version", version=f"srnas {srnas_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     srnas.space.cli.register(sub)
     srnas.evaluators.cli.register(sub)
@@ -43,15 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     srnas.search.cli_deploy.register(sub)
     srnas.search.cli_fidelity.register(sub)
     return parser
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("srnas")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown"
 
 
 def _flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:

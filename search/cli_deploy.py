@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from srnas.evaluators.benchmark_render import FORMATS
+from srnas.search.version import srnas_version
 from srnas.space.contract import BUDGET_KEYS
 from srnas.space.errors import ConfigError, SrnasError
 from srnas.studies.cli import parse_trial
@@ -25,7 +26,6 @@ from srnas.studies.cli import parse_trial
 if TYPE_CHECKING:
     from srnas.evaluators.trained import Trained
 
-FORMATS = ("table", "markdown", "csv", "json")  # evaluators.benchmark_render.FORMATS (no torch)
 _SOURCES = ("a training run folder RUN/ (config.yaml + best.safetensors), a .safetensors file, "
             "a config file or a preset (with --weights), or a study with --trial N")
 
@@ -195,20 +195,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _export_onnx(args: argparse.Namespace) -> int:
     from srnas.evaluators.deploy import export_checked
     from srnas.evaluators.trained import load_network
+    from srnas.studies.files import check_out_path
 
-    target = Path(args.onnx)
-    if target.suffix.lower() != ".onnx":
-        raise ConfigError("onnx", "must end in .onnx", args.onnx)
-    if target.is_dir() or not target.parent.is_dir():
-        raise ConfigError("onnx", "must be a file in an existing folder", args.onnx)
-    if not os.access(target.parent, os.W_OK | os.X_OK):
-        raise ConfigError("onnx", "is not writable", args.onnx)
+    target = check_out_path(args.onnx, (".onnx",), field="onnx")
     [model] = resolve_models([args.study], [args.weights] if args.weights else [],
                              trial=_trial(args.trial), storage=args.storage, scale=args.scale,
                              untrained=args.untrained, field="study")
     metadata = {"srnas.model": model.label, "srnas.trained": model.budget,
                 "srnas.weights": model.weights.name if model.weights else "random (untrained)",
-                "srnas.version": _srnas_version()}
+                "srnas.version": srnas_version()}
     result = export_checked(load_network(model), target, image=args.check_image,
                             metadata=metadata)
     checks = ", ".join(f"{c.image} {c.max_abs_diff:.1e}" for c in result.checks)
@@ -220,15 +215,6 @@ def _export_onnx(args: argparse.Namespace) -> int:
           f"{result.traced_hw[0]}x{result.traced_hw[1]}; inputs need sides >= "
           f"{result.min_side}")
     return 0
-
-
-def _srnas_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("srnas")
-    except PackageNotFoundError:  # a checkout that was never installed
-        return "unknown"
 
 
 __all__ = ["register", "resolve_models"]

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    f"else {DEFAULT_STORAGE})")
     p.add_argument("--steps", type=int, metavar="N", help="the long budget in training steps "
                    "(default 10x the study's)")
-    p.add_argument("--trials", type=int, default=8, metavar="K", help="how many trials: the "
+    p.add_argument("--trials", type=int, metavar="K", help="how many trials: the "
                    "whole front, then the rest spread evenly over the PSNR range (default 8)")
     p.add_argument("--trial", type=int, action="append", default=[],
                    metavar="N", help="retrain this trial (repeatable; instead of --trials)")
@@ -55,12 +55,14 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("format", f"must be one of {', '.join(FORMATS)}", args.format)
     if args.plot:
         check_plot_out(args.plot)  # a bad path fails before hours of training
-    if args.trial and args.trials != 8:
+    if args.trial and args.trials is not None:
         raise ConfigError("--trial/--trials", "give trial numbers or a count, not both")
     from srnas.search.fidelity import FidelitySettings, plan, run_fidelity
+    from srnas.studies.fidelity import DEFAULT_TRIALS
 
     settings = FidelitySettings(
-        study=args.study, storage=args.storage, steps=args.steps, trials=args.trials,
+        study=args.study, storage=args.storage, steps=args.steps,
+        trials=DEFAULT_TRIALS if args.trials is None else args.trials,
         numbers=tuple(args.trial), include_pruned=args.include_pruned, top_k=args.top_k,
         address=args.address, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, concurrency=args.concurrency, seed=args.seed,
@@ -72,12 +74,8 @@ def _run(args: argparse.Namespace) -> int:
         interrupted = False
     else:
         outcome = run_fidelity(settings, out=log)
+        study, storage, steps = outcome.study, outcome.storage, outcome.steps
         interrupted = outcome.interrupted
-        from srnas.studies.frame import load_study
-        from srnas.studies.storage import open_storage
-
-        storage = open_storage(args.storage)
-        study, steps = load_study(args.study, storage), outcome.steps
         if outcome.failed:
             print(f"{len(outcome.failed)} retrain(s) failed: " + "; ".join(
                 f"trial {n}: {why}" for n, why in outcome.failed), file=log)
@@ -91,9 +89,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace, study: Any, storage: Any, steps: int) -> None:
     from srnas.studies import fidelity as fid
+    from srnas.studies.frame import trials_frame
 
     sibling = fid.load_sibling(study.study_name, storage)
-    pairs = fid.pairs_frame(study, steps, sibling)
+    pairs = fid.pairs_frame(trials_frame(study), steps, sibling)
     figures = fid.agreement(pairs, top_k=args.top_k)
     if args.format == "json":
         records = json.loads(pairs.to_json(orient="records"))

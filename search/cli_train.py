@@ -164,14 +164,12 @@ def _same(given: dict[str, Any], recorded: dict[str, Any]) -> None:
 
 def _print_header(config: ArchConfig, start: FitStart, data: DataSpec, label: str,
                   device: str, workers: int, args: argparse.Namespace) -> None:
-    from srnas.space.network import build_model, count_params
-
     r, every = start.recipe, start.every
     sched = (f"multistep x{r.gamma:g} at {','.join(map(str, r.milestones))}"
              if r.schedule == "multistep" else "cosine")
     doing = f"resuming at step {start.step} of" if start.step else "training"
     print(f"srnas train: {doing} {label} (arch_id {config.arch_id}, x{config.scale}, "
-          f"{count_params(build_model(config)):,} params) into {args.out}")
+          f"{start.params:,} params) into {args.out}")
     print(f"  recipe  {r.steps} steps, AdamW lr {r.lr:g} betas {r.betas[0]:g}/{r.betas[1]:g} "
           f"wd {r.weight_decay:g}, L1, warm-up {r.warmup}, {sched}, "
           + (f"EMA {r.ema:g}" if r.ema else "no EMA")

@@ -28,7 +28,7 @@ from srnas.search.cluster import (
     quiet_tune_errors,
     start_ray,
 )
-from srnas.space.contract import ATTR_MEASUREMENT, STATUS_FAILED, STATUS_OK
+from srnas.space.contract import ATTR_MEASUREMENT, STATUS_FAILED, STATUS_OK, STATUS_TRAINING
 from srnas.space.errors import ConfigError, StudyError
 from srnas.studies import fidelity as fid
 from srnas.studies import storage as storage_url
@@ -83,7 +83,8 @@ class FidelitySettings:
 
 @dataclass
 class FidelityOutcome:
-    study: str
+    study: optuna.Study
+    storage: optuna.storages.BaseStorage
     steps: int
     selected: list[int]
     skipped: list[int]
@@ -137,7 +138,8 @@ def make_trainable(steps: int, scale: int, train: str | None, val: str | None,
         def progress(step: int, loss: float, psnr: float | None) -> None:
             if psnr is not None:
                 val_psnr[str(step)] = psnr
-                tune.report({"status": "training", "step": step, "loss": loss, "psnr": psnr})
+                tune.report({"status": STATUS_TRAINING, "step": step, "loss": loss,
+                             "psnr": psnr})
 
         report: dict[str, Any] = {"status": STATUS_FAILED, **placement()}
         try:
@@ -237,7 +239,7 @@ def run_fidelity(settings: FidelitySettings, out: TextIO | None = None) -> Fidel
     done = fid.retrains(sibling, steps)
     todo = [n for n in numbers if n not in done]
     skipped = [n for n in numbers if n in done]
-    outcome = FidelityOutcome(study.study_name, steps, numbers, skipped, 0)
+    outcome = FidelityOutcome(study, storage, steps, numbers, skipped, 0)
     print(f"study {study.study_name!r}: retraining {len(todo)} of {len(numbers)} trials for "
           f"{steps} steps (brief: {fid.study_steps(study)} steps)"
           + (f"; {len(skipped)} already measured: {', '.join(map(str, skipped))}"

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 import optuna
 from ray.tune import Callback
 
-from srnas.space.contract import STATUS_FAILED, STATUS_INFEASIBLE, STATUS_RUNG
+from srnas.space.contract import STATUS_FAILED, STATUS_INFEASIBLE, STATUS_RUNG, STATUS_TRAINING
 
 
 def study_summary(study: optuna.Study) -> dict[str, Any]:
@@ -77,7 +77,6 @@ class RetrainView(Callback):
         self.completed = 0
         self.failed: list[tuple[int, str]] = []
         self.started = time.monotonic()
-        self.last: dict[str, dict[str, Any]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its callbacks into the experiment state: the study's storage (and its
@@ -89,15 +88,14 @@ class RetrainView(Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
-        self.last[trial.trial_id] = result
-        if result.get("status") == "training":
+        if result.get("status") == STATUS_TRAINING:
             job = trial.config["job"]
             self._line(f"trial {job['source_trial']:>4} step {result['step']}/{self.steps}: "
                        f"psnr {result['psnr']:.2f} dB")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         job = trial.config["job"]
-        result = self.last.pop(trial.trial_id, None) or trial.last_result
+        result = trial.last_result
         if self.record(self.sibling, job, self.steps, result):
             self.completed += 1
             self._line(f"trial {job['source_trial']:>4} done: {job['brief_psnr']:.2f} dB after "

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import optuna
 from optuna.trial import TrialState
 
+from srnas.search.version import srnas_version
 from srnas.space.contract import (
     ATTR_BUDGETS,
     ATTR_MEASUREMENT,
@@ -58,15 +59,6 @@ def _jsonable(value: Any) -> bool:
     return isinstance(value, str | int | bool | list | dict) or value is None
 
 
-def _srnas_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("srnas")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def init_study(study: optuna.Study, objectives: Sequence[str], *, scale: int,
                space: Mapping[str, Any], measurement: Mapping[str, Any]) -> None:
     """The study-level attrs of a new study (once, at creation)."""
@@ -74,7 +66,7 @@ def init_study(study: optuna.Study, objectives: Sequence[str], *, scale: int,
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(list(objectives))
     study.set_user_attr(ATTR_OBJECTIVES, [[o, OBJECTIVE_DIRECTIONS[o]] for o in objectives])
-    study.set_user_attr(ATTR_VERSION, _srnas_version())
+    study.set_user_attr(ATTR_VERSION, srnas_version())
     study.set_user_attr(ATTR_SCALE, scale)
     study.set_user_attr(ATTR_SPACE, dict(space))
     study.set_user_attr(ATTR_MEASUREMENT, dict(measurement))

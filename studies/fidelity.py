@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from srnas.space.contract import ATTR_MEASUREMENT
 from srnas.space.errors import ConfigError, StudyError
-from srnas.studies.frame import nested_attr, study_objectives, trials_frame
+from srnas.studies.frame import nested_attr, study_objectives
 from srnas.studies.front import _loss_matrix, _non_dominated, pareto_front
 from srnas.studies.schema import (
     BRIEF_PSNR,
@@ -89,7 +89,8 @@ def briefs(study: optuna.Study) -> dict[int, Brief]:
 def check_request(study: optuna.Study, steps: int, numbers: Sequence[int] = ()) -> None:
     """Everything ``srnas fidelity`` refuses, before anything runs: too few complete trials,
     a long budget not longer than the study's, unknown trials or trials without a PSNR."""
-    complete = [b for b in briefs(study).values() if b.complete]
+    known = briefs(study)
+    complete = [b for b in known.values() if b.complete]
     if len(complete) < MIN_PAIRS:
         raise StudyError("study", f"needs at least {MIN_PAIRS} complete trials with a PSNR "
                          f"for a rank correlation; {study.study_name!r} has {len(complete)}",
@@ -99,7 +100,6 @@ def check_request(study: optuna.Study, steps: int, numbers: Sequence[int] = ()) 
         raise ConfigError("steps", f"must be an integer above the study's {brief_steps} "
                           "training steps (the point is a longer budget)", steps)
     found = {t.number: t for t in study.get_trials(deepcopy=False)}
-    known = briefs(study)
     for number in numbers:
         if number not in found:
             span = f"0..{max(found)}" if found else "none"
@@ -189,16 +189,16 @@ def budgets_measured(sibling: optuna.Study | None) -> list[int]:
                    if t.state.name == "COMPLETE" and STEPS in t.user_attrs})
 
 
-def pairs_frame(study: optuna.Study, steps: int, sibling: optuna.Study | None) -> pd.DataFrame:
-    """One row per retrained trial: ``number``, ``brief_psnr``, ``brief_steps``,
-    ``long_psnr``, ``gain`` (long - brief), ``on_brief_front``, and the study's other
-    objectives (from the source trial)."""
+def pairs_frame(trials: pd.DataFrame, steps: int, sibling: optuna.Study | None) -> pd.DataFrame:
+    """One row per retrained trial of a study (``trials``: its :func:`trials_frame`):
+    ``number``, ``brief_psnr``, ``brief_steps``, ``long_psnr``, ``gain`` (long - brief),
+    ``on_brief_front``, and the study's other objectives (from the source trial)."""
     import pandas as pd
 
     done = retrains(sibling, steps)
-    frame = trials_frame(study).set_index("number")
-    front = set(int(n) for n in pareto_front(study)["number"]) if done else set()
-    objectives = study_objectives(study)
+    front = set(int(n) for n in pareto_front(trials)["number"]) if done else set()
+    frame = trials.set_index("number")
+    objectives = trials.attrs["objectives"]
     rows = []
     for number, retrain in sorted(done.items()):
         attrs = retrain.user_attrs
@@ -217,7 +217,7 @@ def pairs_frame(study: optuna.Study, steps: int, sibling: optuna.Study | None) -
                                                           if n != "psnr"]
     result = pd.DataFrame(rows, columns=columns)
     result.attrs["objectives"] = objectives
-    result.attrs["study"] = study.study_name
+    result.attrs["study"] = ", ".join(trials.attrs.get("studies", []))
     result.attrs["steps"] = steps
     return result
 

@@ -9,20 +9,20 @@ from pathlib import Path
 from srnas.space.errors import ConfigError
 
 
-def check_out_path(out: str | Path, suffixes: tuple[str, ...]) -> Path:
+def check_out_path(out: str | Path, suffixes: tuple[str, ...], field: str = "out") -> Path:
     """``out`` as a path, if it has one of ``suffixes`` and its folder exists and is
     writable: checked before any work, so a bad path fails fast and leaves nothing behind."""
     path = Path(out)
     shown = str(out)
     if path.suffix.lower() not in suffixes:
-        raise ConfigError("out", f"must end in {' or '.join(suffixes)}", shown)
+        raise ConfigError(field, f"must end in {' or '.join(suffixes)}", shown)
     if path.is_dir():
-        raise ConfigError("out", "is a folder, not a file", shown)
+        raise ConfigError(field, "is a folder, not a file", shown)
     if not path.parent.is_dir():
-        raise ConfigError("out", "its folder does not exist", shown)
+        raise ConfigError(field, "its folder does not exist", shown)
     if not os.access(path.parent, os.W_OK | os.X_OK) or (
             path.exists() and not os.access(path, os.W_OK)):
-        raise ConfigError("out", "is not writable", shown)
+        raise ConfigError(field, "is not writable", shown)
     return path
 
 

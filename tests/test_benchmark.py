@@ -67,7 +67,6 @@ def small_val(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:The given NumPy array is not writable")  # evaluate's own
 def test_psnr_is_evaluates_for_the_same_weights(capsys, benchmark_root, tmp_path,
                                                 monkeypatch) -> None:
     """Train briefly with ``evaluate`` on Set5, keep the weights it scored, benchmark them: the

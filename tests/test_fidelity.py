@@ -14,6 +14,7 @@ from srnas.search.cli import main
 from srnas.search.fidelity import open_sibling, record_retrain
 from srnas.space.config import ArchConfig
 from srnas.studies import fidelity as fid
+from srnas.studies.frame import trials_frame
 from srnas.studies.schema import fidelity_study_name
 from tests.conftest import SMALL_SPACE_YAML
 from tests.fabricate import fake_trial, make_study
@@ -54,7 +55,7 @@ def url(tmp_path: Path) -> str:
 
 def test_agreement_figures_match_hand_computation(url: str) -> None:
     study = _known(url)
-    pairs = fid.pairs_frame(study, 2000, fid.load_sibling("s", url))
+    pairs = fid.pairs_frame(trials_frame(study), 2000, fid.load_sibling("s", url))
     assert list(pairs["number"]) == [0, 1, 2, 3, 4]
     assert list(pairs["on_brief_front"]) == [True, True, True, False, True]
     figures = fid.agreement(pairs, top_k=2)

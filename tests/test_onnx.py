@@ -174,8 +174,7 @@ def test_cli_failure_is_one_line_and_no_file(capsys, tiny_export, tmp_path,
 @pytest.mark.parametrize(("argv", "needle"), [
     (["tiny", "--onnx", "m.onnx"], "--weights: model tiny has none"),
     (["tiny", "--untrained", "--onnx", "m.txt"], "--onnx: must end in .onnx"),
-    (["tiny", "--untrained", "--onnx", "missing/m.onnx"], "--onnx: must be a file in an "
-                                                          "existing folder"),
+    (["tiny", "--untrained", "--onnx", "missing/m.onnx"], "--onnx: its folder does not exist"),
     (["tiny", "--untrained", "--onnx", "m.onnx", "--out", "a.yaml"],
      "--out: belongs to the config export (--out): run it separately"),
     (["tiny", "--untrained", "--onnx", "m.onnx", "--pick", "knee"], "--pick: belongs to"),
