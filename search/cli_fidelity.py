@@ -54,7 +54,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.format not in FORMATS:
         raise ConfigError("format", f"must be one of {', '.join(FORMATS)}", args.format)
     if args.plot:
-        check_plot_out(args.plot)  # a bad path fails before hours of training
+        check_plot_out(args.plot, "plot")  # a bad path fails before hours of training
     if args.trial and args.trials is not None:
         raise ConfigError("--trial/--trials", "give trial numbers or a count, not both")
     from srnas.search.fidelity import FidelitySettings, plan, run_fidelity

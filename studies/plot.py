@@ -29,9 +29,9 @@ if TYPE_CHECKING:
 SUFFIXES = (".png", ".html")
 
 
-def check_plot_out(out: str | Path) -> Path:
+def check_plot_out(out: str | Path, field: str = "out") -> Path:
     """``out`` for a plot: .png or .html in an existing, writable folder."""
-    return check_out_path(out, SUFFIXES)
+    return check_out_path(out, SUFFIXES, field)
 
 
 def arch_summary(arch: Any) -> str:
