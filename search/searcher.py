@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import optuna
@@ -27,6 +27,19 @@ from srnas.space.contract import BUDGET_KEYS
 log = logging.getLogger(__name__)
 
 
+class _BeatFirst:
+    """The define-by-run space, with a heartbeat for the trial before it is sampled: a trial
+    with no beat at all can never be found stale, and a driver killed while the sampler
+    works (tens of ms per trial) would otherwise leave one RUNNING forever."""
+
+    def __init__(self, space: Callable[[Any], Any], searcher: SrnasSearcher) -> None:
+        self.space, self.searcher = space, searcher
+
+    def __call__(self, trial: Any) -> Any:
+        self.searcher.beat(trial._trial_id)
+        return self.space(trial)
+
+
 class SrnasSearcher(OptunaSearch):
     """OptunaSearch + user attrs + constraints + typed failures + a proposal deadline.
 
@@ -37,6 +50,8 @@ class SrnasSearcher(OptunaSearch):
 
     def __init__(self, *args: Any, budgets: Mapping[str, float] | None = None,
                  deadline: float | None = None, **kwargs: Any) -> None:
+        if callable(kwargs.get("space")):
+            kwargs["space"] = _BeatFirst(kwargs["space"], self)
         super().__init__(*args, **kwargs)
         self.budgets = dict(budgets or {})
         unknown = set(self.budgets) - set(BUDGET_KEYS)
@@ -59,11 +74,12 @@ class SrnasSearcher(OptunaSearch):
             # Optuna warns on every ask that heartbeats are meant for Study.optimize: the
             # driver beats for its ask/tell trials itself (srnas.search.heartbeat).
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
-            config = super().suggest(trial_id)
-        if trial_id in self._ot_trials and getattr(self._storage, "heartbeat_interval", None):
-            # Beat at once: a trial with no beat at all can never be found stale.
-            self._storage.record_heartbeat(self._ot_trials[trial_id]._trial_id)
-        return config
+            return super().suggest(trial_id)
+
+    def beat(self, storage_trial_id: int) -> None:
+        """One heartbeat for a trial of this driver (when the storage keeps heartbeats)."""
+        if getattr(self._storage, "heartbeat_interval", None):
+            self._storage.record_heartbeat(storage_trial_id)
 
     def running_trial_ids(self) -> list[int]:
         """Storage ids of this launch's trials that have not ended (for the heartbeat)."""
