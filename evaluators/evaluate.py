@@ -7,7 +7,8 @@ import copy
 import functools
 import platform
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,13 +26,16 @@ from srnas.evaluators.data import (
 from srnas.evaluators.device import device_name, environment, resolve_device
 from srnas.evaluators.flops import measure_complexity
 from srnas.evaluators.latency import default_latency_input_hw, measure_latency
-from srnas.evaluators.lock import device_lock
+from srnas.evaluators.lock import device_lock, waited_seconds
 from srnas.evaluators.memory import measure_memory
 from srnas.evaluators.train import TrainBudget, train, validate
 from srnas.space.config import ArchConfig
 from srnas.space.contract import STATUS_FAILED, STATUS_INFEASIBLE, STATUS_OK
 from srnas.space.errors import ConfigError, TrainingError
 from srnas.space.network import build_model
+
+# The phase that holds the seconds spent waiting for the device lock.
+LOCK_WAIT = "lock_wait"
 
 # The built-in validation photographs are 512x512 and larger; a centre crop keeps a CPU trial's
 # validation to a fraction of a second while still covering textured content.
@@ -132,6 +136,26 @@ def _budget_breach(figures: Mapping[str, float], budgets: Mapping[str, float]) -
     return None
 
 
+class PhaseTimer:
+    """Wall seconds per phase of an evaluation, net of device-lock waits: a phase's figure is
+    the work it did; the time spent waiting for another trial's timing (or for its compute,
+    before a timing) is summed under ``lock_wait``. A phase entered twice adds up."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started, waited = time.perf_counter(), waited_seconds()
+        try:
+            yield
+        finally:
+            wait = waited_seconds() - waited
+            work = time.perf_counter() - started - wait
+            self.seconds[name] = self.seconds.get(name, 0.0) + work
+            self.seconds[LOCK_WAIT] = self.seconds.get(LOCK_WAIT, 0.0) + wait
+
+
 def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
              data: DataSpec | None = None, device: str | torch.device = "cpu", *,
              input_hw: tuple[int, int] | None = None,
@@ -150,37 +174,33 @@ def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
     budget = budget or TrainBudget()
     data = data or DataSpec()
     dev = resolve_device(device)
-    phases: dict[str, float] = {}
-    t = time.perf_counter()
-    # Data problems (missing folder, no images, wrong scale) surface before any measurement.
-    train_images, val_pairs = load_data(data, config.scale) if train_model else ((), [])
-    phases["data"] = time.perf_counter() - t
-    t = time.perf_counter()
-    torch.manual_seed(budget.seed)
-    model = build_model(config)
-    phases["build"] = time.perf_counter() - t
+    phases = PhaseTimer()
+    with phases("data"):
+        # Data problems (missing folder, no images, wrong scale) surface before any measurement.
+        train_images, val_pairs = load_data(data, config.scale) if train_model else ((), [])
+    with phases("build"):
+        torch.manual_seed(budget.seed)
+        model = build_model(config)
 
     hw = input_hw or default_latency_input_hw(dev, config.scale)
     # Every compute phase holds the device's shared lock, the timing phase the exclusive one:
     # no trial's latency is measured while another trial computes on the same device.
     shared = functools.partial(device_lock, dev, shared=True)
-    # Figures describe the network as deployed: the D4 average of the shared kernel baked in,
-    # as a shipped network runs it (training keeps the averaging in every pass).
-    deployed = copy.deepcopy(model).deploy()
-    t = time.perf_counter()
-    with shared():
+    with phases("build"):
+        # Figures describe the network as deployed: the D4 average of the shared kernel baked
+        # in, as a shipped network runs it (training keeps the averaging in every pass).
+        deployed = copy.deepcopy(model).deploy()
+    with phases("complexity"), shared():
         figures = measure_complexity(deployed, hw)
     params, flops = figures["params"], figures["flops"]
-    phases["complexity"] = time.perf_counter() - t
-
     # Exclusive: no other trial on this device computes (they train under the shared lock).
-    with device_lock(dev):
-        t = time.perf_counter()
+    # Only the timing needs it: the memory count below is immune to other processes (CPU: live
+    # tensor bytes; CUDA: this process's peak), so it runs as compute, under the shared lock,
+    # and a first call's one-off cost (~1 s on CPU) never holds another trial back.
+    with phases("latency"), device_lock(dev):
         lat = measure_latency(deployed, hw, dev, lock=False)
-        phases["latency"] = time.perf_counter() - t
-        t = time.perf_counter()
+    with phases("memory"), shared():
         mem = measure_memory(deployed, hw, dev)
-        phases["memory"] = time.perf_counter() - t
     del deployed
 
     # Only versions here: device, dtype and threads are fields of their own.
@@ -194,7 +214,7 @@ def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
         memory_method=mem.method, device=device_name(dev), dtype=lat.dtype,
         threads=lat.threads, latency_foreign_cpu=lat.foreign_cpu,
         versions=versions, tf32=env.get("tf32"),  # type: ignore[arg-type]
-        phase_seconds=phases,
+        phase_seconds=phases.seconds,
     )
     breach = _budget_breach({"latency_ms": lat.median_ms, "memory_mb": mem.peak_mb,
                              "params": params}, budgets or {})
@@ -206,25 +226,18 @@ def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
     if not train_model:
         return result
 
-    t = time.perf_counter()
-    with shared():
+    with phases("data"), shared():
         sampler = PatchSampler(list(train_images), config.scale, budget.patch_size,
                                budget.batch_size, budget.seed)
-    phases["data"] += time.perf_counter() - t
-    t = time.perf_counter()
     try:
-        outcome = train(model, sampler.next_batch, budget, dev, val_pairs=val_pairs,
-                        scale=config.scale, progress=progress,
-                        step_guard=shared)
+        with phases("train"):
+            outcome = train(model, sampler.next_batch, budget, dev, val_pairs=val_pairs,
+                            scale=config.scale, progress=progress, step_guard=shared)
     except TrainingError as exc:
         result.status, result.failure_reason = STATUS_FAILED, f"{exc.reason} at step {exc.step}"
         result.steps = exc.step
-        phases["train"] = time.perf_counter() - t
         return result
-    phases["train"] = outcome.seconds
     result.steps, result.train_seconds = outcome.steps, outcome.seconds
-    t = time.perf_counter()
-    with shared():
+    with phases("validate"), shared():
         result.psnr, result.ssim = validate(model, val_pairs, config.scale, dev)
-    phases["validate"] = time.perf_counter() - t
     return result

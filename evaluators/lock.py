@@ -98,6 +98,21 @@ class _Held:
 
 _registry_guard = threading.Lock()
 _held: dict[str, _Held] = {}
+# Seconds this process has spent waiting for device locks (all keys, all threads): what a
+# trial's phases subtract to report work, not waiting for another trial's timing.
+_waited = 0.0
+
+
+def waited_seconds() -> float:
+    """Seconds this process has waited so far to acquire device locks (monotonic; take the
+    difference around a section to learn how much of its wall time was waiting)."""
+    return _waited
+
+
+def _add_wait(seconds: float) -> None:
+    global _waited
+    with _registry_guard:
+        _waited += seconds
 
 
 def _reset_after_fork() -> None:
@@ -200,7 +215,9 @@ def device_lock(
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     state = _state(key)
     left = _remaining(deadline)
+    asked = time.perf_counter()
     if not state.rlock.acquire(timeout=-1 if left is None else left):
+        _add_wait(time.perf_counter() - asked)
         raise _timeout(key, path, timeout_s)
     try:
         if state.depth > 0:  # this thread already holds it
@@ -215,7 +232,10 @@ def device_lock(
             finally:
                 state.depth -= 1
             return
-        state.fd = _acquire_files(key, shared, deadline, timeout_s)
+        try:
+            state.fd = _acquire_files(key, shared, deadline, timeout_s)
+        finally:
+            _add_wait(time.perf_counter() - asked)
         state.shared, state.depth = shared, 1
         try:
             yield path

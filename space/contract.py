@@ -32,7 +32,10 @@ Trial level (user attrs, all JSON-serialisable)
     given a GPU by a node that declares logical GPUs (``ray start --num-gpus N``) but where
     torch sees no CUDA device runs on the CPU: ``device`` then says "cpu: ...".
   - ``steps``, ``train_seconds``, ``eval_seconds``, ``phase_seconds``, ``train_seed`` (the
-    training seed; the sampled ``lr``, ``batch_size`` and ``patch_size`` are trial params)
+    training seed; the sampled ``lr``, ``batch_size`` and ``patch_size`` are trial params).
+    ``phase_seconds`` holds each phase's work net of device-lock waits (data, build,
+    complexity, latency, memory, train, validate) and ``lock_wait``, the seconds spent waiting
+    for other trials on the device; ``eval_seconds`` is their sum, the evaluation's wall time
   - ``rung_psnr``: {steps: psnr} for every rung reached (multi-fidelity searches; the last
     rung's PSNR is ``psnr`` for trials that completed their schedule)
   - ``status``: one of :data:`STATUSES`; ``failure_reason`` for failed trials,

@@ -190,3 +190,50 @@ def test_the_pickled_searcher_holds_no_storage_url(tmp_path) -> None:
                              study_name="p", storage=storage)
     searcher.suggest("t")
     assert b"distinctive-s3cret-name" not in pickle.dumps(searcher)
+
+
+def test_a_mid_training_report_records_the_measurements_early_and_the_end_only_the_rest(
+) -> None:
+    """The figures measured before training are written while the trial trains; its end
+    writes only what changed, and the trial ends up exactly as if recorded at the end only."""
+    searcher, plain = _searcher(), _searcher()
+    config = searcher.suggest("t")
+    plain.suggest("t")
+    report = _result(config, status="training", step=10, loss=0.2, rung_psnr={},
+                     phase_seconds={"latency": 1.0})
+    searcher.on_trial_result("t", report)
+    (running,) = searcher.study.get_trials()
+    assert running.user_attrs["latency_ms"] == 12.0 and running.user_attrs["arch_id"] == "abc"
+    for key in ("psnr", "status", "step", "loss", "rung_psnr", "training_iteration"):
+        assert key not in running.user_attrs  # the schedule so far is not a result
+    final = _result(config, phase_seconds={"latency": 1.0, "train": 2.0}, steps=20)
+    searcher.on_trial_complete("t", final)
+    plain.on_trial_complete("t", final)
+    (early,), (late,) = searcher.study.get_trials(), plain.study.get_trials()
+    assert early.user_attrs == late.user_attrs and early.values == late.values
+    assert early.state == late.state == optuna.trial.TrialState.COMPLETE
+
+
+def test_record_result_skips_attrs_already_written_with_the_same_value() -> None:
+    from srnas.search.record import record_measured, record_result
+
+    class Counting:
+        def __init__(self) -> None:
+            self.attrs: dict[str, object] = {}
+            self.writes = 0
+
+        def set_user_attr(self, key: str, value: object) -> None:
+            self.attrs[key], self.writes = value, self.writes + 1
+
+        def set_constraint(self, name: str, value: float) -> None:
+            pass
+
+    measured = {"params": 10, "flops": 5, "latency_ms": 3.0, "memory_mb": 1.0,
+                "device": "cpu: x", "arch": {"dim": 16}, "arch_id": "abc", "node": "n1"}
+    trial, written = Counting(), {}
+    record_measured(trial, {**measured, "status": "training", "psnr": 20.0, "step": 5}, written)
+    assert trial.writes == len(measured)
+    record_result(trial, {**measured, "psnr": 25.0, "ssim": 0.8, "status": "ok", "params": 11},
+                  ["psnr", "latency_ms", "memory_mb"], {}, written=written)
+    # psnr, ssim, status, and params (changed): the rest was written already.
+    assert trial.writes == len(measured) + 4 and trial.attrs["params"] == 11
