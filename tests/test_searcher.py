@@ -204,7 +204,8 @@ def test_a_mid_training_report_records_the_measurements_early_and_the_end_only_t
     searcher.on_trial_result("t", report)
     (running,) = searcher.study.get_trials()
     assert running.user_attrs["latency_ms"] == 12.0 and running.user_attrs["arch_id"] == "abc"
-    for key in ("psnr", "status", "step", "loss", "rung_psnr", "training_iteration"):
+    for key in ("psnr", "status", "step", "loss", "rung_psnr", "training_iteration",
+                "phase_seconds"):
         assert key not in running.user_attrs  # the schedule so far is not a result
     final = _result(config, phase_seconds={"latency": 1.0, "train": 2.0}, steps=20)
     searcher.on_trial_complete("t", final)
