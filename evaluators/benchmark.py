@@ -162,12 +162,12 @@ def _mean(scores: dict[str, float | int]) -> tuple[float, float]:
 
 def _speed(model: torch.nn.Module, hw: tuple[int, int], dev: torch.device, latency: bool
            ) -> tuple[LatencyResult | None, MemoryResult]:
-    """Latency (unless skipped) and memory under one exclusive device lock, as a search trial
-    measures them."""
-    if not latency:
-        return None, measure_memory(model, hw, dev)
-    with device_lock(dev):
-        return measure_latency(model, hw, dev, lock=False), measure_memory(model, hw, dev)
+    """Latency (unless skipped) under the exclusive device lock, memory under the shared one,
+    as a search trial measures them (the memory count is no timing, and other processes do
+    not change it)."""
+    timed = measure_latency(model, hw, dev) if latency else None
+    with device_lock(dev, shared=True):
+        return timed, measure_memory(model, hw, dev)
 
 
 __all__ = ["BICUBIC", "BenchRow", "BenchTable", "ValFolder", "benchmark", "load_folders"]
