@@ -15,7 +15,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from srnas.evaluators.checkpoint import (
 )
 from srnas.evaluators.device import device_name, resolve_device
 from srnas.evaluators.evaluate import DataSpec, load_data
+from srnas.evaluators.lock import SharedHold, waited_seconds
 from srnas.evaluators.patches import PatchDataset, batch_loader
 from srnas.evaluators.recipe import Recipe, lr_at_step
 from srnas.evaluators.runs import (
@@ -227,7 +228,7 @@ class _Trainer:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.last_val: dict[str, Any] | None = None
         self.sessions: list[dict[str, Any]] = []
-        self.phases = {"train": 0.0, "validate": 0.0, "checkpoint": 0.0}
+        self.phases = {"train": 0.0, "validate": 0.0, "checkpoint": 0.0, "lock_wait": 0.0}
 
     @property
     def evaluated(self) -> nn.Module:
@@ -288,9 +289,15 @@ class _Trainer:
         loader = batch_loader(dataset, r.batch_size, start_step, r.steps, workers=workers,
                               pin_memory=dev.type == "cuda")
         log = open(self.out / LOG_FILE, "a", newline="")  # noqa: SIM115 (closed below)
+        stack = ExitStack()
+        # The device's shared lock, as a search trial trains under it: a search timing latency
+        # on this device (its exclusive lock) never runs while this run computes. It is let go
+        # between steps on the CPU and at logged steps (where the loop synchronises) on CUDA.
+        waited = waited_seconds()
         try:
+            hold = stack.enter_context(SharedHold(dev))
             writer = csv.writer(log)
-            t_phase = time.perf_counter()
+            t_phase, w_phase = time.perf_counter(), waited_seconds()
             for lr_u8, hr_u8 in loader:
                 lr_now = lr_at_step(self.step, r)
                 for group in self.optimizer.param_groups:
@@ -308,13 +315,16 @@ class _Trainer:
                 loss_sum += loss.detach()
                 since += 1
                 self.step += 1
+                if dev.type != "cuda":
+                    hold.breathe()  # a CPU step has finished when its calls return
                 if not self._logs_now():
                     continue
                 # A logged step is the only place the loop waits for the device.
                 mean = float(loss_sum) / since
                 loss_sum.zero_()
                 since = 0
-                self.phases["train"] += time.perf_counter() - t_phase
+                self.phases["train"] += (time.perf_counter() - t_phase
+                                         - (waited_seconds() - w_phase))
                 if not math.isfinite(mean):
                     raise TrainingError(f"non-finite loss ({mean})", self.step)
                 psnr = ssim = None
@@ -334,8 +344,13 @@ class _Trainer:
                     progress(FitProgress(self.step, r.steps, mean, lr_now, psnr, ssim,
                                          self.best["psnr"] if self.best else None,
                                          self.seconds + time.perf_counter() - t0))
-                t_phase = time.perf_counter()
+                if dev.type == "cuda":
+                    torch.cuda.synchronize(dev)
+                    hold.breathe()
+                t_phase, w_phase = time.perf_counter(), waited_seconds()
         finally:
+            stack.close()
+            self.phases["lock_wait"] += waited_seconds() - waited
             log.close()
         if self.step == start_step:  # nothing left to do: an already finished run
             self.sessions.pop()

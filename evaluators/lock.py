@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -248,3 +248,36 @@ def device_lock(
             state.fd = -1
     finally:
         state.rlock.release()
+
+
+class SharedHold:
+    """The device's shared lock held across a long computation (a training run), let go and
+    taken again at :meth:`breathe`, so that a timing waiting for the exclusive lock gets in
+    between two steps (writers have preference: it goes first). On CUDA, call it only where the
+    device is idle (after a synchronisation): kernels still queued would run during the timing.
+    """
+
+    def __init__(self, device: torch.device | str, timeout_s: float | None = None) -> None:
+        self.device, self.timeout_s = device, timeout_s
+        self._hold: ExitStack | None = None
+
+    def __enter__(self) -> SharedHold:
+        self._take()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._let_go()
+
+    def breathe(self) -> None:
+        self._let_go()
+        self._take()
+
+    def _take(self) -> None:
+        hold = ExitStack()
+        hold.enter_context(device_lock(self.device, self.timeout_s, shared=True))
+        self._hold = hold
+
+    def _let_go(self) -> None:
+        if self._hold is not None:
+            self._hold.close()
+            self._hold = None

@@ -136,6 +136,10 @@ def train(model: nn.Module, next_batch: Callable[[], tuple[torch.Tensor, torch.T
             optimizer.step()
             if validate_now:
                 psnr = validate(model, val_pairs, scale, device)[0]
+            if step_guard is not None and device.type == "cuda":
+                # CUDA runs the backward pass after the call returns: finish it inside the
+                # guard, or it could run during another trial's timing on this GPU.
+                torch.cuda.synchronize(device)
         losses.append(value)
         if progress is not None:
             progress(step + 1, value, psnr)

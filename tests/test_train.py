@@ -454,3 +454,40 @@ def test_train_and_val_folders_of_any_size(tmp_path: Path) -> None:
     assert data == {"train": str((tmp_path / "train").resolve()),
                     "val": str((tmp_path / "val").resolve()), "val_images": 1}
     assert read_run(out).data.train == data["train"]  # what --resume finds, from any cwd
+
+
+def test_a_run_never_computes_while_a_search_times_latency_on_its_device(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A training run holds the device's shared lock as a search trial does: while another
+    process (here a thread) holds the exclusive lock to time latency, no step runs, and the run
+    records the wait apart from its training time."""
+    import threading
+
+    from srnas.evaluators.lock import LOCK_DIR_ENV, device_lock
+
+    monkeypatch.setenv(LOCK_DIR_ENV, str(tmp_path / "locks"))
+    steps: list[int] = []
+    seen_in_lock: list[int] = []
+    started = threading.Event()
+
+    def progress(p: FitProgress) -> None:
+        steps.append(p.step)
+        if p.step >= 4:
+            started.set()
+
+    def timing() -> None:
+        started.wait(60)
+        with device_lock("cpu"):
+            before = steps[-1]
+            time.sleep(0.6)
+            seen_in_lock.extend([before, steps[-1]])
+
+    thread = threading.Thread(target=timing)
+    thread.start()
+    result = fit(TINY, Recipe(steps=400, batch_size=2, patch_size=16), tmp_path / "run",
+                  every=Every(checkpoint=400, validate=400, log=1), progress=progress)
+    thread.join()
+    before, after = seen_in_lock
+    assert before == after  # not one step while the timing held the device
+    assert result.summary["phase_seconds"]["lock_wait"] >= 0.5
+    assert steps[-1] == 400
