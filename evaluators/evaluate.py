@@ -175,18 +175,17 @@ def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
     data = data or DataSpec()
     dev = resolve_device(device)
     phases = PhaseTimer()
-    with phases("data"):
-        # Data problems (missing folder, no images, wrong scale) surface before any measurement.
-        train_images, val_pairs = load_data(data, config.scale) if train_model else ((), [])
-    with phases("build"):
-        torch.manual_seed(budget.seed)
-        model = build_model(config)
-
     hw = input_hw or default_latency_input_hw(dev, config.scale)
     # Every compute phase holds the device's shared lock, the timing phase the exclusive one:
-    # no trial's latency is measured while another trial computes on the same device.
+    # no trial's latency is measured while another trial computes on the same device (decoding
+    # images and building a network compute too: on a CPU they share the timed cores).
     shared = functools.partial(device_lock, dev, shared=True)
-    with phases("build"):
+    with phases("data"), shared():
+        # Data problems (missing folder, no images, wrong scale) surface before any measurement.
+        train_images, val_pairs = load_data(data, config.scale) if train_model else ((), [])
+    with phases("build"), shared():
+        torch.manual_seed(budget.seed)
+        model = build_model(config)
         # Figures describe the network as deployed: the D4 average of the shared kernel baked
         # in, as a shipped network runs it (training keeps the averaging in every pass).
         deployed = copy.deepcopy(model).deploy()

@@ -293,7 +293,7 @@ class _Trainer:
         # The device's shared lock, as a search trial trains under it: a search timing latency
         # on this device (its exclusive lock) never runs while this run computes. It is let go
         # between steps on the CPU and at logged steps (where the loop synchronises) on CUDA.
-        waited = waited_seconds()
+        counted = waited_seconds()  # lock waits up to here are in self.phases already
         try:
             hold = stack.enter_context(SharedHold(dev))
             writer = csv.writer(log)
@@ -325,6 +325,9 @@ class _Trainer:
                 since = 0
                 self.phases["train"] += (time.perf_counter() - t_phase
                                          - (waited_seconds() - w_phase))
+                # Counted before the checkpoint below, which saves the phases for a resume.
+                self.phases["lock_wait"] += waited_seconds() - counted
+                counted = waited_seconds()
                 if not math.isfinite(mean):
                     raise TrainingError(f"non-finite loss ({mean})", self.step)
                 psnr = ssim = None
@@ -350,7 +353,7 @@ class _Trainer:
                 t_phase, w_phase = time.perf_counter(), waited_seconds()
         finally:
             stack.close()
-            self.phases["lock_wait"] += waited_seconds() - waited
+            self.phases["lock_wait"] += waited_seconds() - counted
             log.close()
         if self.step == start_step:  # nothing left to do: an already finished run
             self.sessions.pop()

@@ -98,21 +98,20 @@ class _Held:
 
 _registry_guard = threading.Lock()
 _held: dict[str, _Held] = {}
-# Seconds this process has spent waiting for device locks (all keys, all threads): what a
-# trial's phases subtract to report work, not waiting for another trial's timing.
-_waited = 0.0
+# Seconds the calling thread has spent waiting for device locks (all keys): what a trial's
+# phases subtract to report work, not waiting for another trial's timing. Per thread, so that
+# another thread's waits (a test's stand-in for another trial) never count as this one's.
+_waits = threading.local()
 
 
 def waited_seconds() -> float:
-    """Seconds this process has waited so far to acquire device locks (monotonic; take the
-    difference around a section to learn how much of its wall time was waiting)."""
-    return _waited
+    """Seconds the calling thread has waited so far to acquire device locks (monotonic; take
+    the difference around a section to learn how much of its wall time was waiting)."""
+    return getattr(_waits, "seconds", 0.0)
 
 
 def _add_wait(seconds: float) -> None:
-    global _waited
-    with _registry_guard:
-        _waited += seconds
+    _waits.seconds = waited_seconds() + seconds
 
 
 def _reset_after_fork() -> None:

@@ -37,11 +37,6 @@ from srnas.space.contract import (
 # Figures of a partial schedule: a stopped trial keeps them only per rung (``rung_psnr``).
 PARTIAL_KEYS = frozenset({"psnr", "ssim", "loss", "step"})
 
-# What a mid-training report says about the schedule so far (status, PSNR, rungs, steps and
-# seconds spent): recorded only when the trial ends, never from a report a later one supersedes.
-PROGRESS_KEYS = PARTIAL_KEYS | {"status", "rung_psnr", "steps", "train_seconds", "eval_seconds",
-                                "phase_seconds"}
-
 # Result keys that are Ray bookkeeping, not measurements.
 RAY_KEYS = frozenset({
     "timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date",
@@ -82,55 +77,31 @@ def set_budgets(study: optuna.Study, budgets: Mapping[str, float]) -> None:
     study.set_user_attr(ATTR_BUDGETS, dict(budgets))
 
 
-def record_measured(trial: RecordableTrial, report: Mapping[str, Any],
-                    written: dict[str, Any]) -> None:
-    """Write, while the trial still trains, what a mid-training report carries that will not
-    change: the figures measured before training (architecture, parameters, FLOPs, latency,
-    memory, device) and where the trial runs. The driver is idle then; the end of a trial,
-    when the next one waits for the driver, is left with 8 writes instead of 28 (each one a
-    database round trip). ``written`` (key -> value, updated here) is what
-    :func:`record_result` then skips."""
-    for key, value in report.items():
-        if key not in RAY_KEYS and key not in PROGRESS_KEYS and _jsonable(value):
-            _set(trial, key, value, written)
-
-
-def _set(trial: RecordableTrial, key: str, value: Any, written: dict[str, Any]) -> None:
-    if key in written and written[key] == value:
-        return
-    trial.set_user_attr(key, value)
-    written[key] = value
-
-
 def record_result(trial: RecordableTrial, result: Mapping[str, Any] | None,
                   objectives: Sequence[str], budgets: Mapping[str, float], *,
-                  error: str | None = None,
-                  written: Mapping[str, Any] | None = None) -> tuple[list[float] | None,
-                                                                     TrialState]:
+                  error: str | None = None) -> tuple[list[float] | None, TrialState]:
     """Write one trial's measurements, status and constraints; return what to tell Optuna.
 
     ``result`` is what the trainable reported last (nested dicts allowed). ``error`` is set when
     the trial raised instead of reporting. A last result at a rung means the scheduler stopped
     the trial there, and a time-capped schedule was cut: both are PRUNED, with their PSNR per
     rung reached and no ``psnr``. A last result still marked as training (stopped elsewhere
-    mid-schedule) is recorded as failed. ``written`` holds the attrs :func:`record_measured`
-    already wrote (their values are not written again).
+    mid-schedule) is recorded as failed.
     """
     result = dict(result or {})
-    done = dict(written or {})
     status = result.get("status")
     if error is None and status in (STATUS_RUNG, STATUS_STOPPED_BY_CAP):
         if status == STATUS_RUNG:
             result["steps"] = result.get("step")
         for key, value in result.items():
             if key not in RAY_KEYS and key not in PARTIAL_KEYS and _jsonable(value):
-                _set(trial, key, value, done)
+                trial.set_user_attr(key, value)
         trial.set_user_attr("status", STATUS_STOPPED_AT_RUNG if status == STATUS_RUNG
                             else STATUS_STOPPED_BY_CAP)
         return None, TrialState.PRUNED
     for key, value in result.items():
         if key not in RAY_KEYS and _jsonable(value):
-            _set(trial, key, value, done)
+            trial.set_user_attr(key, value)
     values = [result.get(m) for m in objectives]
     finite = all(isinstance(v, int | float) and math.isfinite(v) for v in values)
     reason = result.get("failure_reason")
@@ -142,8 +113,8 @@ def record_result(trial: RecordableTrial, result: Mapping[str, Any] | None,
     if error is not None or status == STATUS_FAILED or not finite:
         got = dict(zip(objectives, values, strict=True))
         reason = reason or error or f"non-finite or missing objective values {got}"
-        _set(trial, "status", STATUS_FAILED, done)
-        _set(trial, "failure_reason", str(reason), done)
+        trial.set_user_attr("status", STATUS_FAILED)
+        trial.set_user_attr("failure_reason", str(reason))
         return None, TrialState.FAIL
     for key, budget in budgets.items():
         if key not in BUDGET_KEYS:
@@ -151,7 +122,7 @@ def record_result(trial: RecordableTrial, result: Mapping[str, Any] | None,
         measured = result.get(key)
         if isinstance(measured, int | float):
             trial.set_constraint(key, float(measured) - budget)
-    _set(trial, "status", status or STATUS_OK, done)
+    trial.set_user_attr("status", status or STATUS_OK)
     return [float(v) for v in values], TrialState.COMPLETE  # type: ignore[arg-type]
 
 
@@ -162,5 +133,4 @@ def record_failure(trial: RecordableTrial, reason: str) -> tuple[None, TrialStat
     return None, TrialState.FAIL
 
 
-__all__ = ["RAY_KEYS", "init_study", "record_failure", "record_measured", "record_result",
-           "set_budgets"]
+__all__ = ["RAY_KEYS", "init_study", "record_failure", "record_result", "set_budgets"]

@@ -21,7 +21,7 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.utils.util import unflatten_dict
 
-from srnas.search.record import record_failure, record_measured, record_result
+from srnas.search.record import record_failure, record_result
 from srnas.space.contract import BUDGET_KEYS
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,6 @@ class SrnasSearcher(OptunaSearch):
         self.deadline = deadline
         self.deadline_passed = False
         self._errored: dict[str, dict] = {}  # trial id -> last result, until closed
-        self._written: dict[str, dict[str, Any]] = {}  # trial id -> attrs written mid-training
 
     @property
     def study(self) -> optuna.Study:
@@ -94,17 +93,6 @@ class SrnasSearcher(OptunaSearch):
         hidden = ("_storage", "_ot_study", "_ot_trials", "_sampler")
         return {k: v for k, v in self.__dict__.items() if k not in hidden}
 
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
-        """A mid-training report: record the figures it carries that are final already (see
-        :func:`record_measured`), while the trial trains and the driver has nothing to do."""
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
-            return
-        try:
-            record_measured(self._ot_trials[trial_id], unflatten_dict(dict(result)),
-                            self._written.setdefault(trial_id, {}))
-        except Exception as exc:  # the trial's end writes whatever is missing
-            log.warning("could not record the measurements of trial %s yet: %s", trial_id, exc)
-
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
@@ -117,7 +105,7 @@ class SrnasSearcher(OptunaSearch):
         # Tune flattens nested results ("arch/dim"); the study keeps them as nested objects.
         values, state = record_result(
             self._ot_trials[trial_id], unflatten_dict(dict(result or {})), self.metric,
-            self.budgets, written=self._written.pop(trial_id, None))
+            self.budgets)
         self._tell(trial_id, values, state)
         return None
 
@@ -127,7 +115,7 @@ class SrnasSearcher(OptunaSearch):
             return
         values, state = record_result(
             self._ot_trials[trial_id], unflatten_dict(self._errored.pop(trial_id)),
-            self.metric, self.budgets, error=reason, written=self._written.pop(trial_id, None))
+            self.metric, self.budgets, error=reason)
         self._tell(trial_id, values, state)
 
     def fail_unfinished(self, reason: str) -> int:
