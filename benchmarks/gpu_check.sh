@@ -14,8 +14,9 @@
 #   bench-gpu      benchmarks/bench_gpu.py                                       -> gpu.log, gpu.json
 #   bench-blocks   benchmarks/bench_blocks.py --device cuda                      -> blocks.log, blocks.json
 #   evaluate       srnas evaluate tiny --device cuda --steps 20 --json           -> evaluate.json, evaluate.err
+#   train          srnas train tiny --device cuda --amp (300 steps), then --resume -> train.log, train.json
 #   pytest-cpu     the non-gpu tests of test_latency/test_memory/test_evaluate  -> pytest.log (appended)
-# 8 files in all under $OUT. Environment knobs: PYTHON (python3), SITE (/tmp/site),
+# 10 files in all under $OUT. Environment knobs: PYTHON (python3), SITE (/tmp/site),
 # GPU_CHECK_BUDGET_S (280: the whole script's deadline, installs included), QUICK=1 (pass
 # --quick to both benchmarks), SMOKE=1 (CPU, tiny inputs: checks the script without a GPU).
 set -u -o pipefail
@@ -30,12 +31,15 @@ QUICK_FLAG=()
 # SMOKE=1: the same steps on the CPU with tiny inputs, to check this script without a GPU.
 DEV=cuda
 GPU_ARGS=() BLOCK_ARGS=() EVAL_ARGS=()
+TRAIN_ARGS=(--amp --steps 300 --batch-size 8 --patch-size 64 --log-every 50 --checkpoint-every 100)
 if [ "${SMOKE:-0}" = 1 ]; then
     DEV=cpu
     GPU_ARGS=(--device cpu --input 32x64 --quick --presets tiny esc-light)
     BLOCK_ARGS=(--quick --sizes 32x64)
     EVAL_ARGS=(--steps 2 --batch 2 --patch 32 --input 16x16)
+    TRAIN_ARGS=(--steps 6 --batch-size 2 --patch-size 32 --log-every 2 --checkpoint-every 2)
 fi
+TRAIN_RUN=${TRAIN_RUN:-/tmp/gpu-check-train}
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 export SRNAS_LOCK_DIR=${SRNAS_LOCK_DIR:-/tmp/srnas-locks}
 REPO=$(pwd)
@@ -132,6 +136,16 @@ step evaluate 90 bash -o pipefail -c "'$PY' -c 'import sys; from srnas.search.cl
 raise SystemExit(main(sys.argv[1:]))' evaluate tiny --device $DEV --steps 20 ${EVAL_ARGS[*]} \
     --json >'$OUT/evaluate.json' 2>'$OUT/evaluate.err'; rc=\$?; cat '$OUT/evaluate.json'; \
     tail -20 '$OUT/evaluate.err'; exit \$rc"
+
+# srnas train's CUDA path: bf16 autocast, the shared device lock handed over at logged steps,
+# CUDA RNG state in the checkpoint; then --resume of the finished run (reads that checkpoint).
+rm -rf "$TRAIN_RUN"
+step train 120 bash -o pipefail -c "{ '$PY' -c 'import sys; from srnas.search.cli import main; \
+raise SystemExit(main(sys.argv[1:]))' train tiny --device $DEV ${TRAIN_ARGS[*]} \
+    --out '$TRAIN_RUN' && '$PY' -c 'import sys; from srnas.search.cli import main; \
+raise SystemExit(main(sys.argv[1:]))' train --out '$TRAIN_RUN' --resume; } 2>&1 \
+    | tail -40 | tee '$OUT/train.log'; rc=\$?; cp '$TRAIN_RUN/train.json' '$OUT/' 2>/dev/null; \
+    exit \$rc"
 
 step pytest-cpu 120 bash -o pipefail -c "'$PY' -m pytest -q -m 'not gpu' -p no:cacheprovider \
     tests/test_latency.py tests/test_memory.py tests/test_evaluate.py 2>&1 \
