@@ -32,7 +32,7 @@ def main() -> None:
     from srnas.evaluators.train import TrainBudget
     from srnas.space.config import from_dict
     from srnas.studies import fidelity as fid
-    from srnas.studies.frame import load_study, trials_frame
+    from srnas.studies.frame import load_study, nested_attr, trials_frame
     from srnas.studies.storage import open_storage
 
     parser = argparse.ArgumentParser()
@@ -58,7 +58,7 @@ def main() -> None:
             attrs = retrains[int(number)].user_attrs
             recipe = {**attrs["train"], **{k: v for k, v in change.items() if k != "steps"}}
             budget = TrainBudget(steps=change["steps"], seed=attrs["seed"], **recipe)
-            config = from_dict(trials[int(number)].user_attrs["arch"])
+            config = from_dict(nested_attr(trials[int(number)].user_attrs, "arch"))
             result = evaluate(config, budget, DataSpec(), "cpu")
             brief.append(result.psnr)
             seconds.append(result.train_seconds)

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from scipy import stats
 
 from srnas.search.samplers import TPE_OPTIONS, PerTrialSeeded, make_sampler, trial_seed
 from srnas.space.searchspace import Sample, SearchSpace, space_from_data
@@ -211,28 +212,6 @@ def add_hypervolumes(runs: list[dict[str, Any]], points: dict[str, dict[str, Any
     return reference, best
 
 
-def _spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
-    def ranks(v: Sequence[float]) -> list[float]:
-        order = sorted(range(len(v)), key=lambda i: v[i])
-        r = [0.0] * len(v)
-        i = 0
-        while i < len(order):
-            j = i
-            while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
-                j += 1
-            for k in range(i, j + 1):
-                r[order[k]] = (i + j) / 2
-            i = j + 1
-        return r
-
-    rx, ry = ranks(xs), ranks(ys)
-    mx, my = statistics.fmean(rx), statistics.fmean(ry)
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
-    sx = math.sqrt(sum((a - mx) ** 2 for a in rx))
-    sy = math.sqrt(sum((b - my) ** 2 for b in ry))
-    return cov / (sx * sy) if sx and sy else float("nan")
-
-
 def latency_recheck(points: dict[str, dict[str, Any]], n: int) -> list[tuple[float, float]]:
     """Measure the latency of ``n`` evaluated points (spread over their latencies) once more:
     (first, again) in ms. Shows how much a measurement on this machine depends on when it ran."""
@@ -372,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     target_from = "random" if "random" in args.samplers else args.samplers[0]
     lines, summary = summarise(runs, args.samplers, args.trials, target_from)
     ok = [p for p in evaluate.points.values() if p["psnr"] is not None]
-    rho = _spearman([p["gflops"] for p in ok], [p["latency_ms"] for p in ok])
+    rho = float(stats.spearmanr([p["gflops"] for p in ok], [p["latency_ms"] for p in ok]).statistic)
     recheck = latency_recheck(evaluate.points, args.latency_recheck)
     ratios = sorted(b / a for a, b in recheck)
     psnrs = [p["psnr"] for p in ok]

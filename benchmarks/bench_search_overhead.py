@@ -26,7 +26,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import optuna
 
@@ -78,31 +77,19 @@ def run_srnas(trials: int, steps: int, concurrency: int, db: Path) -> Run:
     from srnas.search.settings import SearchSettings
     from srnas.space.searchspace import space_from_data
 
-    url = f"sqlite:///{db}"
-    settings = SearchSettings(study="bench", storage=url, space=space_from_data(TINY_SPACE),
-                              scale=SCALE, trials=trials, steps=steps,
-                              concurrency=concurrency, sampler="tpe", scheduler="fifo")
+    settings = SearchSettings(study="bench", storage=f"sqlite:///{db}",
+                              space=space_from_data(TINY_SPACE), scale=SCALE, trials=trials,
+                              steps=steps, concurrency=concurrency, sampler="tpe",
+                              scheduler="fifo")
     with open("/dev/null", "w") as quiet:
         outcome = run_search(settings, out=quiet)
-    study = optuna.load_study(study_name="bench", storage=url)
-    done = sorted(study.trials, key=lambda t: t.number)
+    done = sorted(outcome.study.trials, key=lambda t: t.number)
     # Per trial: the study's ask -> tell span minus the evaluation (worker start, imports,
     # scheduling, reporting, recording).
     outside = [(t.datetime_complete - t.datetime_start).total_seconds()
                - t.user_attrs.get("eval_seconds", 0.0) for t in done]
     return Run("srnas search", concurrency, outcome.wall_seconds,
                [t.user_attrs.get("phase_seconds", {}) for t in done], outside)
-
-
-class Define:
-    """The define-by-run space (a picklable object: OptunaSearch pickles it when it saves)."""
-
-    def __init__(self, space: Any) -> None:
-        self.space = space
-
-    def __call__(self, trial: Any) -> dict[str, Any]:
-        sample = self.space.sample(trial, SCALE)
-        return {"arch": sample.arch.to_dict(), "train": sample.train}
 
 
 def run_minimal(trials: int, steps: int, concurrency: int) -> Run:
@@ -112,6 +99,7 @@ def run_minimal(trials: int, steps: int, concurrency: int) -> Run:
 
     from srnas.evaluators.evaluate import evaluate
     from srnas.evaluators.train import TrainBudget
+    from srnas.search.run import DefineByRun
     from srnas.space.config import from_dict
     from srnas.space.searchspace import space_from_data
 
@@ -120,7 +108,7 @@ def run_minimal(trials: int, steps: int, concurrency: int) -> Run:
         tune.report({"psnr": r.psnr, "latency_ms": r.latency_ms, "memory_mb": r.memory_mb,
                      "phases": r.phase_seconds})
 
-    searcher = OptunaSearch(space=Define(space_from_data(TINY_SPACE)),
+    searcher = OptunaSearch(space=DefineByRun(space_from_data(TINY_SPACE), SCALE),
                             metric=["psnr", "latency_ms", "memory_mb"], mode=["max", "min", "min"],
                             sampler=optuna.samplers.TPESampler(seed=0))
     tuner = tune.Tuner(
@@ -151,11 +139,17 @@ def table(runs: list[Run], trials: int, steps: int) -> str:
     return "\n".join(lines)
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trials", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--trials", type=_positive, default=8)
+    parser.add_argument("--steps", type=_positive, default=20)
+    parser.add_argument("--concurrency", type=_positive, nargs="+", default=[1, 2])
     parser.add_argument("--quick", action="store_true", help="4 trials, concurrency 1 only")
     parser.add_argument("--srnas-only", action="store_true",
                         help="skip the hand-wired runner")

@@ -17,7 +17,8 @@ import json
 import os
 import random
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,23 +75,35 @@ def save_checkpoint(path: str | Path, *, step: int, info: Mapping[str, Any],
     return write_atomic(tensors, Path(path), header)
 
 
-def write_atomic(tensors: Mapping[str, torch.Tensor], target: Path,
-                 header: Mapping[str, str]) -> Path:
-    """safetensors file at ``target`` via a temporary file in the same folder, fsync and
-    rename: readers see the old file or the new one, never a part of one."""
-    from safetensors.torch import save_file
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
+@contextmanager
+def atomic_write(target: Path) -> Iterator[Path]:
+    """Yield a temporary path in ``target``'s folder to write; when the block ends normally it
+    is fsynced, given the permissions a plain ``open()`` would (mkstemp makes 0600) and
+    renamed over ``target``: readers see the old file or the new one, never a part of one. An
+    exception removes it and leaves ``target`` as it was."""
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
     os.close(fd)
+    tmp = Path(name)
     try:
-        save_file(dict(tensors), tmp, metadata=dict(header))
+        yield tmp
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    finally:
+        tmp.unlink(missing_ok=True)
     _fsync_dir(target.parent)  # the rename itself survives a power cut only once the folder is
+
+
+def write_atomic(tensors: Mapping[str, torch.Tensor], target: Path,
+                 header: Mapping[str, str]) -> Path:
+    """A safetensors file written through :func:`atomic_write`."""
+    from safetensors.torch import save_file
+
+    with atomic_write(target) as tmp:
+        save_file(dict(tensors), tmp, metadata=dict(header))
     return target
 
 
@@ -270,6 +283,17 @@ def load_group(module: nn.Module, checkpoint: Checkpoint, prefix: str) -> None:
     module.load_state_dict(tensors, strict=True)
 
 
-__all__ = ["FORMAT", "Checkpoint", "capture_rng", "load_checkpoint", "load_group",
-           "read_header", "read_info", "remove_stale_temps", "restore_rng", "save_checkpoint",
-           "write_atomic"]
+__all__ = [
+    "FORMAT",
+    "Checkpoint",
+    "atomic_write",
+    "capture_rng",
+    "load_checkpoint",
+    "load_group",
+    "read_header",
+    "read_info",
+    "remove_stale_temps",
+    "restore_rng",
+    "save_checkpoint",
+    "write_atomic",
+]

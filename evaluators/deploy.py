@@ -25,8 +25,6 @@ import copy
 import io
 import json
 import logging
-import os
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -36,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from srnas.evaluators.checkpoint import atomic_write
 from srnas.evaluators.data import _skimage_data_dir, load_image
 from srnas.space.config import ArchConfig
 from srnas.space.errors import ConfigError, DataError, SrnasError
@@ -220,10 +219,7 @@ def export_checked(model: SRNet, path: str | Path, *, image: str | Path | None =
         raise ConfigError("onnx", "its folder does not exist", str(path))
     inputs = check_inputs(model.config, image)  # a bad image fails before the slow export
     started = time.perf_counter()
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
+    with atomic_write(target) as tmp:
         traced = export_onnx(model, tmp, opset=opset, metadata=metadata)
         try:
             checks = compare(model, tmp, inputs)
@@ -236,12 +232,6 @@ def export_checked(model: SRNet, path: str | Path, *, image: str | Path | None =
             raise ExportCheckError("onnx", f"onnxruntime differs from PyTorch by "
                                    f"{worst.max_abs_diff:.3g} (tolerance {tolerance:g}) on "
                                    f"{worst.image}; nothing written", str(path))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> what a plain open() would give
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return OnnxExport(str(target), opset, EXPORTER, traced, min_input_side(model.config),
                       tuple(checks), tolerance, time.perf_counter() - started,
                       target.stat().st_size)

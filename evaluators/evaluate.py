@@ -33,6 +33,7 @@ from srnas.space.config import ArchConfig
 from srnas.space.contract import STATUS_FAILED, STATUS_INFEASIBLE, STATUS_OK
 from srnas.space.errors import ConfigError, TrainingError
 from srnas.space.network import build_model
+from srnas.space.version import srnas_version
 
 # The phase that holds the seconds spent waiting for the device lock.
 LOCK_WAIT = "lock_wait"
@@ -91,15 +92,8 @@ def _library_versions() -> dict[str, str]:
     """Versions that cannot change within a process: looked up once, not per trial."""
     import numpy
 
-    out = {"python": platform.python_version(), "torch": torch.__version__,
-           "numpy": numpy.__version__}
-    try:
-        from importlib.metadata import version
-
-        out["srnas"] = version("srnas")
-    except Exception:  # not installed as a distribution (e.g. run from a checkout)
-        out["srnas"] = "unknown"
-    return out
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "numpy": numpy.__version__, "srnas": srnas_version()}
 
 
 @functools.lru_cache(maxsize=4)
@@ -196,8 +190,8 @@ def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
     # Only the timing needs it: the memory count below is immune to other processes (CPU: live
     # tensor bytes; CUDA: this process's peak), so it runs as compute, under the shared lock,
     # and a first call's one-off cost (~1 s on CPU) never holds another trial back.
-    with phases("latency"), device_lock(dev):
-        lat = measure_latency(deployed, hw, dev, lock=False)
+    with phases("latency"):
+        lat = measure_latency(deployed, hw, dev)  # takes the exclusive lock itself
     with phases("memory"), shared():
         mem = measure_memory(deployed, hw, dev)
     del deployed

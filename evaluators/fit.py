@@ -15,7 +15,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,14 +90,6 @@ class FitStart:
 class FitResult:
     out_dir: Path
     summary: dict[str, Any]  # what train.json holds
-
-    @property
-    def psnr(self) -> float:
-        return float(self.summary["final"]["psnr"])
-
-    @property
-    def best_psnr(self) -> float:
-        return float(self.summary["best"]["psnr"])
 
 
 Progress = Callable[[FitProgress], None]
@@ -289,71 +281,77 @@ class _Trainer:
         loader = batch_loader(dataset, r.batch_size, start_step, r.steps, workers=workers,
                               pin_memory=dev.type == "cuda")
         log = open(self.out / LOG_FILE, "a", newline="")  # noqa: SIM115 (closed below)
-        stack = ExitStack()
         # The device's shared lock, as a search trial trains under it: a search timing latency
         # on this device (its exclusive lock) never runs while this run computes. It is let go
         # between steps on the CPU and at logged steps (where the loop synchronises) on CUDA.
-        counted = waited_seconds()  # lock waits up to here are in self.phases already
+        mark = waited_seconds()
+
+        def settle() -> float:
+            """Book the lock waits since the last call under lock_wait; return them."""
+            nonlocal mark
+            now = waited_seconds()
+            wait, mark = now - mark, now
+            self.phases["lock_wait"] += wait
+            return wait
+
         try:
-            hold = stack.enter_context(SharedHold(dev))
-            writer = csv.writer(log)
-            t_phase, w_phase = time.perf_counter(), waited_seconds()
-            for lr_u8, hr_u8 in loader:
-                lr_now = lr_at_step(self.step, r)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr_now
-                x = lr_u8.to(dev, non_blocking=True).float().div_(255)
-                y = hr_u8.to(dev, non_blocking=True).float().div_(255)
-                with autocast():
-                    out = self.model(x)
-                loss = F.l1_loss(out.float(), y)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                if self.ema is not None:
-                    self.ema.update(self.model)
-                loss_sum += loss.detach()
-                since += 1
-                self.step += 1
-                if dev.type != "cuda":
-                    hold.breathe()  # a CPU step has finished when its calls return
-                if not self._logs_now():
-                    continue
-                # A logged step is the only place the loop waits for the device.
-                mean = float(loss_sum) / since
-                loss_sum.zero_()
-                since = 0
-                self.phases["train"] += (time.perf_counter() - t_phase
-                                         - (waited_seconds() - w_phase))
-                # Counted before the checkpoint below, which saves the phases for a resume.
-                self.phases["lock_wait"] += waited_seconds() - counted
-                counted = waited_seconds()
-                if not math.isfinite(mean):
-                    raise TrainingError(f"non-finite loss ({mean})", self.step)
-                psnr = ssim = None
-                if self.step % self.every.validate == 0 or self.step == r.steps:
-                    psnr, ssim = self._validate()
-                elapsed = self.seconds + time.perf_counter() - t0
-                writer.writerow([self.step, f"{mean:.6g}", f"{lr_now:.6g}",
-                                 "" if psnr is None else f"{psnr:.4f}",
-                                 "" if ssim is None else f"{ssim:.5f}", f"{elapsed:.2f}"])
-                log.flush()
-                if self.step % self.every.checkpoint == 0 or self.step == r.steps:
-                    t = time.perf_counter()
-                    session.update(to_step=self.step, seconds=time.perf_counter() - t0)
-                    self._checkpoint(self.seconds + time.perf_counter() - t0)
-                    self.phases["checkpoint"] += time.perf_counter() - t
-                if progress is not None:
-                    progress(FitProgress(self.step, r.steps, mean, lr_now, psnr, ssim,
-                                         self.best["psnr"] if self.best else None,
-                                         self.seconds + time.perf_counter() - t0))
-                if dev.type == "cuda":
-                    torch.cuda.synchronize(dev)
-                    hold.breathe()
-                t_phase, w_phase = time.perf_counter(), waited_seconds()
+            with SharedHold(dev) as hold:
+                settle()
+                writer = csv.writer(log)
+                t_phase = time.perf_counter()
+                for lr_u8, hr_u8 in loader:
+                    lr_now = lr_at_step(self.step, r)
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = lr_now
+                    x = lr_u8.to(dev, non_blocking=True).float().div_(255)
+                    y = hr_u8.to(dev, non_blocking=True).float().div_(255)
+                    with autocast():
+                        out = self.model(x)
+                    loss = F.l1_loss(out.float(), y)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self.optimizer.step()
+                    if self.ema is not None:
+                        self.ema.update(self.model)
+                    loss_sum += loss.detach()
+                    since += 1
+                    self.step += 1
+                    if dev.type != "cuda":
+                        hold.breathe()  # a CPU step has finished when its calls return
+                    if not self._logs_now():
+                        continue
+                    # A logged step is the only place the loop waits for the device.
+                    mean = float(loss_sum) / since
+                    loss_sum.zero_()
+                    since = 0
+                    # Settled before the checkpoint below, which saves the phases for a resume.
+                    self.phases["train"] += time.perf_counter() - t_phase - settle()
+                    if not math.isfinite(mean):
+                        raise TrainingError(f"non-finite loss ({mean})", self.step)
+                    psnr = ssim = None
+                    if self.step % self.every.validate == 0 or self.step == r.steps:
+                        psnr, ssim = self._validate()
+                    elapsed = self.seconds + time.perf_counter() - t0
+                    writer.writerow([self.step, f"{mean:.6g}", f"{lr_now:.6g}",
+                                     "" if psnr is None else f"{psnr:.4f}",
+                                     "" if ssim is None else f"{ssim:.5f}", f"{elapsed:.2f}"])
+                    log.flush()
+                    if self.step % self.every.checkpoint == 0 or self.step == r.steps:
+                        t = time.perf_counter()
+                        session.update(to_step=self.step, seconds=time.perf_counter() - t0)
+                        self._checkpoint(self.seconds + time.perf_counter() - t0)
+                        self.phases["checkpoint"] += time.perf_counter() - t
+                    if progress is not None:
+                        progress(FitProgress(self.step, r.steps, mean, lr_now, psnr, ssim,
+                                             self.best["psnr"] if self.best else None,
+                                             self.seconds + time.perf_counter() - t0))
+                    if dev.type == "cuda":
+                        torch.cuda.synchronize(dev)
+                        hold.breathe()
+                        settle()  # a wait outside the next training stretch
+                    t_phase = time.perf_counter()
         finally:
-            stack.close()
-            self.phases["lock_wait"] += waited_seconds() - counted
+            settle()
             log.close()
         if self.step == start_step:  # nothing left to do: an already finished run
             self.sessions.pop()

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from srnas.evaluators.checkpoint import read_info
+from srnas.evaluators.checkpoint import atomic_write, read_info
 from srnas.evaluators.evaluate import DataSpec
 from srnas.evaluators.recipe import Recipe
 from srnas.space.config import ArchConfig, from_dict
@@ -117,12 +117,8 @@ def run_lock(out: Path) -> Iterator[None]:
 
 
 def write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
 
 
 def truncate_log(path: Path, step: int) -> None:
@@ -132,11 +128,10 @@ def truncate_log(path: Path, step: int) -> None:
         with open(path, newline="") as handle:
             rows = [r for r in csv.DictReader(handle) if r.get("step", "").isdigit()
                     and int(r["step"]) <= step]
-    with open(path.with_name(f".{path.name}.tmp"), "w", newline="") as handle:
+    with atomic_write(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, LOG_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(path.with_name(f".{path.name}.tmp"), path)
 
 
 __all__ = ["BEST_FILE", "CHECKPOINT_FILE", "CONFIG_FILE", "LAST_FILE", "LOG_COLUMNS",

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from srnas.search.version import srnas_version
+from srnas.space.version import srnas_version
 from srnas.space.errors import SrnasError
 
 

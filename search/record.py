@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import optuna
 from optuna.trial import TrialState
 
-from srnas.search.version import srnas_version
+from srnas.space.version import srnas_version
 from srnas.space.contract import (
     ATTR_BUDGETS,
     ATTR_MEASUREMENT,

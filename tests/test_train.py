@@ -183,6 +183,12 @@ def test_run_folder_holds_config_weights_log_and_summary(reference: Path) -> Non
                                          abs=1e-4)
     assert float(read_metadata(reference / "best.safetensors")["psnr"]) == pytest.approx(
         best["psnr"], abs=1e-4)
+    # Written atomically, yet with the permissions a plain open() gives (not mkstemp's 0600).
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("best.safetensors", "last.safetensors", "checkpoint.safetensors",
+                 "config.yaml", "train.json", "log.csv"):
+        assert (reference / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
 
 
 def test_ema_is_the_hand_formula_for_two_steps(tmp_path: Path) -> None:
