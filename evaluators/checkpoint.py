@@ -265,22 +265,10 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 def load_group(module: nn.Module, checkpoint: Checkpoint, prefix: str) -> None:
     """Load ``checkpoint``'s tensor group ``prefix`` into ``module`` (strict), naming the first
     tensor that is missing, extra or of another shape."""
-    tensors = checkpoint.groups.get(prefix, {})
-    expected = module.state_dict()
-    where = str(checkpoint.path)
-    for name, tensor in expected.items():
-        if name not in tensors:
-            raise ConfigError("checkpoint", f"{prefix} weights lack tensor {name!r} of shape "
-                              f"{tuple(tensor.shape)}", where)
-        if tuple(tensors[name].shape) != tuple(tensor.shape):
-            raise ConfigError("checkpoint", f"{prefix} tensor {name!r} has shape "
-                              f"{tuple(tensors[name].shape)}, the config needs "
-                              f"{tuple(tensor.shape)}", where)
-    extra = sorted(set(tensors) - set(expected))
-    if extra:
-        raise ConfigError("checkpoint", f"{prefix} weights hold tensor {extra[0]!r} that the "
-                          "config has no place for", where)
-    module.load_state_dict(tensors, strict=True)
+    from srnas.evaluators.weights import load_strict
+
+    load_strict(module, checkpoint.groups.get(prefix, {}), "checkpoint", str(checkpoint.path),
+                what=f"{prefix} ")
 
 
 __all__ = [

@@ -38,6 +38,7 @@ __all__ = [
     "list_images",
     "load_folder",
     "load_image",
+    "usable_images",
 ]
 
 IMAGE_EXTS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -253,6 +254,31 @@ def benchmark_set(root: str | Path, scale: int) -> ValSet:
 # -- training patches ------------------------------------------------------------------------
 
 
+def usable_images(images: Sequence[NamedImage], scale: int, patch: int, *,
+                  patch_field: str = "patch", images_field: str = "images"
+                  ) -> list[NamedImage]:
+    """The training images cropped to a multiple of ``scale`` that hold an HR ``patch``
+    (checked: a positive multiple of the scale); smaller ones are skipped with a warning, and
+    none left is an error."""
+    s = check_scale(scale)
+    if isinstance(patch, bool) or not isinstance(patch, int) or patch < s or patch % s:
+        raise DataError(patch_field, f"HR patch size must be a positive multiple of scale {s}",
+                        patch)
+    if not images:
+        raise DataError(images_field, "training set is empty", 0)
+    cropped = [(name, hr, _crop_to_multiple(hr, s)) for name, hr in images]
+    small = [f"{name} ({hr.shape[1]}x{hr.shape[0]})" for name, hr, c in cropped
+             if min(c.shape[:2]) < patch]
+    if small:
+        warnings.warn(f"skipping {len(small)} image(s) smaller than the {patch}x{patch} "
+                      f"patch: {', '.join(small)}", stacklevel=3)
+    kept = [(name, c) for name, _, c in cropped if min(c.shape[:2]) >= patch]
+    if not kept:
+        raise DataError(images_field, f"no image is at least {patch}x{patch} pixels",
+                        len(images))
+    return kept
+
+
 class PatchSampler:
     """Seeded random (LR, HR) training patches with flips and 90-degree rotations.
 
@@ -270,42 +296,19 @@ class PatchSampler:
         batch: int,
         seed: int,
     ) -> None:
-        s = check_scale(scale)
-        if isinstance(patch, bool) or not isinstance(patch, int) or patch < s or patch % s:
-            raise DataError(
-                "patch", f"HR patch size must be a positive multiple of scale {s}", patch
-            )
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise DataError("batch", "must be a positive integer", batch)
-        if not images:
-            raise DataError("images", "training set is empty", 0)
-
+        kept = usable_images(images, scale, patch)
+        s = check_scale(scale)
         self.scale = s
         self.patch = patch
         self.lr_patch = patch // s
         self.batch = batch
         self.seed = seed
         self._rng = np.random.default_rng(seed)
-
-        kept: list[tuple[str, np.ndarray, np.ndarray]] = []
-        skipped: list[str] = []
-        for name, hr in images:
-            cropped = _crop_to_multiple(hr, s)
-            if min(cropped.shape[:2]) < patch:
-                skipped.append(f"{name} ({hr.shape[1]}x{hr.shape[0]})")
-                continue
-            kept.append((name, make_lr(hr, s), np.ascontiguousarray(cropped)))
-        if skipped:
-            warnings.warn(
-                f"skipping {len(skipped)} image(s) smaller than the {patch}x{patch} patch: "
-                + ", ".join(skipped),
-                stacklevel=2,
-            )
-        if not kept:
-            raise DataError("images", f"no image is at least {patch}x{patch} pixels", len(images))
-        self.names: list[str] = [name for name, _, _ in kept]
-        self._lr = [lr for _, lr, _ in kept]
-        self._hr = [hr for _, _, hr in kept]
+        self.names: list[str] = [name for name, _ in kept]
+        self._lr = [make_lr(hr, s) for _, hr in kept]
+        self._hr = [np.ascontiguousarray(hr) for _, hr in kept]
 
     @classmethod
     def from_folder(

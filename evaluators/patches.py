@@ -19,16 +19,14 @@ up-front resize of every image.
 from __future__ import annotations
 
 import multiprocessing
-import warnings
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from srnas.evaluators.data import NamedImage, _augment, _crop_to_multiple
+from srnas.evaluators.data import NamedImage, _augment, usable_images
 from srnas.evaluators.resize import check_scale, make_lr
-from srnas.space.errors import DataError
 
 LR_MARGIN = 3  # LR pixels of context around a crop; 2 is the least that keeps LR exact
 
@@ -38,25 +36,12 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     (3, p/s, p/s) and (3, p, p)."""
 
     def __init__(self, images: Sequence[NamedImage], scale: int, patch: int, seed: int) -> None:
-        s = check_scale(scale)
-        if isinstance(patch, bool) or not isinstance(patch, int) or patch < s or patch % s:
-            raise DataError("patch_size", f"HR patch size must be a positive multiple of "
-                            f"scale {s}", patch)
-        if not images:
-            raise DataError("train", "training set is empty", 0)
-        self.scale, self.patch, self.seed = s, patch, seed
-        kept = [(name, _crop_to_multiple(hr, s)) for name, hr in images]
-        small = [f"{name} ({hr.shape[1]}x{hr.shape[0]})" for name, hr in kept
-                 if min(hr.shape[:2]) < patch]
-        if small:
-            warnings.warn(f"skipping {len(small)} image(s) smaller than the {patch}x{patch} "
-                          f"patch: {', '.join(small)}", stacklevel=2)
-        self.names = [name for name, hr in kept if min(hr.shape[:2]) >= patch]
+        kept = usable_images(images, scale, patch, patch_field="patch_size",
+                             images_field="train")
+        self.scale, self.patch, self.seed = check_scale(scale), patch, seed
+        self.names = [name for name, _ in kept]
         # Views, not copies: the images stay in memory once (load_data caches them too).
-        self._hr = [hr for _, hr in kept if min(hr.shape[:2]) >= patch]
-        if not self._hr:
-            raise DataError("train", f"no image is at least {patch}x{patch} pixels",
-                            len(images))
+        self._hr = [hr for _, hr in kept]
 
     def __len__(self) -> int:
         """Usable images (samples are unbounded: any index is valid)."""

@@ -84,21 +84,31 @@ def load_weights(model: nn.Module, path: str | Path, config: ArchConfig | None =
     except Exception as e:
         raise ConfigError("weights", f"is not a readable safetensors file ({e})",
                           str(path)) from None
-    expected = model.state_dict()
-    for name, tensor in expected.items():
-        if name not in tensors:
-            raise ConfigError("weights", f"lack tensor {name!r} of shape "
-                              f"{tuple(tensor.shape)}", str(path))
-        if tuple(tensors[name].shape) != tuple(tensor.shape):
-            raise ConfigError("weights", f"tensor {name!r} has shape "
-                              f"{tuple(tensors[name].shape)}, the config needs "
-                              f"{tuple(tensor.shape)}", str(path))
-    extra = sorted(set(tensors) - set(expected))
-    if extra:
-        raise ConfigError("weights", f"hold tensor {extra[0]!r} that the config has no place "
-                          f"for", str(path))
-    model.load_state_dict(tensors, strict=True)
+    load_strict(model, tensors, "weights", str(path))
     return metadata
 
 
-__all__ = ["WEIGHTS_SUFFIX", "load_weights", "read_metadata", "save_weights", "weights_config"]
+def load_strict(model: nn.Module, tensors: Mapping[str, torch.Tensor], field: str, where: str,
+                what: str = "") -> None:
+    """``model.load_state_dict(tensors, strict=True)``, but a mismatch is a one-line
+    :class:`ConfigError` on ``field`` naming the first missing, mismatching or extra tensor
+    (``what`` says which tensors, e.g. a checkpoint's "ema ")."""
+    subject = f"{what}weights " if what else ""  # the field already says "weights"
+    expected = model.state_dict()
+    for name, tensor in expected.items():
+        if name not in tensors:
+            raise ConfigError(field, f"{subject}lack tensor {name!r} of shape "
+                              f"{tuple(tensor.shape)}", where)
+        if tuple(tensors[name].shape) != tuple(tensor.shape):
+            raise ConfigError(field, f"{what}tensor {name!r} has shape "
+                              f"{tuple(tensors[name].shape)}, the config needs "
+                              f"{tuple(tensor.shape)}", where)
+    extra = sorted(set(tensors) - set(expected))
+    if extra:
+        raise ConfigError(field, f"{subject}hold tensor {extra[0]!r} that the config has "
+                          "no place for", where)
+    model.load_state_dict(dict(tensors), strict=True)
+
+
+__all__ = ["WEIGHTS_SUFFIX", "load_strict", "load_weights", "read_metadata", "save_weights",
+           "weights_config"]
