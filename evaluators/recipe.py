@@ -18,6 +18,7 @@ from bisect import bisect_right
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
+from srnas.evaluators.train import warmup_cosine
 from srnas.space.errors import ConfigError
 
 ESC_STEPS = 500_000
@@ -151,13 +152,9 @@ def lr_at_step(step: int, recipe: Recipe) -> float:
     ((step + 1) / warmup of the rate), then multistep decay (counted, as BasicSR's
     MultiStepLR, in 1-based iterations) or cosine decay to zero at the last step."""
     warmup = recipe.warmup or 0
-    if step < warmup:
-        return recipe.lr * (step + 1) / warmup
-    if recipe.schedule == "multistep":
+    if recipe.schedule == "multistep" and step >= warmup:
         return recipe.lr * recipe.gamma ** bisect_right(recipe.milestones or (), step + 1)
-    span = max(recipe.steps - warmup, 1)
-    t = min(step - warmup, span) / span
-    return recipe.lr * 0.5 * (1 + math.cos(math.pi * t))
+    return warmup_cosine(step, recipe.lr, warmup, recipe.steps)
 
 
 __all__ = ["ESC_LR_PATCH", "SCHEDULES", "Recipe", "default_ema", "default_milestones",

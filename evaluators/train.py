@@ -72,13 +72,19 @@ Progress = Callable[[int, float, float | None], None]  # (step, loss, psnr or No
 
 def lr_at(step: int, budget: TrainBudget) -> float:
     """Linear warm-up, then cosine decay to zero over the step budget (or constant)."""
-    if budget.warmup_steps and step < budget.warmup_steps:
-        return budget.lr * (step + 1) / budget.warmup_steps
-    if not budget.cosine:
+    if not budget.cosine and step >= budget.warmup_steps:
         return budget.lr
-    span = max(budget.steps - budget.warmup_steps, 1)
-    t = min(step - budget.warmup_steps, span) / span
-    return budget.lr * 0.5 * (1 + math.cos(math.pi * t))
+    return warmup_cosine(step, budget.lr, budget.warmup_steps, budget.steps)
+
+
+def warmup_cosine(step: int, lr: float, warmup: int, steps: int) -> float:
+    """The rate of 0-based ``step``: linear warm-up ((step + 1) / warmup of ``lr``, as
+    BasicSR's), then cosine decay to zero at the last of ``steps``."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    span = max(steps - warmup, 1)
+    t = min(step - warmup, span) / span
+    return lr * 0.5 * (1 + math.cos(math.pi * t))
 
 
 @torch.inference_mode()
