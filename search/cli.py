@@ -10,8 +10,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from srnas.space.version import srnas_version
 from srnas.space.errors import SrnasError
+from srnas.space.version import srnas_version
 
 
 class _Parser(argparse.ArgumentParser):

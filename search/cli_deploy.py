@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from srnas.evaluators.benchmark_render import FORMATS
-from srnas.space.version import srnas_version
 from srnas.space.contract import BUDGET_KEYS
 from srnas.space.errors import ConfigError, SrnasError
+from srnas.space.version import srnas_version
 from srnas.studies.cli import parse_trial
 
 if TYPE_CHECKING:

@@ -15,7 +15,6 @@ from typing import Any, Protocol
 import optuna
 from optuna.trial import TrialState
 
-from srnas.space.version import srnas_version
 from srnas.space.contract import (
     ATTR_BUDGETS,
     ATTR_MEASUREMENT,
@@ -33,6 +32,7 @@ from srnas.space.contract import (
     STATUS_STOPPED_BY_CAP,
     STATUS_TRAINING,
 )
+from srnas.space.version import srnas_version
 
 # Figures of a partial schedule: a stopped trial keeps them only per rung (``rung_psnr``).
 PARTIAL_KEYS = frozenset({"psnr", "ssim", "loss", "step"})
