@@ -149,7 +149,7 @@ def make_trainable(steps: int, scale: int, train: str | None, val: str | None,
             result = evaluate(arch, budget, DataSpec(train, val), trial_device(gpus),
                               progress=progress).to_dict()
             report.update({k: result.get(k) for k in (
-                "status", "psnr", "ssim", "steps", "train_seconds", "device",
+                "status", "psnr", "ssim", "steps", "train_seconds", "device", "threads",
                 "failure_reason")})
             if result.get("status") == STATUS_OK and result.get("steps") != steps:
                 report.update(status=STATUS_FAILED,
@@ -178,7 +178,10 @@ def record_retrain(sibling: optuna.Study, job: dict[str, Any], steps: int,
         BRIEF_PSNR: job["brief_psnr"], BRIEF_STEPS: job["brief_steps"],
         "seed": job["seed"], "train": job["train"], "arch_id": job["arch_id"],
     }
-    for key in ("ssim", "device", "train_seconds", "node", "host", "gpu_ids", "val_psnr"):
+    # threads: CPU training sums gradients in an order set by torch's intra-op thread count,
+    # so a rerun repeats a retrain bit for bit only with the same count.
+    for key in ("ssim", "device", "threads", "train_seconds", "node", "host", "gpu_ids",
+                "val_psnr"):
         value = result.get(key)
         if value is not None and not (isinstance(value, float) and not math.isfinite(value)):
             attrs[key] = value

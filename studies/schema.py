@@ -15,6 +15,7 @@ is missing)
   - user attrs: ``source_trial`` (the trial number in ``S``), ``steps`` (the long budget),
     ``brief_psnr`` and ``brief_steps`` (what the search measured, from the source trial),
     ``seed``, ``train`` (lr, batch_size, patch_size), ``arch_id``, ``ssim``, ``device``,
+    ``threads`` (torch's intra-op threads: CPU gradients, so the PSNR, depend on it),
     ``train_seconds``, ``val_psnr`` ({step: psnr} along the way)
 
 Readers (``srnas fidelity``, ``srnas pareto --fidelity N``, a notebook with

@@ -210,6 +210,8 @@ def ray_instance() -> Iterator[None]:
 @pytest.mark.slow
 def test_retrains_run_on_ray_are_recorded_resumable_and_repeat_the_recipe(
         tmp_path: Path, ray_instance: None, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
     from srnas.evaluators.evaluate import DataSpec, evaluate
     from srnas.evaluators.train import TrainBudget
     from srnas.space.config import from_dict
@@ -240,8 +242,15 @@ def test_retrains_run_on_ray_are_recorded_resumable_and_repeat_the_recipe(
     first = done[0]
     trial = source[first.user_attrs["source_trial"]]
     config = from_dict(trial.user_attrs["arch"])
-    again = evaluate(config, TrainBudget(steps=6, seed=5, **first.user_attrs["train"]),
-                     DataSpec(), "cpu", input_hw=(16, 16))
+    # CPU gradients depend on torch's thread count (a Ray trial gets its CPU share): the
+    # retrain records it, and the rerun uses it.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(first.user_attrs["threads"])
+    try:
+        again = evaluate(config, TrainBudget(steps=6, seed=5, **first.user_attrs["train"]),
+                         DataSpec(), "cpu", input_hw=(16, 16))
+    finally:
+        torch.set_num_threads(threads)
     assert again.psnr == pytest.approx(first.value, abs=1e-9)
     # A rerun skips what is done and adds nothing.
     assert _cli(url, "--steps", "6", "--trials", "3") == 0
