@@ -206,7 +206,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _front_source(args: argparse.Namespace) -> tuple[str, RDBStorage, pd.DataFrame]:
+def _front_source(args: argparse.Namespace
+                  ) -> tuple[str, RDBStorage, optuna.Study | None, pd.DataFrame]:
+    """(URL, storage, the study (None with --all-studies), its trials frame)."""
     from srnas.studies.front import load_study, merge_studies, study_names, trials_frame
 
     if args.all_studies and args.study:
@@ -215,8 +217,10 @@ def _front_source(args: argparse.Namespace) -> tuple[str, RDBStorage, pd.DataFra
         raise ConfigError("study", "give a study name, or --all-studies")
     url, store = _open(args)
     if args.all_studies:
-        return url, store, merge_studies([load_study(n, store) for n in study_names(store)])
-    return url, store, trials_frame(load_study(args.study, store))
+        return url, store, None, merge_studies([load_study(n, store)
+                                                for n in study_names(store)])
+    study = load_study(args.study, store)
+    return url, store, study, trials_frame(study)
 
 
 def _cmd_pareto(args: argparse.Namespace) -> int:
@@ -228,9 +232,12 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
     sort = _choice("sort", args.sort, SORT_KEYS)
     budgets = _budgets(args)
     input_hw = _input_hw(args)
-    url, store, frame = _front_source(args)
-    if args.fidelity is not None:
-        frame = _with_fidelity(args, store, frame)
+    if args.fidelity is not None and args.all_studies:  # refused before any study is read
+        raise ConfigError("fidelity", "reads one study's retrains; give a study, not "
+                          "--all-studies", args.fidelity)
+    url, store, study, frame = _front_source(args)
+    if study is not None and args.fidelity is not None:
+        frame = _with_fidelity(args, store, study, frame)
     given = args.reference_point is not None
     reference = _reference(args.reference_point, frame.attrs["objectives"]) if given else None
     front = pareto_front(frame, budgets=budgets, device=args.device, sort=sort,
@@ -249,15 +256,11 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_fidelity(args: argparse.Namespace, store: RDBStorage,
+def _with_fidelity(args: argparse.Namespace, store: RDBStorage, study: optuna.Study,
                    frame: pd.DataFrame) -> pd.DataFrame:
     """The study's trials with the long-budget PSNR of ``srnas fidelity`` where it exists."""
     from srnas.studies import fidelity as fid
-    from srnas.studies.frame import load_study
 
-    if args.all_studies:
-        raise ConfigError("fidelity", "reads one study's retrains; give a study, not "
-                          "--all-studies", args.fidelity)
     sibling = fid.load_sibling(args.study, store)
     measured = fid.budgets_measured(sibling)
     if args.fidelity not in measured:
@@ -265,8 +268,7 @@ def _with_fidelity(args: argparse.Namespace, store: RDBStorage,
         raise ConfigError("fidelity", f"study {args.study!r} has no retrains at that budget; "
                           f"budgets measured: {have}", args.fidelity)
     pairs = fid.pairs_frame(frame, args.fidelity, sibling)
-    return fid.with_long_psnr(frame, pairs, args.fidelity,
-                              fid.study_steps(load_study(args.study, store)))
+    return fid.with_long_psnr(frame, pairs, args.fidelity, fid.study_steps(study))
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:

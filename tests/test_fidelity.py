@@ -155,6 +155,9 @@ def test_pareto_fidelity_ranks_with_the_long_psnr(url: str,
     assert main(["pareto", "s", "--storage", url, "--fidelity", "999"]) == 2
     assert "--fidelity: study 's' has no retrains at that budget; budgets measured: 2000" \
         in capsys.readouterr().err
+    assert main(["pareto", "--all-studies", "--storage", url, "--fidelity", "2000"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "--fidelity: reads one study's retrains; give a study, not --all-studies (got 2000)")
 
 
 def test_sibling_study_stays_out_of_listings_and_merges(url: str,
