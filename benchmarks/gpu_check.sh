@@ -123,6 +123,8 @@ for name in ("numpy", "skimage", "PIL", "yaml", "tqdm", "portalocker", "fvcore",
 EOF
 
 # ---- checks --------------------------------------------------------------------------------
+# The srnas CLI without an installed entry point (srnas is only symlinked into $SITE).
+SRNAS="'$PY' -c 'import sys; from srnas.search.cli import main; raise SystemExit(main(sys.argv[1:]))'"
 step pytest-gpu 90 bash -o pipefail -c "'$PY' -m pytest -q -m gpu -p no:cacheprovider \
     tests/test_latency.py tests/test_memory.py 2>&1 | tee '$OUT/pytest.log'"
 
@@ -132,19 +134,17 @@ step bench-gpu 120 bash -o pipefail -c "'$PY' benchmarks/bench_gpu.py ${QUICK_FL
 step bench-blocks 120 bash -o pipefail -c "'$PY' benchmarks/bench_blocks.py --device $DEV \
     ${QUICK_FLAG[*]} ${BLOCK_ARGS[*]} --json '$OUT/blocks.json' 2>&1 | tee '$OUT/blocks.log'"
 
-step evaluate 90 bash -o pipefail -c "'$PY' -c 'import sys; from srnas.search.cli import main; \
-raise SystemExit(main(sys.argv[1:]))' evaluate tiny --device $DEV --steps 20 ${EVAL_ARGS[*]} \
+step evaluate 90 bash -o pipefail -c "$SRNAS evaluate tiny --device $DEV --steps 20 ${EVAL_ARGS[*]} \
     --json >'$OUT/evaluate.json' 2>'$OUT/evaluate.err'; rc=\$?; cat '$OUT/evaluate.json'; \
     tail -20 '$OUT/evaluate.err'; exit \$rc"
 
 # srnas train's CUDA path: bf16 autocast, the shared device lock handed over at logged steps,
 # CUDA RNG state in the checkpoint; then --resume of the finished run (reads that checkpoint).
 rm -rf "$TRAIN_RUN"
-step train 120 bash -o pipefail -c "{ '$PY' -c 'import sys; from srnas.search.cli import main; \
-raise SystemExit(main(sys.argv[1:]))' train tiny --device $DEV ${TRAIN_ARGS[*]} \
-    --out '$TRAIN_RUN' && '$PY' -c 'import sys; from srnas.search.cli import main; \
-raise SystemExit(main(sys.argv[1:]))' train --out '$TRAIN_RUN' --resume; } 2>&1 \
-    | tail -40 | tee '$OUT/train.log'; rc=\$?; cp '$TRAIN_RUN/train.json' '$OUT/' 2>/dev/null; \
+# tee before tail: a timed-out step still leaves its log (tail prints only at end of input).
+step train 120 bash -o pipefail -c "{ $SRNAS train tiny --device $DEV ${TRAIN_ARGS[*]} \
+    --out '$TRAIN_RUN' && $SRNAS train --out '$TRAIN_RUN' --resume; } 2>&1 \
+    | tee '$OUT/train.log' | tail -40; rc=\$?; cp '$TRAIN_RUN/train.json' '$OUT/' 2>/dev/null; \
     exit \$rc"
 
 step pytest-cpu 120 bash -o pipefail -c "'$PY' -m pytest -q -m 'not gpu' -p no:cacheprovider \
