@@ -11,7 +11,7 @@ from typing import Any
 from srnas.space.errors import ConfigError
 
 
-def _positive_int(field: str) -> Callable[[str], int]:
+def positive_int(field: str) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -29,11 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "latency, memory, params and FLOPs (or score --bicubic)")
     p.add_argument("spec", nargs="?", metavar="SPEC", help="preset name or config file")
     p.add_argument("--scale", type=int, choices=(2, 3, 4), help="upscaling factor")
-    p.add_argument("--steps", type=_positive_int("--steps"), default=300,
+    p.add_argument("--steps", type=positive_int("--steps"), default=300,
                    help="training steps (default 300)")
     p.add_argument("--seconds", type=float, help="stop training after this many seconds")
-    p.add_argument("--batch", type=_positive_int("--batch"), default=8)
-    p.add_argument("--patch", type=_positive_int("--patch"), default=48,
+    p.add_argument("--batch", type=positive_int("--batch"), default=8)
+    p.add_argument("--patch", type=positive_int("--patch"), default=48,
                    help="HR patch size (default 48)")
     p.add_argument("--lr", type=float, default=5e-4, help="AdamW learning rate (default 5e-4)")
     p.add_argument("--train", metavar="DIR", help="folder of HR training images "

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -38,21 +38,25 @@ TPE_OPTIONS: dict[str, Any] = {"multivariate": True, "group": True, "n_startup_t
                                "constant_liar": True}
 
 
-def base_sampler(name: str, seed: int | None) -> BaseSampler:
+def base_sampler(name: str, seed: int | None,
+                 options: Mapping[str, Any] | None = None) -> BaseSampler:
+    """The sampler ``name`` with the search's options, ``options`` overriding them (e.g.
+    ``{"n_startup_trials": 8}``: the variants benchmarks/bench_samplers.py compares)."""
     with warnings.catch_warnings():
         # multivariate/group and GP are flagged experimental; they are what fits here.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if name == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, **TPE_OPTIONS)
+            return optuna.samplers.TPESampler(seed=seed, **{**TPE_OPTIONS, **(options or {})})
         if name == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
+            return optuna.samplers.NSGAIISampler(seed=seed,
+                                                 **{"population_size": 8, **(options or {})})
         if name == "gp":
             # GP models the dimensions every trial has; the MiLK-only ones (absent from
             # convattn trials) are drawn at random by design, which Optuna would otherwise
             # log as a warning three times per trial.
-            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=4,
-                                             warn_independent_sampling=False)
-        return optuna.samplers.RandomSampler(seed=seed)
+            return optuna.samplers.GPSampler(seed=seed, **{
+                "n_startup_trials": 4, "warn_independent_sampling": False, **(options or {})})
+        return optuna.samplers.RandomSampler(seed=seed, **(options or {}))
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -62,15 +66,15 @@ def trial_seed(seed: int, number: int) -> int:
 
 
 class PerTrialSeeded(BaseSampler):
-    """Delegates to ``base_sampler(name, trial_seed(seed, trial.number))``, made in
+    """Delegates to ``base_sampler(name, trial_seed(seed, trial.number), options)``, made in
     ``before_trial`` (Optuna calls it when a trial is created, before any sampling)."""
 
-    def __init__(self, name: str, seed: int) -> None:
-        self.name, self.seed = name, seed
-        self._inner = base_sampler(name, seed)
+    def __init__(self, name: str, seed: int, options: Mapping[str, Any] | None = None) -> None:
+        self.name, self.seed, self.options = name, seed, dict(options or {})
+        self._inner = base_sampler(name, seed, self.options)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self._inner = base_sampler(self.name, trial_seed(self.seed, trial.number))
+        self._inner = base_sampler(self.name, trial_seed(self.seed, trial.number), self.options)
         self._inner.before_trial(study, trial)
 
     def infer_relative_search_space(self, study: Study,
