@@ -50,6 +50,19 @@ def test_the_default_tpe_models_the_conditional_space_jointly_and_lies_for_runni
     assert sampler._n_startup_trials == 4
 
 
+def test_options_override_the_defaults_for_every_trial() -> None:
+    """A variant (what bench_samplers compares) changes only the options it names, and keeps
+    them when the sampler is re-created for each trial."""
+    from srnas.search.samplers import PerTrialSeeded
+
+    variant = PerTrialSeeded("tpe", 0, {"n_startup_trials": 8})
+    study = optuna.create_study(directions=DIRECTIONS, sampler=variant)
+    study.ask()
+    inner = variant._inner
+    assert inner._n_startup_trials == 8 and inner._multivariate and inner._constant_liar
+    assert base_sampler("nsga2", 0, {"population_size": 4})._population_size == 4
+
+
 @pytest.mark.parametrize("sampler", ["tpe", "nsga2", "gp", "random"])
 def test_the_start_up_trials_are_random_searchs_own(sampler: str) -> None:
     """Every sampler's start-up trials draw from the same per-trial seeds as random search, so
