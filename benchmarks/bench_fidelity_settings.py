@@ -26,46 +26,67 @@ SETTINGS: dict[str, dict[str, Any]] = {
 
 
 def main() -> None:
-    import pandas as pd
-
-    from srnas.evaluators.evaluate import DataSpec, evaluate
-    from srnas.evaluators.train import TrainBudget
-    from srnas.space.config import from_dict
-    from srnas.studies import fidelity as fid
-    from srnas.studies.frame import load_study, nested_attr, trials_frame
-    from srnas.studies.storage import open_storage
-
     parser = argparse.ArgumentParser()
     parser.add_argument("--storage", required=True)
     parser.add_argument("--study", required=True)
     parser.add_argument("--long", type=int, required=True, help="the retrained budget")
-    parser.add_argument("--settings", default="steps100,steps200,steps400,warmup")
+    parser.add_argument("--settings", default="steps100,steps200,steps400,warmup",
+                        help=f"comma-separated, of: {', '.join(SETTINGS)}")
     args = parser.parse_args()
+    names = args.settings.split(",")
+    unknown = [n for n in names if n not in SETTINGS]
+    if unknown:
+        parser.error(f"--settings: unknown setting {unknown[0]!r}; known: {', '.join(SETTINGS)}")
+    from srnas.space.errors import SrnasError
 
-    storage = open_storage(args.storage)
-    study = load_study(args.study, storage)
-    sibling = fid.load_sibling(args.study, storage)
-    pairs = fid.pairs_frame(trials_frame(study), args.long, sibling)
-    retrains = fid.retrains(sibling, args.long)
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    print(f"study {args.study!r}: {len(pairs)} architectures retrained for {args.long} steps; "
+    try:
+        run(args.storage, args.study, args.long, names)
+    except SrnasError as exc:  # a bad storage, study or budget: one line, exit 2
+        parser.error(str(exc))
+
+
+def run(storage_url: str, study_name: str, long: int, names: list[str]) -> None:
+    import pandas as pd
+
+    from srnas.evaluators.evaluate import DataSpec, evaluate
+    from srnas.evaluators.train import TrainBudget
+    from srnas.search.fidelity import recorded_data
+    from srnas.space.config import from_dict
+    from srnas.space.errors import StudyError
+    from srnas.studies import fidelity as fid
+    from srnas.studies.frame import load_study, trials_frame
+    from srnas.studies.storage import open_storage
+
+    storage = open_storage(storage_url)
+    study = load_study(study_name, storage)
+    sibling = fid.load_sibling(study_name, storage)
+    trials = trials_frame(study)
+    pairs = fid.pairs_frame(trials, long, sibling)
+    if len(pairs) < fid.MIN_PAIRS:  # before any training, not after the first setting
+        have = ", ".join(map(str, fid.budgets_measured(sibling))) or "none"
+        raise StudyError("long", f"needs at least {fid.MIN_PAIRS} trials retrained at that "
+                         f"budget; {study_name!r} has {len(pairs)} (budgets measured: {have})",
+                         long)
+    retrains = fid.retrains(sibling, long)
+    arch = trials.set_index("number")["arch"]
+    # The study's own data, as its retrains (the reference) trained on.
+    data = DataSpec(*recorded_data(study))
+    print(f"study {study_name!r}: {len(pairs)} architectures retrained for {long} steps; "
           "brief settings trained in-process on this CPU, one at a time")
     rows = []
-    for name in args.settings.split(","):
+    for name in names:
         change = SETTINGS[name]
         brief, seconds = [], []
         for number in pairs["number"]:
             attrs = retrains[int(number)].user_attrs
             recipe = {**attrs["train"], **{k: v for k, v in change.items() if k != "steps"}}
             budget = TrainBudget(steps=change["steps"], seed=attrs["seed"], **recipe)
-            config = from_dict(nested_attr(trials[int(number)].user_attrs, "arch"))
-            result = evaluate(config, budget, DataSpec(), "cpu")
+            result = evaluate(from_dict(arch[int(number)]), budget, data)
             brief.append(result.psnr)
             seconds.append(result.train_seconds)
-        frame = pairs.copy()
+        frame = pairs.copy()  # keeps the attrs agreement() reads
         frame["brief_psnr"] = brief
         frame["brief_steps"] = change["steps"]
-        frame.attrs = dict(pairs.attrs)
         figures = fid.agreement(frame, top_k=3)
         rows.append({"setting": name, **change, "tau": figures["kendall_tau"],
                      "tau_ci": "{:+.2f}..{:+.2f}".format(*figures["kendall_ci"]),
@@ -74,9 +95,8 @@ def main() -> None:
                      "train_s_per_arch": sum(seconds) / len(seconds)})
         print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
-    print(f"\n{time.strftime('%Y-%m-%d')}, reference: PSNR after {args.long} steps")
+    print(f"\n{time.strftime('%Y-%m-%d')}, reference: PSNR after {long} steps")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-
 
 if __name__ == "__main__":
     main()

@@ -94,9 +94,13 @@ class FidelityOutcome:
     interrupted: bool = False
 
 
-def _data(measurement: dict[str, Any], key: str) -> str | None:
-    value = measurement.get(key)
-    return None if value in (None, "built-in") else str(value)
+def recorded_data(study: optuna.Study) -> tuple[str | None, str | None]:
+    """The training and validation data the study's trials were measured on, as recorded at
+    its creation (None: the built-in images)."""
+    measurement = study.user_attrs.get(ATTR_MEASUREMENT) or {}
+    train, val = (measurement.get(k) for k in ("train_data", "val_data"))
+    return (None if train in (None, "built-in") else str(train),
+            None if val in (None, "built-in") else str(val))
 
 
 def jobs_for(study: optuna.Study, numbers: list[int], steps: int,
@@ -254,7 +258,7 @@ def run_fidelity(settings: FidelitySettings, out: TextIO | None = None) -> Fidel
 
     from srnas.evaluators.data import benchmark_set, check_folder
 
-    train, val = _data(measurement, "train_data"), _data(measurement, "val_data")
+    train, val = recorded_data(study)
     scale = int(study.user_attrs.get("scale") or measurement.get("scale") or 4)
     if train is not None:
         check_folder(train)
@@ -296,4 +300,4 @@ def run_fidelity(settings: FidelitySettings, out: TextIO | None = None) -> Fidel
 
 
 __all__ = ["FidelityOutcome", "FidelitySettings", "jobs_for", "plan", "record_retrain",
-           "run_fidelity"]
+           "recorded_data", "run_fidelity"]

@@ -259,3 +259,22 @@ def test_retrains_run_on_ray_are_recorded_resumable_and_repeat_the_recipe(
     assert _cli(url, "--steps", "6", "--trials", "3") == 0
     assert "retraining 0 of 3 trials" in capsys.readouterr().out
     assert len(optuna.load_study(study_name="s:fidelity", storage=url).trials) == 3
+
+
+@pytest.mark.parametrize(("train", "val"), [(None, None), ("imgs", None), ("imgs", "Set5")])
+def test_retrains_read_back_the_data_the_search_recorded(
+        tmp_path: Path, train: str | None, val: str | None) -> None:
+    """Round trip: the data a search records at creation is the data its retrains train on."""
+    from srnas.search.fidelity import recorded_data
+    from srnas.search.settings import SearchSettings
+    from srnas.space.contract import ATTR_MEASUREMENT
+
+    folders = [None if f is None else str(tmp_path / f) for f in (train, val)]
+    for folder in folders:
+        if folder is not None:
+            Path(folder).mkdir()
+    settings = SearchSettings(train=folders[0], val=folders[1])
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_user_attr(ATTR_MEASUREMENT, settings.measurement("cpu"))
+    assert recorded_data(study) == tuple(folders)
+    assert recorded_data(optuna.create_study()) == (None, None)  # a study from before records
