@@ -11,7 +11,8 @@ the same number of trials at each concurrency. Per run:
   construction to the last result recorded);
 * ``floor``: the shortest wall the measurement protocol allows: latency is timed while
   nothing else computes on the device, so the latency phases run one at a time and only the
-  rest can run ``concurrency`` at once: ``max(work / c, latency + (work - latency) / c)``;
+  rest can run ``concurrency`` at once: ``latency + (work - latency) / c`` (``work / c`` at
+  concurrency 1);
 * ``beyond floor = 1 - floor / wall``: what orchestration adds on top of that.
 
     .venv/bin/python benchmarks/bench_search_overhead.py [--quick] [--trials 8] [--steps 20]
@@ -28,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+
+from srnas.evaluators.cli import positive_int
 
 TINY_SPACE = {
     "block_type": "milk", "dim": 16, "split_ratio": 0.25, "kernel_size": 7, "dict_size": 2,
@@ -60,8 +63,7 @@ class Run:
 
     @property
     def floor(self) -> float:
-        c = self.concurrency
-        return max(self.work / c, self.latency + (self.work - self.latency) / c)
+        return self.latency + (self.work - self.latency) / self.concurrency
 
     @property
     def overhead(self) -> float:
@@ -92,7 +94,7 @@ def run_srnas(trials: int, steps: int, concurrency: int, db: Path) -> Run:
                [t.user_attrs.get("phase_seconds", {}) for t in done], outside)
 
 
-def run_minimal(trials: int, steps: int, concurrency: int) -> Run:
+def run_minimal(trials: int, steps: int, concurrency: int, tmp: Path) -> Run:
     """What a user would write by hand: a function trainable, OptunaSearch, Tuner."""
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
@@ -108,6 +110,7 @@ def run_minimal(trials: int, steps: int, concurrency: int) -> Run:
         tune.report({"psnr": r.psnr, "latency_ms": r.latency_ms, "memory_mb": r.memory_mb,
                      "phases": r.phase_seconds})
 
+    start = time.monotonic()  # from the tuner's construction on, as srnas search's wall
     searcher = OptunaSearch(space=DefineByRun(space_from_data(TINY_SPACE), SCALE),
                             metric=["psnr", "latency_ms", "memory_mb"], mode=["max", "min", "min"],
                             sampler=optuna.samplers.TPESampler(seed=0))
@@ -115,8 +118,7 @@ def run_minimal(trials: int, steps: int, concurrency: int) -> Run:
         tune.with_resources(trainable, {"cpu": 1}),
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=trials,
                                     max_concurrent_trials=concurrency),
-        run_config=tune.RunConfig(storage_path=tempfile.mkdtemp(), verbose=0))
-    start = time.monotonic()
+        run_config=tune.RunConfig(storage_path=str(tmp / f"tune{concurrency}"), verbose=0))
     grid = tuner.fit()
     wall = time.monotonic() - start
     return Run("hand-wired Tune+OptunaSearch", concurrency, wall,
@@ -139,18 +141,14 @@ def table(runs: list[Run], trials: int, steps: int) -> str:
     return "\n".join(lines)
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return int(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trials", type=_positive, default=8)
-    parser.add_argument("--steps", type=_positive, default=20)
-    parser.add_argument("--concurrency", type=_positive, nargs="+", default=[1, 2])
-    parser.add_argument("--quick", action="store_true", help="4 trials, concurrency 1 only")
+    parser.add_argument("--trials", type=positive_int("--trials"), default=8)
+    parser.add_argument("--steps", type=positive_int("--steps"), default=20)
+    parser.add_argument("--concurrency", type=positive_int("--concurrency"), nargs="+",
+                        default=[1, 2])
+    parser.add_argument("--quick", action="store_true",
+                        help="4 trials, concurrency 1 only (overrides --trials, --concurrency)")
     parser.add_argument("--srnas-only", action="store_true",
                         help="skip the hand-wired runner")
     args = parser.parse_args()
@@ -165,7 +163,7 @@ def main() -> None:
         for c in args.concurrency:
             runs.append(run_srnas(args.trials, args.steps, c, Path(tmp) / f"bench{c}.db"))
             if not args.srnas_only:
-                runs.append(run_minimal(args.trials, args.steps, c))
+                runs.append(run_minimal(args.trials, args.steps, c, Path(tmp)))
     print()
     print(table(runs, args.trials, args.steps))
 
