@@ -191,3 +191,73 @@ def test_the_pickled_searcher_holds_no_storage_url(tmp_path) -> None:
     searcher.suggest("t")
     assert b"distinctive-s3cret-name" not in pickle.dumps(searcher)
 
+
+
+def _heartbeat_storage(tmp_path) -> optuna.storages.RDBStorage:
+    return optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'beats.db'}",
+                                      heartbeat_interval=1, grace_period=1)
+
+
+def test_a_trial_has_its_heartbeat_before_the_sampler_samples_it(tmp_path) -> None:
+    storage = _heartbeat_storage(tmp_path)
+    events: list[tuple[str, int]] = []
+    record = storage.record_heartbeat
+    storage.record_heartbeat = lambda tid: (events.append(("beat", tid)), record(tid))[1]
+    define = DefineByRun(SearchSpace(), 4)
+
+    def space(trial: optuna.Trial) -> dict:
+        events.append(("sample", trial.number))
+        return define(trial)
+
+    searcher = SrnasSearcher(space=space, metric=OBJECTIVES, mode=["max", "min", "min"],
+                             sampler=optuna.samplers.RandomSampler(0), study_name="b",
+                             storage=storage)
+    config = searcher.suggest("t")
+    study_id = storage.get_study_id_from_name("b")
+    row = storage.get_trial_id_from_study_id_trial_number(study_id, 0)
+    assert events == [("beat", row), ("sample", 0)]
+    assert searcher.running_trial_ids() == [row]
+    searcher.on_trial_complete("t", _result(config))
+    assert searcher.running_trial_ids() == [] and searcher.finished == 1
+
+
+def test_a_driver_dying_while_the_sampler_samples_leaves_a_trial_found_stale(
+        tmp_path) -> None:
+    from srnas.studies.stale import fail_stale_trials
+
+    storage = _heartbeat_storage(tmp_path)
+
+    def dies(trial: optuna.Trial) -> dict:
+        raise KeyboardInterrupt  # the driver goes down mid-sampling: no tell, no more beats
+
+    searcher = SrnasSearcher(space=dies, metric=OBJECTIVES, mode=["max", "min", "min"],
+                             sampler=optuna.samplers.RandomSampler(0), study_name="d",
+                             storage=storage)
+    with pytest.raises(KeyboardInterrupt):
+        searcher.suggest("t")
+    study = optuna.load_study(study_name="d", storage=storage)
+    deadline = time.monotonic() + 30
+    lost: list[int] = []
+    while not lost and time.monotonic() < deadline:  # past the 1 s grace period
+        lost = fail_stale_trials(study)
+        time.sleep(0.2)
+    assert lost == [0]
+
+
+def test_the_config_is_the_trials_params_with_the_spaces_constants_nested() -> None:
+    def space(trial: optuna.Trial) -> dict:
+        trial.suggest_int("a/b", 1, 1)
+        trial.suggest_float("x", 0.5, 0.5)
+        return {"c": {"d": 2}, "e/f": 3}
+
+    searcher = SrnasSearcher(space=space, metric="psnr", mode="max",
+                             sampler=optuna.samplers.RandomSampler(0))
+    assert searcher.suggest("t") == {"a": {"b": 1}, "x": 0.5, "c": {"d": 2}, "e": {"f": 3}}
+    assert searcher.study.directions == [optuna.study.StudyDirection.MAXIMIZE]
+    searcher.on_trial_complete("t", {"psnr": 30.0, "status": "ok"})
+    assert searcher.study.best_trial.values == [30.0]
+
+
+def test_a_metric_without_its_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^metric, mode: must name one mode per metric"):
+        SrnasSearcher(space=DefineByRun(SearchSpace(), 4), metric=OBJECTIVES, mode=["max"])
