@@ -1,8 +1,9 @@
 """The architecture config: frozen, typed, validated on construction, with a strict round trip.
 
 One :class:`ArchConfig` describes one network of the family. Conditional fields are honest: a
-``convattn`` network has no dictionary size and no gate (ESC sums its two branches), so those
-fields must be ``None`` there.
+field that only some block types have (``space/blocks.py``: ``dict_size`` and ``gate`` are
+MiLK's) must be ``None`` on the others. Fields of block types registered after schema 1 live in
+``options`` and read and write like the others (``to_dict`` puts them beside the rest).
 """
 
 from __future__ import annotations
@@ -12,23 +13,18 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
+from srnas.space.blocks import BlockType, block_fields, get_block
 from srnas.space.errors import ConfigError
 
 SCHEMA_VERSION = 1
-BLOCK_TYPES = ("convattn", "milk")
-GATES = ("softmax", "sigmoid", "sum")
 SCALES = (2, 3, 4)
 KERNEL_RANGE = (3, 31)
-DICT_RANGE = (1, 16)
 
 _FLOAT_FIELDS = ("split_ratio", "ffn_ratio", "first_ffn_ratio")
-
-BlockType = Literal["convattn", "milk"]
-Gate = Literal["softmax", "sigmoid", "sum"]
 
 
 @dataclass(frozen=True)
@@ -39,9 +35,9 @@ class ArchConfig:
     dim: int = 64
     split_ratio: float = 0.25
     kernel_size: int = 13
-    block_type: BlockType = "convattn"
+    block_type: str = "convattn"  # a registered block type (space/blocks.py)
     dict_size: int | None = None
-    gate: Gate | None = None
+    gate: str | None = None
     shared_kernel: bool = True
     n_blocks: int = 3
     conv_layers: int = 5
@@ -54,6 +50,9 @@ class ArchConfig:
     ffn_ratio: float = 1.25
     first_ffn_ratio: float = 2.0
     layer_norm: bool = False
+    # The block type's own fields beyond schema 1, as sorted (name, value) pairs; a mapping
+    # is accepted. Empty for convattn and milk, so their ids are those of schema 1.
+    options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         # Numbers in one form: `split_ratio: 1` and `1.0` are one network, one config.
@@ -67,6 +66,10 @@ class ArchConfig:
                 flags = flags[0]  # type: ignore[assignment]
             object.__setattr__(self, "window_attn", flags)
         _validate(self)
+
+    def option(self, name: str) -> Any:
+        """The value of block-type field ``name`` (``None`` where this block type has none)."""
+        return dict(self.options).get(name)
 
     def block_has_window(self, index: int) -> bool:
         """Whether block ``index`` keeps its window self-attention."""
@@ -103,9 +106,10 @@ class ArchConfig:
     # -- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["options"]
         if isinstance(self.window_attn, tuple):
             data["window_attn"] = list(self.window_attn)
-        return {"schema_version": SCHEMA_VERSION, **data}
+        return {"schema_version": SCHEMA_VERSION, **data, **dict(self.options)}
 
     def to_json(self, indent: int | None = 2) -> str:
         separators = (",", ":") if indent is None else None
@@ -118,7 +122,7 @@ class ArchConfig:
         return from_dict({**self.to_dict(), **changes})
 
 
-FIELD_NAMES = tuple(f.name for f in fields(ArchConfig))
+FIELD_NAMES = tuple(f.name for f in fields(ArchConfig) if f.name != "options")
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "scale": (int,),
     "dim": (int,),
@@ -169,26 +173,14 @@ def _validate(c: ArchConfig) -> None:
         )
     if c.kernel_size % 2 == 0 or not KERNEL_RANGE[0] <= c.kernel_size <= KERNEL_RANGE[1]:
         raise ConfigError("kernel_size", "must be odd and between 3 and 31", c.kernel_size)
-    if c.block_type not in BLOCK_TYPES:
-        raise ConfigError("block_type", f"must be one of {list(BLOCK_TYPES)}", c.block_type)
-    if c.block_type == "convattn":
-        if c.dict_size is not None:
-            raise ConfigError("dict_size", "only applies to block_type 'milk'", c.dict_size)
-        if c.gate is not None:
-            raise ConfigError("gate", "only applies to block_type 'milk' (ConvAttn sums)", c.gate)
-        if not c.shared_kernel:
-            raise ConfigError(
-                "shared_kernel", "convattn blocks need the shared kernel (their only long-range "
-                "path)", c.shared_kernel,
-            )
-    else:
-        if c.dict_size is None:
-            raise ConfigError("dict_size", "is required for block_type 'milk'", c.dict_size)
-        _in_range("dict_size", c.dict_size, *DICT_RANGE)
-        if c.gate is None:
-            raise ConfigError("gate", f"is required for block_type 'milk': {list(GATES)}", c.gate)
-        if c.gate not in GATES:
-            raise ConfigError("gate", f"must be one of {list(GATES)}", c.gate)
+    block = get_block(c.block_type)  # "block_type: must be one of [...]"
+    _settle_options(c, block)
+    for name, (_, owners) in block_fields().items():
+        if name in FIELD_NAMES and c.block_type not in owners and getattr(c, name) is not None:
+            raise ConfigError(name, f"only applies to block_type {_either(owners)}",
+                              getattr(c, name))
+    if block.validate is not None:
+        block.validate(c)
     _in_range("n_blocks", c.n_blocks, 1, 32)
     _in_range("conv_layers", c.conv_layers, 1, 16)
     if isinstance(c.window_attn, tuple):
@@ -205,6 +197,40 @@ def _validate(c: ArchConfig) -> None:
     _in_range("first_ffn_ratio", c.first_ffn_ratio, 0.25, 8)
 
 
+def _either(names: tuple[str, ...]) -> str:
+    return " or ".join(repr(n) for n in names)
+
+
+def _settle_options(c: ArchConfig, block: BlockType) -> None:
+    """``options`` in one form: this block type's own non-schema-1 fields, defaults filled in,
+    types checked, sorted by name; a field of another block type is an error."""
+    given = dict(c.options.items() if isinstance(c.options, dict) else c.options)
+    declared = block_fields()
+    for name, value in given.items():
+        if name not in declared or name in FIELD_NAMES:
+            raise ConfigError(str(name), "is not a block-type field", value)
+        if name not in block.field_names:
+            raise ConfigError(name, f"only applies to block_type {_either(declared[name][1])}",
+                              value)
+    settled = {}
+    for f in block.fields:
+        if f.name in FIELD_NAMES:
+            continue
+        value = given.get(f.name, f.default)
+        if isinstance(value, bool) and bool not in f.types:
+            raise ConfigError(f.name, "must be a number, not a boolean", value)
+        if not isinstance(value, f.types):
+            raise ConfigError(f.name, "must be " + " or ".join(
+                "null" if t is type(None) else t.__name__ for t in f.types), value)
+        settled[f.name] = value
+    object.__setattr__(c, "options", tuple(sorted(settled.items())))
+
+
+def extra_field_names() -> tuple[str, ...]:
+    """Config fields of registered block types beyond schema 1's (stored in ``options``)."""
+    return tuple(n for n in block_fields() if n not in FIELD_NAMES)
+
+
 def from_dict(data: object, *, source: str = "config") -> ArchConfig:
     """Build a config from a mapping, rejecting unknown keys and other schema versions."""
     if not isinstance(data, dict):
@@ -213,15 +239,19 @@ def from_dict(data: object, *, source: str = "config") -> ArchConfig:
     version = data.pop("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         raise ConfigError("schema_version", f"must be {SCHEMA_VERSION}", version)
-    unknown = sorted(set(data) - set(FIELD_NAMES), key=str)
+    extra = extra_field_names()
+    known = (*FIELD_NAMES, *extra)
+    unknown = sorted(set(data) - set(known), key=str)
     if unknown:
         raise ConfigError(str(unknown[0]), f"is not a config field; known: "
-                          f"{', '.join(FIELD_NAMES)}",
+                          f"{', '.join(known)}",
                           data[unknown[0]])
     # Bypass dataclass TypeErrors so the type check can name the field.
     for name, value in data.items():
-        _check_type(name, value)
-    return ArchConfig(**data)
+        if name in FIELD_NAMES:
+            _check_type(name, value)
+    options = {name: data.pop(name) for name in extra if name in data}
+    return ArchConfig(**data, options=tuple(options.items()))
 
 
 def from_json(text: str, *, source: str = "config") -> ArchConfig:

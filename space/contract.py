@@ -51,6 +51,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from srnas.space.objectives import BUDGET_KEYS, OBJECTIVE_DIRECTIONS, UNTRAINED_VALUES
+
 # -- trial statuses (user attr ``status``) ----------------------------------------------------
 STATUS_OK = "ok"
 # Measured, but a budget was already broken by the cheap figures: never trained. The trial is
@@ -71,28 +73,15 @@ STATUSES = (STATUS_OK, STATUS_INFEASIBLE, STATUS_FAILED, STATUS_STOPPED_AT_RUNG,
 STATUS_RUNG = "rung"
 STATUS_TRAINING = "training"
 
-# The quality objectives an untrained (infeasible) trial is told: the worst possible values.
-UNTRAINED_VALUES: dict[str, float] = {"psnr": 0.0, "ssim": 0.0}
-
 # -- objectives and budgets --------------------------------------------------------------------
-# Objectives a search may optimise, with their fixed direction.
-OBJECTIVE_DIRECTIONS: dict[str, str] = {
-    "psnr": "maximize",
-    "ssim": "maximize",
-    "latency_ms": "minimize",
-    "memory_mb": "minimize",
-    "params": "minimize",
-    "flops": "minimize",
-}
+# Live views of the objective registry (``space/objectives.py``), kept under the names every
+# package imports:
+# - UNTRAINED_VALUES: the quality objectives an untrained (infeasible) trial is told, at their
+#   worst possible values ({"psnr": 0.0, "ssim": 0.0});
+# - OBJECTIVE_DIRECTIONS: objectives a search may optimise, with their fixed direction;
+# - BUDGET_KEYS: measures a budget can bound -> the library argument that sets it (the CLI flag
+#   is the same name with dashes: ``max_latency_ms`` -> ``--max-latency-ms``).
 DEFAULT_OBJECTIVES: tuple[str, ...] = ("psnr", "latency_ms", "memory_mb")
-
-# Measures a budget can bound -> the library argument that sets it (the CLI flag is the same
-# name with dashes: ``max_latency_ms`` -> ``--max-latency-ms``).
-BUDGET_KEYS: dict[str, str] = {
-    "latency_ms": "max_latency_ms",
-    "memory_mb": "max_memory_mb",
-    "params": "max_params",
-}
 
 # Columns of a front, in display order (the searched parameters follow as ``p_<name>``).
 MEASURE_COLUMNS: tuple[str, ...] = (

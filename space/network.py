@@ -6,25 +6,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from srnas.space.blocks import get_block
 from srnas.space.config import ArchConfig
 from srnas.space.modules import (
     AttnImpl,
-    ConvAttn,
     ConvAttnLayer,
     ConvFFN,
     LayerNorm2d,
-    MiLKConvAttn,
     WindowAttention,
     d4_symmetrize,
 )
 
 
 def _attention_module(cfg: ArchConfig) -> nn.Module:
-    if cfg.block_type == "convattn":
-        return ConvAttn(cfg.pdim)
-    assert cfg.dict_size is not None and cfg.gate is not None  # guaranteed by validation
-    return MiLKConvAttn(cfg.dim, cfg.pdim, cfg.kernel_size, cfg.dict_size, cfg.gate,
-                        use_shared_kernel=cfg.shared_kernel, residual=False)
+    """The block type's attention module (its registered factory, ``space/blocks.py``)."""
+    return get_block(cfg.block_type).build(cfg)
 
 
 class Block(nn.Module):

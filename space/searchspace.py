@@ -8,10 +8,11 @@ user narrows, widens or fixes dimensions from a YAML file::
     lr: {low: 1.0e-4, high: 1.0e-3, log: true}
     block_type: milk                     # fixed
 
-Dimensions that only apply to MiLK blocks (``dict_size``, ``gate``, ``shared_kernel``) are
-suggested only when the sampled block type is ``milk`` (a convattn network has no dictionary,
-sums its branches and always uses the shared kernel). Parameter names never contain "/" (Ray
-would turn them into nested dicts).
+Dimensions a block type claims (``space/blocks.py``: MiLK claims ``dict_size``, ``gate`` and
+``shared_kernel``) are suggested only when the sampled block type claims them (a convattn
+network has no dictionary, sums its branches and always uses the shared kernel). The values of
+``block_type`` and the defaults of block-type fields come from the block registry. Parameter
+names never contain "/" (Ray would turn them into nested dicts).
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from typing import Any, Protocol
 
 import yaml
 
+from srnas.space.blocks import BLOCKS, applies, block_fields, get_block
 from srnas.space.config import ArchConfig, from_dict, read_text
 from srnas.space.errors import ConfigError
 
-MILK_ONLY = ("dict_size", "gate", "shared_kernel")
+MILK_ONLY = get_block("milk").dims
 WINDOW_ONLY = ("window_size", "heads")  # only meaningful when window attention is on
 TRAIN_DIMS = ("lr", "batch_size", "patch_size")
 ESC_LR = 5e-4
@@ -91,16 +93,28 @@ class Dim:
         return out
 
 
+# Integer fields of the config and the training: a range of them is an integer range.
+_INTEGER = ("dim", "kernel_size", "conv_layers", "n_blocks", "batch_size", "patch_size")
+
+
+def _block_dims() -> dict[str, Dim]:
+    """Default dimensions of block-type fields (each block type's ``BlockField.search``)."""
+    return {name: _parse_dim(name, f.search, integer=f.integer)
+            for name, (f, _) in block_fields().items() if f.search is not None}
+
+
 def _defaults() -> dict[str, Dim]:
+    block = _block_dims()
     dims = [
-        # The five dimensions the user named.
+        # The five dimensions the user named. This order is the order of suggestion, which a
+        # seed's sequence of networks depends on: new dimensions go after the existing ones.
         Dim("kernel_size", choices=(7, 9, 11, 13, 15, 17)),
-        Dim("dict_size", low=1, high=8, integer=True),
+        block.pop("dict_size"),
         Dim("split_ratio", choices=(0.125, 0.25, 0.375, 0.5)),
-        Dim("gate", choices=("softmax", "sigmoid", "sum")),
+        block.pop("gate"),
         Dim("n_blocks", low=1, high=6, integer=True),
         # Around them.
-        Dim("block_type", choices=("convattn", "milk")),
+        Dim("block_type", choices=tuple(n for n, b in BLOCKS.items() if b.default_search)),
         Dim("dim", choices=(32, 48, 64)),
         Dim("conv_layers", low=1, high=5, integer=True),
         Dim("window_attn", choices=(True, False)),
@@ -114,11 +128,20 @@ def _defaults() -> dict[str, Dim]:
         Dim("lr", low=2e-4, high=2e-3, log=True),
         Dim("batch_size", choices=(8,)),
         Dim("patch_size", choices=(48,)),
+        *block.values(),
     ]
     return {d.name: d for d in dims}
 
 
-DIM_NAMES = tuple(_defaults())
+def dim_names() -> tuple[str, ...]:
+    """Every search dimension (those of registered block types included)."""
+    return tuple(_defaults())
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DIM_NAMES":  # a live view: block types registered later add their fields
+        return dim_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -150,8 +173,8 @@ class SearchSpace:
     def _applies(self, name: str, values: dict[str, Any]) -> bool:
         """Conditional dimensions: honest about what a config does not have. ``window_attn``
         is suggested before window_size/heads (dict order of the defaults)."""
-        if name in MILK_ONLY:
-            return values.get("block_type") == "milk"
+        if not applies(name, values.get("block_type")):
+            return False
         if name in WINDOW_ONLY:
             flags = values.get("window_attn", True)
             return flags is True or (isinstance(flags, list | tuple) and True in flags)
@@ -209,8 +232,12 @@ class SearchSpace:
         return hashlib.sha256(json.dumps(self.to_data(), sort_keys=True).encode()).hexdigest()[:8]
 
 
-def _parse_dim(name: str, raw: Any) -> Dim:
-    default = _defaults()[name]
+def _parse_dim(name: str, raw: Any, *, integer: bool | None = None) -> Dim:
+    if integer is None:
+        default = _defaults()[name]
+        fields = block_fields()
+        integer = default.integer or name in _INTEGER or (
+            name in fields and fields[name][0].integer)
     if isinstance(raw, list):
         if not raw:
             raise ConfigError(name, "a list of choices must not be empty", raw)
@@ -229,8 +256,6 @@ def _parse_dim(name: str, raw: Any) -> Dim:
             raise ConfigError(f"{name}.log", "must be true or false", log)
         if low > high:
             raise ConfigError(name, "low must not exceed high", raw)
-        integer = default.integer or name in ("dim", "kernel_size", "conv_layers", "n_blocks",
-                                               "dict_size", "batch_size", "patch_size")
         if integer and not (float(low).is_integer() and float(high).is_integer()):
             raise ConfigError(name, "an integer range needs integer bounds", raw)
         if log and low <= 0:
@@ -246,24 +271,33 @@ def _parse_dim(name: str, raw: Any) -> Dim:
 
 
 def _validate_space(space: SearchSpace) -> None:
-    unknown = sorted(set(space.dims) - set(DIM_NAMES))
+    names = dim_names()
+    unknown = sorted(set(space.dims) - set(names))
     if unknown:
-        raise ConfigError(unknown[0], f"is not a search dimension; known: {', '.join(DIM_NAMES)}",
+        raise ConfigError(unknown[0], f"is not a search dimension; known: {', '.join(names)}",
                           space.dims[unknown[0]].to_data())
-    missing = [n for n in DIM_NAMES if n not in space.dims]
+    missing = [n for n in names if n not in space.dims]
     if missing:
         raise ConfigError(missing[0], "is missing from the search space", None)
     base = ArchConfig().to_dict()
-    # Each value alone must satisfy the config's rules (checked on a MiLK config, where every
-    # field applies, at one of the space's own widths: rules such as "heads divides dim" must
-    # name a width the user gave), and every dim x split_ratio x heads combination must give a
-    # valid split (checked below, naming the combination).
+    # Each value alone must satisfy the config's rules (checked on a config of a block type the
+    # dimension applies to, at one of the space's own widths: rules such as "heads divides dim"
+    # must name a width the user gave), and every dim x split_ratio x heads combination must
+    # give a valid split (checked below, naming the combination).
     width = space.dims["dim"].values()[0] if "dim" in space.dims else base["dim"]
-    milk = {**base, "block_type": "milk", "dict_size": 1, "gate": "sum"}
     if isinstance(width, int) and not isinstance(width, bool):
-        milk["dim"] = width
+        base["dim"] = width
         # A split valid at this width for the probes of the other fields.
-        milk["split_ratio"] = 0.5 if width % 2 == 0 and width >= 4 else 1.0
+        base["split_ratio"] = 0.5 if width % 2 == 0 and width >= 4 else 1.0
+
+    def on_block(block_type: object) -> dict[str, Any]:
+        """``base`` as a network of ``block_type``, its own fields at their probe values."""
+        if block_type not in BLOCKS:
+            return {**base, "block_type": block_type}  # from_dict names the unknown type
+        return {**base, "block_type": block_type, **get_block(block_type).probe}
+
+    # A dimension some block type claims is probed on the first one claiming it.
+    claimer = {d: n for n, b in reversed(BLOCKS.items()) for d in b.dims}
     for name, d in space.dims.items():
         if name in TRAIN_DIMS:
             _check_train_dim(d)
@@ -272,14 +306,13 @@ def _validate_space(space: SearchSpace) -> None:
             raise ConfigError(name, "must be a list of choices or an integer range",
                               d.to_data())
         for value in d.values() if d.choices is not None or d.integer else ():
+            owner = claimer.get(name, base["block_type"])
             if name == "window_attn" and isinstance(value, list | tuple):
-                probe = {**milk, name: value, "n_blocks": len(value)}
+                probe = {**on_block(owner), name: value, "n_blocks": len(value)}
             elif name == "block_type":
-                probe = {**milk, "block_type": value}
-                if value == "convattn":
-                    probe.update(dict_size=None, gate=None, shared_kernel=True)
+                probe = on_block(value)
             else:
-                probe = {**milk, name: value}
+                probe = {**on_block(owner), name: value}
             try:
                 from_dict(probe)
             except ConfigError as exc:
@@ -331,7 +364,7 @@ def space_from_data(data: object, *, source: str = "space") -> SearchSpace:
     for name, raw in data.items():
         if name not in dims:
             raise ConfigError(str(name), "is not a search dimension; known: "
-                              + ", ".join(DIM_NAMES), raw)
+                              + ", ".join(dims), raw)
         dims[name] = _parse_dim(name, raw)
     return SearchSpace(dims)
 

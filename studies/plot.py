@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from srnas.space.blocks import BLOCKS
 from srnas.space.errors import StudyError
 from srnas.studies.files import check_out_path, write_atomic
 from srnas.studies.front import (
@@ -39,8 +40,11 @@ def arch_summary(arch: Any) -> str:
     if not isinstance(arch, Mapping):
         return "?"
     parts = [str(arch.get("block_type", "?"))]
-    if arch.get("block_type") == "milk":
-        parts.append(f"dict {arch.get('dict_size')} gate {arch.get('gate')}")
+    # The block type's own words (MiLK: its dictionary and gate); a type not registered in
+    # this process (a plug-in's study read elsewhere) shows by name alone.
+    block = BLOCKS.get(arch["block_type"]) if arch.get("block_type") in BLOCKS else None
+    if block is not None and block.summary is not None:
+        parts.append(block.summary(arch))
     parts += [f"dim {arch.get('dim')}", f"k {arch.get('kernel_size')}",
               f"{arch.get('n_blocks')}x{arch.get('conv_layers')} blocks",
               f"split {arch.get('split_ratio')}"]

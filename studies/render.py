@@ -9,13 +9,14 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+# Units of the objectives and measures: the objective registry's (a live view).
+from srnas.space.objectives import UNITS
+
 if TYPE_CHECKING:
     import pandas as pd
 
 FORMATS_LIST = ("table", "json")
 FORMATS_FRONT = ("table", "csv", "json")
-UNITS = {"psnr": "dB", "ssim": "1", "latency_ms": "ms", "latency_iqr_ms": "ms",
-         "memory_mb": "MB", "params": "params", "flops": "MACs"}
 PLACEMENT_COLUMNS = ("host", "node", "gpu_ids")
 NODE_ID_CHARS = 8  # a Ray node id is 56 hex digits; a table shows its start (as git does)
 REFERENCE_RULE = ("worst feasible value pushed out by 10% of its range; a budget's bound for "

@@ -1,0 +1,130 @@
+"""Block types: the attention module a network uses in every conv layer, as a registry.
+
+A block type is ONE file that calls :func:`register_block` (see ``space/block_convattn.py``
+and ``space/block_milk.py``). Its record says everything the rest of srnas asks of it:
+
+- ``build``: the module factory, ``build(config) -> nn.Module`` whose ``forward(x,
+  shared_kernel)`` maps (B, dim, H, W) to itself. Import torch inside it, not at the top of the
+  file: this metadata is read without torch (studies/, ``srnas --help``).
+- ``fields``: config fields only this block type has, with their defaults and their type, and
+  optionally their default search dimension (YAML form, as in a ``--space`` file). Fields of
+  schema 1 (``dict_size``, ``gate``) are dataclass fields of ``ArchConfig``; any other lands
+  in ``ArchConfig.options`` and round-trips through ``to_dict`` like the rest.
+- ``dims``: the block-conditional search dimensions that apply to it. A dimension claimed by
+  some block type is suggested only when the sampled block type claims it too; every other
+  dimension applies to every block type.
+- ``validate``: its own config rules (one-line ``ConfigError``), run after the common ones.
+- ``probe``: values of its own fields that satisfy ``validate``, used to check a search space
+  value by value.
+- ``summary``: the extra words a plot hover shows for it (e.g. ``dict 8 gate softmax``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from srnas.space.registry import Registry
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from srnas.space.config import ArchConfig
+
+
+@dataclass(frozen=True)
+class BlockField:
+    """A config field only some block types have."""
+
+    name: str
+    default: Any = None
+    types: tuple[type, ...] = (int, float, str, bool, type(None))
+    search: Any = None  # the default search dimension (YAML form); None: not searched
+
+    @property
+    def integer(self) -> bool:
+        return int in self.types and float not in self.types
+
+
+@dataclass(frozen=True)
+class BlockType:
+    name: str
+    label: str
+    build: Callable[[ArchConfig], nn.Module]
+    fields: tuple[BlockField, ...] = ()
+    dims: tuple[str, ...] = ()
+    validate: Callable[[ArchConfig], None] | None = None
+    probe: Mapping[str, Any] = field(default_factory=dict)
+    summary: Callable[[Mapping[str, Any]], str] | None = None
+    # Whether the default search space offers it (a plug-in may want to be opt-in).
+    default_search: bool = True
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+
+BLOCKS: Registry[BlockType] = Registry("block type", "block_type", first=("convattn", "milk"))
+
+
+def register_block(block: BlockType) -> BlockType:
+    """Make ``block`` a value of ``block_type`` (configs, search spaces, plots)."""
+    return BLOCKS.register(block.name, block)
+
+
+def unregister_block(name: str) -> BlockType:
+    return BLOCKS.unregister(name)
+
+
+def get_block(name: object) -> BlockType:
+    """The record of ``name``; an unknown name is ``block_type: must be one of [...]``."""
+    return BLOCKS.get(name)
+
+
+def block_names() -> tuple[str, ...]:
+    return BLOCKS.names()
+
+
+def block_fields() -> dict[str, tuple[BlockField, tuple[str, ...]]]:
+    """Every block-owned field -> (its declaration, the block types that own it)."""
+    out: dict[str, tuple[BlockField, tuple[str, ...]]] = {}
+    for name, block in BLOCKS.items():
+        for f in block.fields:
+            owners = out[f.name][1] if f.name in out else ()
+            out[f.name] = (out[f.name][0] if f.name in out else f, (*owners, name))
+    return out
+
+
+def conditional_dims() -> tuple[str, ...]:
+    """Search dimensions some block type claims (suggested only for block types claiming them)."""
+    return tuple(dict.fromkeys(d for _, b in BLOCKS.items() for d in b.dims))
+
+
+def applies(dim: str, block_type: object) -> bool:
+    """Whether search dimension ``dim`` is suggested for a network of ``block_type``."""
+    if dim not in conditional_dims():
+        return True
+    return block_type in BLOCKS and dim in get_block(block_type).dims
+
+
+def _load_builtins() -> None:
+    # ESC's ConvAttn and MiLK-ConvAttn register themselves like any other block type.
+    import srnas.space.block_convattn
+    import srnas.space.block_milk  # noqa: F401
+
+
+_load_builtins()
+
+__all__ = [
+    "BLOCKS",
+    "BlockField",
+    "BlockType",
+    "applies",
+    "block_fields",
+    "block_names",
+    "conditional_dims",
+    "get_block",
+    "register_block",
+    "unregister_block",
+]
