@@ -171,10 +171,30 @@ def export_onnx(model: SRNet, path: str | Path, *, opset: int = OPSET,
                         "clamp to [0, 1] before saving",
         **{str(k): str(v) for k, v in (metadata or {}).items()},
     }
+    _strip_node_metadata(program.model)
     program.model.metadata_props.update(props)
     with _quiet():
         program.save(str(path), external_data=False)
     return hw
+
+
+def _strip_node_metadata(model: object) -> None:
+    """Drop what torch's exporter attaches to every node and value: the exporting machine's
+    file paths and source lines (stack traces), FX node dumps and module scopes. They are for
+    debugging an export, not for shipping: about 60 % of a file's bytes, and paths of the
+    user's machine would travel with the model."""
+    # onnx_ir is onnxscript's IR (program.model is one of its models), installed with it.
+    from onnx_ir.traversal import RecursiveGraphIterator
+
+    graphs = [model.graph, *model.functions.values()]  # type: ignore[attr-defined]
+    for graph in graphs:
+        for value in [*graph.inputs, *graph.outputs, *getattr(graph, "initializers", {}).values()]:
+            value.metadata_props.clear()
+        for node in RecursiveGraphIterator(graph):
+            node.metadata_props.clear()
+            node.doc_string = None
+            for value in node.outputs:
+                value.metadata_props.clear()
 
 
 def _session(path: Path):  # -> onnxruntime.InferenceSession (imported lazily: heavy)
