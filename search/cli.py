@@ -1,67 +1,57 @@
-"""The ``srnas`` command: one parser, one sub-command module per package.
+"""The ``srnas`` command: one table of sub-commands, one module per command in
+:mod:`srnas.search.commands`.
 
-Each package's ``cli`` module only declares arguments at import time (no torch, no Ray), so
-``srnas --help`` and ``srnas studies list`` stay fast; handlers import what they need.
+Declaring a command imports no torch, Ray or pandas (``srnas --help``, ``srnas studies list``,
+``pareto`` and ``plot`` stay fast); a handler imports what it needs when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
+from srnas.search.commands.args import (
+    PROG_ATTR,
+    Args,
+    Parser,
+    UsageError,
+    flags_of,
+)
 from srnas.space.errors import SrnasError
 from srnas.space.version import srnas_version
 
+# Name -> the module that declares and runs it (``register(sub) -> list[Args]``), in --help
+# order. A new command is a new module and one line here.
+COMMANDS: dict[str, str] = {
+    "arch": "srnas.search.commands.arch",
+    "evaluate": "srnas.search.commands.evaluate",
+    "search": "srnas.search.commands.search",
+    "train": "srnas.search.commands.train",
+    "studies": "srnas.search.commands.studies",
+    "pareto": "srnas.search.commands.pareto",
+    "plot": "srnas.search.commands.plot",
+    "export": "srnas.search.commands.export",
+    "benchmark": "srnas.search.commands.benchmark",
+    "fidelity": "srnas.search.commands.fidelity",
+}
 
-class _Parser(argparse.ArgumentParser):
-    """Usage mistakes are one line (and exit 2), like every other srnas error."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+def build() -> tuple[argparse.ArgumentParser, list[Args]]:
+    """The parser and every runnable command's :class:`Args` (``arch show``, ``pareto``...)."""
+    parser = Parser(prog="srnas", description="Hardware-aware search of lightweight "
+                    "super-resolution networks.")
+    parser.add_argument("--version", action="version", version=f"srnas {srnas_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    leaves: list[Args] = []
+    for name, module in COMMANDS.items():
+        leaves += importlib.import_module(module).register(sub, name)
+    return parser, leaves
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import srnas.evaluators.cli
-    import srnas.search.cli_deploy
-    import srnas.search.cli_fidelity
-    import srnas.search.cli_search
-    import srnas.search.cli_train
-    import srnas.space.cli
-    import srnas.studies.cli
-
-    parser = _Parser(
-        prog="srnas",
-        description="Hardware-aware search of lightweight super-resolution networks.",
-    )
-    parser.add_argument("--version", action="version", version=f"srnas {srnas_version()}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    srnas.space.cli.register(sub)
-    srnas.evaluators.cli.register(sub)
-    srnas.search.cli_search.register(sub)
-    srnas.search.cli_train.register(sub)
-    srnas.studies.cli.register(sub)
-    srnas.search.cli_deploy.register(sub)
-    srnas.search.cli_fidelity.register(sub)
-    return parser
-
-
-def _flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
-    """Library argument name -> what the user typed for it, along the chosen sub-commands:
-    ``max_latency_ms`` -> ``--max-latency-ms``, a positional ``study`` -> ``STUDY``."""
-    flags: dict[str, str] = {}
-    current: argparse.ArgumentParser | None = parser
-    while current is not None:
-        chosen = None
-        for action in current._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                chosen = action.choices.get(getattr(args, action.dest, None) or "")
-            elif action.option_strings:
-                flags[action.dest] = max(action.option_strings, key=len)
-            elif action.dest != argparse.SUPPRESS:
-                flags[action.dest] = str(action.metavar or action.dest.upper())
-        current = chosen
-    return flags
+    return build()[0]
 
 
 def error_line(exc: SrnasError, flags: dict[str, str]) -> str:
@@ -73,16 +63,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # usage errors (exit 2, one line) and --help (exit 0)
+    except UsageError as exc:  # a value a flag's type refused, already one line
+        print(exc.line, file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # argparse's usage errors (exit 2, one line) and --help (0)
         return exc.code if isinstance(exc.code, int) else 0
+    label = getattr(args, PROG_ATTR, f"srnas {args.command}")
     try:
         code = args.func(args)
     except SrnasError as exc:
-        print(f"srnas {args.command}: error: {error_line(exc, _flags(parser, args))}",
-              file=sys.stderr)
+        print(f"{label}: error: {error_line(exc, flags_of(args))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"srnas {args.command}: interrupted", file=sys.stderr)
+        print(f"{label}: interrupted", file=sys.stderr)
         return 130
     return int(code or 0)
 

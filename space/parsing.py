@@ -1,6 +1,6 @@
 """Parsing helpers every package's commands and settings share: an architecture spec (preset
-name or config file) and an ``HxW`` size. Library code: errors name the argument (``spec``,
-``input_hw``); the CLI shows the flag.
+name or config file), an ``HxW`` size, and the input an exported config was measured at.
+Library code: errors name the argument (``spec``, ``input_hw``); the CLI shows the flag.
 """
 
 from __future__ import annotations
@@ -35,4 +35,21 @@ def parse_hw(text: str, field: str = "input_hw") -> tuple[int, int]:
     return h, w
 
 
-__all__ = ["parse_hw", "resolve_spec"]
+def recorded_input_hw(spec: str) -> tuple[int, int] | None:
+    """The measurement input an exported trial was counted at (``provenance.input_hw``), so
+    that ``arch show`` of an export reports the FLOPs the study recorded; None for a preset, a
+    plain config, or anything unreadable (the caller then uses its default)."""
+    path = Path(spec)
+    if spec in PRESET_NAMES or path.suffix.lower() not in (".json", ".yaml", ".yml"):
+        return None
+    try:
+        import yaml
+
+        raw = yaml.safe_load(path.read_text())  # YAML is a superset of JSON
+        hw = raw["provenance"]["input_hw"]
+        return int(hw[0]), int(hw[1])
+    except Exception:  # not an export, or no recorded input: use the default
+        return None
+
+
+__all__ = ["parse_hw", "recorded_input_hw", "resolve_spec"]

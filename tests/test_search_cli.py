@@ -8,12 +8,11 @@ import optuna
 import pytest
 
 from srnas.search.cli import main
+from tests.cli import assert_one_line, assert_usage_error
 
 
 def _err(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    return err
+    return assert_one_line(capsys.readouterr().err)
 
 
 @pytest.mark.parametrize(
@@ -26,7 +25,8 @@ def _err(capsys: pytest.CaptureFixture[str]) -> str:
         (["--max-params", "-5"], "--max-params: must be a positive number"),
         (["--steps", "0"], "--steps: must be a positive integer"),
         (["--scale", "5"], "--scale: must be 2, 3 or 4"),
-        (["--baseline", "resnet"], "--baseline: must be a preset"),
+        (["--baseline", "resnet"], "--baseline: must be one of esc, esc-light, milk-light, tiny "
+                                   "(got 'resnet')"),
         (["--storage", "not-a-url"], "--storage: must be a SQLAlchemy URL"),
         (["--storage", "sqlite:////nonexistent/dir/x.db"], "does not exist"),
         (["--storage", "postgresql+psycopg2://u:secret@127.0.0.1:1/db"], "cannot be opened"),
@@ -38,7 +38,7 @@ def _err(capsys: pytest.CaptureFixture[str]) -> str:
         (["--train", "/nonexistent/images"], "--train: must be an existing folder"),
         (["--val", "/nonexistent/val"], "--val: must be an existing folder"),
         (["--storage", "postgresql://u:secret@h:notaport/db"], "not a valid SQLAlchemy URL"),
-        (["--scheduler", "asha"], "--scheduler: must be one of ['mo-asha', 'fifo'] (got 'asha')"),
+        (["--scheduler", "asha"], "--scheduler: must be one of mo-asha, fifo (got 'asha')"),
         (["--eta", "1"], "--eta: must be an integer >= 2 (got 1)"),
         (["--min-steps", "0"], "--min-steps: must be a positive integer (got 0)"),
         (["--min-steps", "200"], "--min-steps: must be below --steps (200)"),
@@ -49,9 +49,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capture
                                           monkeypatch: pytest.MonkeyPatch, argv: list[str],
                                           fragment: str) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["search", "--trials", "1", *argv]) == 2
-    err = _err(capsys)
-    assert fragment in err
+    err = assert_usage_error(capsys, "search", "--trials", "1", *argv, needles=(fragment,))
+    assert err.startswith("srnas search: error: ")
     assert "secret" not in err  # a storage password is never printed
     assert not (tmp_path / "srnas.db").exists()  # nothing written
 

@@ -12,25 +12,19 @@ from pathlib import Path
 import optuna
 import pytest
 
-from srnas.search.cli import main
+from tests.cli import assert_one_line, run
 from tests.fabricate import fake_trial, make_known_study, make_mixed_study, make_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 OPTUNA_CLI = Path(sys.executable).with_name("optuna")
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def one_line_error(capsys, command: str, *argv: str) -> str:
     code, out, err = run(capsys, *argv)
     assert code == 2, (out, err)
     assert out == ""
-    assert err.startswith(f"srnas {command}: error: ") and err.count("\n") == 1, err
-    return err
+    assert err.startswith(f"srnas {command}: error: "), err
+    return assert_one_line(err)
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +51,23 @@ def test_list_table_and_json(capsys, db) -> None:
     assert known["devices"] == ["cpu: test"]
     assert known["objectives"] == [["psnr", "maximize"], ["latency_ms", "minimize"],
                                    ["memory_mb", "minimize"]]
+
+
+def test_list_and_pareto_csv_and_markdown(capsys, db) -> None:
+    code, out, _ = run(capsys, "studies", "list", "--storage", db, "--format", "csv")
+    rows = out.splitlines()
+    assert code == 0 and rows[0].split(",")[0] == "name" and len(rows) == 3
+    assert sorted(r.split(",")[0] for r in rows[1:]) == ["known", "other"]
+    code, out, _ = run(capsys, "studies", "list", "--storage", db, "--format", "markdown")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("| name") and set(lines[1]) <= set("|:- ")
+    assert len(lines) == 4
+    code, out, _ = run(capsys, "pareto", "known", "--storage", db, "--format", "markdown")
+    lines = out.splitlines()
+    header = [c.strip() for c in lines[0].split("|")]
+    assert code == 0 and len(lines) == 2 + 5  # header, rule, the 5 front trials
+    column = header.index("number")
+    assert [int(r.split("|")[column]) for r in lines[2:]] == [8, 1, 0, 2, 4]
 
 
 def test_storage_from_environment(capsys, db, monkeypatch) -> None:
@@ -129,7 +140,8 @@ def test_all_studies(capsys, db) -> None:
     (["pareto", "known", "--max-latency-ms", "4"], "smallest value that admits one is 5"),
     (["pareto", "known", "--max-latency-ms", "-3"], "--max-latency-ms: must be a positive"),
     (["pareto", "known", "--max-memory-mb", "lots"], "--max-memory-mb: must be a number"),
-    (["pareto", "known", "--format", "xml"], "--format: must be one of table, csv, json"),
+    (["pareto", "known", "--format", "xml"], "--format: must be one of table, csv, json, "
+                                             "markdown (got 'xml')"),
     (["pareto", "known", "--sort", "ssim"], "--sort: must be one of"),
     (["pareto", "known", "--device", "tpu"], "--device: no feasible complete trial"),
     (["pareto", "known", "--input", "16"], "--input: must be HxW with positive integers"),
@@ -138,7 +150,8 @@ def test_all_studies(capsys, db) -> None:
     (["pareto", "known", "--reference-point", "psnr=1"], "--reference-point: needs every"),
     (["pareto"], "STUDY: give a study name, or --all-studies"),
     (["pareto", "known", "--all-studies"], "STUDY: give a study or --all-studies, not both"),
-    (["studies", "list", "--format", "yaml"], "--format: must be one of table, json"),
+    (["studies", "list", "--format", "yaml"], "--format: must be one of table, csv, json, "
+                                              "markdown (got 'yaml')"),
     (["plot", "known", "--out", "front.svg"], "--out: must end in .png or .html"),
     (["plot", "known"], "--out: is required"),
     (["export", "known", "--pick", "knee"], "--out: is required"),

@@ -11,6 +11,23 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from srnas.search.commands.args import (
+    Args,
+    Subcommands,
+    add_data,
+    add_device,
+    add_scale,
+    add_storage,
+    add_trial,
+    command,
+    nonnegative_float,
+    nonnegative_int,
+    one_of,
+    positive_float,
+    positive_int,
+    resolve_auto,
+    seed,
+)
 from srnas.space.errors import ConfigError
 
 if TYPE_CHECKING:  # torch loads only when the command runs
@@ -18,15 +35,15 @@ if TYPE_CHECKING:  # torch loads only when the command runs
     from srnas.evaluators.fit import FitProgress, FitStart
     from srnas.space.config import ArchConfig
 
-# Flags that set the recipe: left out, they default to the trial's sampled values, then to
-# ESC's recipe; on --resume they may only repeat what the run was started with.
-RECIPE_FLAGS = ("steps", "batch_size", "patch_size", "lr", "warmup", "schedule", "ema", "seed",
-                "amp")
+SCHEDULES = ("multistep", "cosine")
+# The flags of this group set the recipe: left out, they default to the trial's sampled
+# values, then to ESC's recipe; on --resume they may only repeat what the run was started with.
+RECIPE = "recipe (defaults: the trial's sampled values, then ESC's)"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train", help="train one network for long (ESC's recipe) into a run folder: "
+def register(sub: Subcommands, name: str) -> list[Args]:
+    a = command(
+        sub, name, help="train one network for long (ESC's recipe) into a run folder: "
         "checkpoints that resume exactly, best and last weights beside their config",
         description="Train SPEC (a preset, a config file, or a study with --trial N) with "
         "ESC's recipe for lightweight networks (AdamW lr 5e-4, betas 0.9/0.9, L1, warm-up, "
@@ -34,53 +51,47 @@ def register(sub: argparse._SubParsersAction) -> None:
         "LR patches), scaled to --steps. A trial's sampled lr, batch and patch size are the "
         "defaults for it. RUN/ gets config.yaml, best.safetensors, last.safetensors, "
         "checkpoint.safetensors, log.csv and train.json.")
-    p.add_argument("spec", nargs="?", metavar="SPEC", help="preset, config file, or study "
-                   "name with --trial (optional with --resume: the run knows its network)")
-    p.add_argument("--trial", type=int, metavar="N", help="train trial N of study SPEC")
-    p.add_argument("--storage", metavar="URL", help="study storage for --trial (default "
-                   "$SRNAS_STORAGE, else sqlite:///srnas.db)")
-    p.add_argument("--scale", type=int, choices=(2, 3, 4), help="upscaling factor (default: "
-                   "the config's; 4 for presets)")
-    p.add_argument("--out", required=True, metavar="RUN", help="run folder (refused if it "
-                   "already holds a run, unless --resume)")
-    p.add_argument("--resume", action="store_true", help="continue the run in RUN/ from its "
-                   "checkpoint")
-    g = p.add_argument_group("recipe (defaults: the trial's sampled values, then ESC's)")
-    g.add_argument("--steps", type=int, help="optimisation steps (default 500000, ESC's)")
-    g.add_argument("--batch-size", type=int, help="patches per step (default 16)")
-    g.add_argument("--patch-size", type=int, help="HR patch size in pixels (default 64 * "
-                   "scale, ESC's 64-pixel LR patches)")
-    g.add_argument("--lr", type=float, help="AdamW learning rate (default 5e-4)")
-    g.add_argument("--warmup", type=int, help="linear warm-up steps (default min(20000, 4 %% of "
-                   "--steps))")
-    g.add_argument("--schedule", choices=("multistep", "cosine"), help="multistep (default: "
-                   "halved at 50/80/90/95/98 %% of the steps) or cosine (to zero)")
-    g.add_argument("--ema", type=float, help="weight moving-average decay (default ESC's "
-                   "0.999; below 10000 steps 1 - 1/(steps // 10), none below 20 steps; 0 turns "
-                   "it off); best and last weights are the average")
-    g.add_argument("--seed", type=int, help="seeds the initial weights and the patches "
-                   "(default 0)")
-    g.add_argument("--amp", action="store_true", default=None, help="bf16 autocast (CUDA only)")
-    g = p.add_argument_group("data and run")
-    g.add_argument("--train", metavar="DIR", help="folder of HR training images, any size "
-                   "(default: scikit-image's bundled photographs)")
-    g.add_argument("--val", metavar="DIR", help="benchmark folder (HR + LR_bicubic/X<s>) or "
-                   "HR-only folder (default: held-out bundled photographs)")
-    g.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
-    g.add_argument("--workers", type=int, help="data loader processes (default 0 on CPU, "
-                   "min(4, CPUs - 1) on CUDA); results do not depend on it")
-    g.add_argument("--checkpoint-every", type=int, metavar="K", help="checkpoint every K "
-                   "steps (default min(5000, max(steps // 10, 50)))")
-    g.add_argument("--val-every", type=int, metavar="K", help="validate every K steps "
-                   "(default: at every checkpoint) and at the end")
-    g.add_argument("--log-every", type=int, metavar="K", help="a log.csv row every K steps "
-                   "(default min(100, max(steps // 100, 1)))")
-    p.set_defaults(func=_run)
+    a.add("spec", nargs="?", metavar="SPEC", help="preset, config file, or study name with "
+          "--trial (optional with --resume: the run knows its network)")
+    add_trial(a, help="train trial N of study SPEC")
+    add_storage(a, help="study storage for --trial (default $SRNAS_STORAGE, else "
+                "sqlite:///srnas.db)")
+    add_scale(a, help="upscaling factor: 2, 3 or 4 (default: the config's; 4 for presets)")
+    a.add("--out", required=True, metavar="RUN", help="run folder (refused if it already "
+          "holds a run, unless --resume)")
+    a.add("--resume", action="store_true", help="continue the run in RUN/ from its checkpoint")
+    g = a.group(RECIPE)
+    g.add("--steps", type=positive_int, help="optimisation steps (default 500000, ESC's)")
+    g.add("--batch-size", type=positive_int, help="patches per step (default 16)")
+    g.add("--patch-size", type=positive_int, help="HR patch size in pixels (default 64 * "
+          "scale, ESC's 64-pixel LR patches)")
+    g.add("--lr", type=positive_float, help="AdamW learning rate (default 5e-4)")
+    g.add("--warmup", type=nonnegative_int, help="linear warm-up steps (default min(20000, 4 "
+          "%% of --steps))")
+    g.add("--schedule", type=one_of(SCHEDULES), metavar="{" + ",".join(SCHEDULES) + "}",
+          help="multistep (default: halved at 50/80/90/95/98 %% of the steps) or cosine (to "
+          "zero)")
+    g.add("--ema", type=nonnegative_float, help="weight moving-average decay (default ESC's "
+          "0.999; below 10000 steps 1 - 1/(steps // 10), none below 20 steps; 0 turns it off); "
+          "best and last weights are the average")
+    g.add("--seed", type=seed, help="seeds the initial weights and the patches (default 0)")
+    g.add("--amp", action="store_true", default=None, help="bf16 autocast (CUDA only)")
+    d = a.group("data and run")
+    add_data(d)
+    add_device(d)
+    d.add("--workers", type=nonnegative_int, help="data loader processes (default 0 on CPU, "
+          "min(4, CPUs - 1) on CUDA); results do not depend on it")
+    d.add("--checkpoint-every", type=positive_int, metavar="K", help="checkpoint every K steps "
+          "(default min(5000, max(steps // 10, 50)))")
+    d.add("--val-every", type=positive_int, metavar="K", help="validate every K steps "
+          "(default: at every checkpoint) and at the end")
+    d.add("--log-every", type=positive_int, metavar="K", help="a log.csv row every K steps "
+          "(default min(100, max(steps // 100, 1)))")
+    a.run(lambda args: _run(args, a.groups[RECIPE]))
+    return [a]
 
 
-def _run(args: argparse.Namespace) -> int:
-    import torch
-
+def _run(args: argparse.Namespace, recipe_flags: list[str]) -> int:
     from srnas.evaluators.evaluate import DataSpec
     from srnas.evaluators.fit import fit
     from srnas.evaluators.recipe import Recipe
@@ -89,7 +100,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.trial is not None and args.spec is None:
         raise ConfigError("spec", "is required with --trial (the study's name)")
-    given = {k: getattr(args, k) for k in RECIPE_FLAGS if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in recipe_flags if getattr(args, k) is not None}
     if args.resume:
         run = read_run(args.out)
         config, recipe, data, label = run.config, run.recipe, run.data, run.label
@@ -122,7 +133,7 @@ def _run(args: argparse.Namespace) -> int:
         config, label = source.config, source.label
         recipe = Recipe(**{**source.train, **given})
         data = DataSpec(args.train, args.val)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_auto(args.device)
     workers = args.workers
     if workers is None:
         import os

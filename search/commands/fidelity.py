@@ -7,52 +7,60 @@ import json
 import sys
 from typing import Any
 
-from srnas.space.contract import DEFAULT_STORAGE, STORAGE_ENV
+from srnas.search.commands.args import (
+    Args,
+    Subcommands,
+    add_format,
+    add_storage,
+    add_trial,
+    command,
+    nonnegative_float,
+    positive_float,
+    positive_int,
+    seed,
+)
 from srnas.space.errors import ConfigError
 
-FORMATS = ("table", "json", "csv")
 
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "fidelity", help="retrain some trials of a study for longer and measure how well the "
+def register(sub: Subcommands, name: str) -> list[Args]:
+    a = command(
+        sub, name, help="retrain some trials of a study for longer and measure how well the "
         "brief-training ranking predicts the long one (Kendall tau, Spearman rho, top-k, front)",
         description="Retrain K trials of STUDY at a longer budget (default 10x the study's "
         "steps) with the same data, seed and recipe, as Ray Tune trials; results go to the "
         "sibling study STUDY:fidelity. Rerunning skips what is done, then reports.")
-    p.add_argument("study", metavar="STUDY", help="study name")
-    p.add_argument("--storage", metavar="URL", help=f"SQLAlchemy URL (default ${STORAGE_ENV}, "
-                   f"else {DEFAULT_STORAGE})")
-    p.add_argument("--steps", type=int, metavar="N", help="the long budget in training steps "
-                   "(default 10x the study's)")
-    p.add_argument("--trials", type=int, metavar="K", help="how many trials: the "
-                   "whole front, then the rest spread evenly over the PSNR range (default 8)")
-    p.add_argument("--trial", type=int, action="append", default=[],
-                   metavar="N", help="retrain this trial (repeatable; instead of --trials)")
-    p.add_argument("--include-pruned", action="store_true", help="let the selection pick "
-                   "trials stopped at a rung too (compared at their last rung's PSNR)")
-    p.add_argument("--top-k", type=int, default=3, help="top-k overlap reported (default 3)")
-    p.add_argument("--report-only", action="store_true",
-                   help="train nothing: report what the sibling study already holds")
-    p.add_argument("--format", default="table", help="table (default), json or csv")
-    p.add_argument("--plot", metavar="OUT.png|OUT.html", help="brief vs long PSNR scatter")
-    p.add_argument("--address", metavar="HOST:PORT|auto", help="join a running Ray cluster "
-                   "(as for srnas search)")
-    p.add_argument("--concurrency", type=int, help="retrains at a time (default: as many as "
-                   "the CPUs/GPUs allow)")
-    p.add_argument("--cpus-per-trial", type=float, default=1.0)
-    p.add_argument("--gpus-per-trial", type=float, help="default 1 where Ray sees GPUs, else 0")
-    p.add_argument("--seed", type=int, help="training seed (default: each trial's recorded "
-                   "training seed, i.e. the search's)")
-    p.add_argument("--verbose", action="store_true", help="show Ray's own logs")
-    p.set_defaults(func=_run)
+    a.add("study", metavar="STUDY", help="study name")
+    add_storage(a)
+    a.add("--steps", type=positive_int, metavar="N", help="the long budget in training steps "
+          "(default 10x the study's)")
+    a.add("--trials", type=positive_int, metavar="K", help="how many trials: the whole front, "
+          "then the rest spread evenly over the PSNR range (default 8)")
+    add_trial(a, action="append", default=[],
+              help="retrain this trial (repeatable; instead of --trials)")
+    a.add("--include-pruned", action="store_true", help="let the selection pick trials stopped "
+          "at a rung too (compared at their last rung's PSNR)")
+    a.add("--top-k", type=positive_int, default=3, help="top-k overlap reported (default 3)")
+    a.add("--report-only", action="store_true",
+          help="train nothing: report what the sibling study already holds")
+    add_format(a)
+    a.add("--plot", metavar="OUT.png|OUT.html", help="brief vs long PSNR scatter")
+    a.add("--address", metavar="HOST:PORT|auto", help="join a running Ray cluster (as for "
+          "srnas search)")
+    a.add("--concurrency", type=positive_int, help="retrains at a time (default: as many as "
+          "the CPUs/GPUs allow)")
+    a.add("--cpus-per-trial", type=positive_float, default=1.0)
+    a.add("--gpus-per-trial", type=nonnegative_float, help="default 1 where Ray sees GPUs, "
+          "else 0")
+    a.add("--seed", type=seed, help="training seed (default: each trial's recorded training "
+          "seed, i.e. the search's)")
+    a.add("--verbose", action="store_true", help="show Ray's own logs")
+    a.run(_run)
+    return [a]
 
 
 def _run(args: argparse.Namespace) -> int:
     from srnas.studies.plot import check_plot_out
 
-    if args.format not in FORMATS:
-        raise ConfigError("format", f"must be one of {', '.join(FORMATS)}", args.format)
     if args.plot:
         check_plot_out(args.plot, "plot")  # a bad path fails before hours of training
     if args.trial and args.trials is not None:
@@ -100,6 +108,10 @@ def _report(args: argparse.Namespace, study: Any, storage: Any, steps: int) -> N
                           "trials": records}, indent=2))
     elif args.format == "csv":
         sys.stdout.write(pairs.to_csv(index=False))
+    elif args.format == "markdown":
+        from srnas.search.commands.output import frame_markdown
+
+        sys.stdout.write(frame_markdown(pairs))
     else:
         print("\n".join(fid.report_lines(pairs, figures, steps)))
     if args.plot:

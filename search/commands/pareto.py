@@ -1,0 +1,140 @@
+"""``srnas pareto``: the feasible Pareto front of a study (or of all), with every measure,
+hypervolume and budgets."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from srnas.search.commands.args import (
+    Args,
+    Subcommands,
+    add_format,
+    add_storage,
+    add_trial_filters,
+    budgets,
+    command,
+    one_of,
+    positive_int,
+)
+from srnas.space.errors import ConfigError
+from srnas.studies.front import SORT_KEYS
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+    from optuna.storages import RDBStorage
+
+
+def register(sub: Subcommands, name: str) -> list[Args]:
+    a = command(sub, name, help="the feasible Pareto front of a study, with every measure, "
+                "hypervolume and budgets")
+    a.add("study", nargs="?", metavar="STUDY", help="study name (see `srnas studies list`)")
+    a.add("--all-studies", action="store_true",
+          help="merge the trials of every study (one device and input only)")
+    add_trial_filters(a)
+    a.add("--sort", type=one_of(SORT_KEYS), default="psnr",
+          metavar="{" + ",".join(SORT_KEYS) + "}", help="row order: best first (default psnr)")
+    add_format(a, help="table (default; header with hypervolume), csv (rows only), json "
+               "(rows, hypervolume, reference point) or markdown (rows only)")
+    a.add("--reference-point", metavar="NAME=V,...",
+          help="hypervolume reference, one value per objective (default: worst feasible value "
+          "+ 10%% of its range, or the budget)")
+    a.add("--fidelity", type=positive_int, metavar="N",
+          help="rank with the PSNR after N training steps where `srnas fidelity` retrained a "
+          "trial (column psnr_steps says which budget each PSNR is from)")
+    add_storage(a)
+    a.run(_run)
+    return [a]
+
+
+def _reference(text: str, objectives: Sequence[tuple[str, str]]) -> dict[str, float]:
+    import math
+
+    names = [n for n, _ in objectives]
+    reference: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in names:
+            raise ConfigError("reference_point", f"must be NAME=VALUE for each objective "
+                              f"({', '.join(names)})", text)
+        try:
+            reference[name] = float(value)
+        except ValueError:
+            raise ConfigError("reference_point", f"{name} must be a number", text) from None
+        if not math.isfinite(reference[name]):
+            raise ConfigError("reference_point", f"{name} must be a finite number", text)
+    missing = [n for n in names if n not in reference]
+    if missing:
+        raise ConfigError("reference_point", f"needs every objective; missing "
+                          f"{', '.join(missing)}", text)
+    return reference
+
+
+def _front_source(args: argparse.Namespace
+                  ) -> tuple[str, RDBStorage, optuna.Study | None, pd.DataFrame]:
+    """(URL, storage, the study (None with --all-studies), its trials frame)."""
+    from srnas.search.commands.reading import open_store
+    from srnas.studies.front import load_study, merge_studies, study_names, trials_frame
+
+    if args.all_studies and args.study:
+        raise ConfigError("study", "give a study or --all-studies, not both", args.study)
+    if not args.all_studies and not args.study:
+        raise ConfigError("study", "give a study name, or --all-studies")
+    url, store = open_store(args)
+    if args.all_studies:
+        return url, store, None, merge_studies([load_study(n, store)
+                                                for n in study_names(store)])
+    study = load_study(args.study, store)
+    return url, store, study, trials_frame(study)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from srnas.studies import render
+    from srnas.studies.front import front_records, hypervolume, pareto_front
+    from srnas.studies.storage import mask_url
+
+    if args.fidelity is not None and args.all_studies:  # refused before any study is read
+        raise ConfigError("fidelity", "reads one study's retrains; give a study, not "
+                          "--all-studies", args.fidelity)
+    url, store, study, frame = _front_source(args)
+    if study is not None and args.fidelity is not None:
+        frame = _with_fidelity(args, store, study, frame)
+    given = args.reference_point is not None
+    reference = _reference(args.reference_point, frame.attrs["objectives"]) if given else None
+    front = pareto_front(frame, budgets=budgets(args), device=args.device, sort=args.sort,
+                         input_hw=args.input_hw)
+    reference = reference or front.attrs["reference_point"]
+    hv = hypervolume(front, reference)
+    storage = mask_url(url)
+    if args.format == "json":
+        text = render.front_json(front, front_records(front), hv, reference, given, storage)
+    elif args.format == "csv":
+        text = render.front_csv(front)
+    elif args.format == "markdown":
+        from srnas.search.commands.output import frame_markdown
+
+        text = frame_markdown(front.drop(columns=["arch"], errors="ignore"))
+    else:
+        text = render.front_table(front, render.front_header(front, hv, reference, given,
+                                                             storage))
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def _with_fidelity(args: argparse.Namespace, store: RDBStorage, study: optuna.Study,
+                   frame: pd.DataFrame) -> pd.DataFrame:
+    """The study's trials with the long-budget PSNR of ``srnas fidelity`` where it exists."""
+    from srnas.studies import fidelity as fid
+
+    sibling = fid.load_sibling(args.study, store)
+    measured = fid.budgets_measured(sibling)
+    if args.fidelity not in measured:
+        have = ", ".join(map(str, measured)) or "none yet (run srnas fidelity)"
+        raise ConfigError("fidelity", f"study {args.study!r} has no retrains at that budget; "
+                          f"budgets measured: {have}", args.fidelity)
+    pairs = fid.pairs_frame(frame, args.fidelity, sibling)
+    return fid.with_long_psnr(frame, pairs, args.fidelity, fid.study_steps(study))
