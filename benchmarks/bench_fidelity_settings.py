@@ -20,7 +20,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "steps100": {"steps": 100},
     "steps200": {"steps": 200},  # the default search's budget
     "steps400": {"steps": 400},
-    "warmup": {"steps": 200, "warmup_steps": 20},  # 10 % linear warm-up, then cosine
+    "warmup": {"steps": 200, "warmup": 20},  # 10 % linear warm-up, then cosine
     "patch64": {"steps": 200, "patch_size": 64},
 }
 
@@ -49,7 +49,7 @@ def run(storage_url: str, study_name: str, long: int, names: list[str]) -> None:
     import pandas as pd
 
     from srnas.evaluators.evaluate import DataSpec, evaluate
-    from srnas.evaluators.train import TrainBudget
+    from srnas.evaluators.recipe import Recipe
     from srnas.search.fidelity import recorded_data
     from srnas.space.config import from_dict
     from srnas.space.errors import StudyError
@@ -80,7 +80,7 @@ def run(storage_url: str, study_name: str, long: int, names: list[str]) -> None:
         for number in pairs["number"]:
             attrs = retrains[int(number)].user_attrs
             recipe = {**attrs["train"], **{k: v for k, v in change.items() if k != "steps"}}
-            budget = TrainBudget(steps=change["steps"], seed=attrs["seed"], **recipe)
+            budget = Recipe.brief(steps=change["steps"], seed=attrs["seed"], **recipe)
             result = evaluate(from_dict(arch[int(number)]), budget, data)
             brief.append(result.psnr)
             seconds.append(result.train_seconds)

@@ -11,7 +11,8 @@ import time
 import torch
 
 from srnas.evaluators.data import PatchSampler, default_images
-from srnas.evaluators.train import TrainBudget, train
+from srnas.evaluators.recipe import Recipe
+from srnas.evaluators.train import train
 from srnas.space import build_model, get_preset
 
 
@@ -23,7 +24,7 @@ def main() -> None:
     parser.add_argument("--presets", default="tiny,milk-light,esc-light")
     args = parser.parse_args()
     device = torch.device(args.device)
-    budget = TrainBudget(steps=args.steps)
+    budget = Recipe.brief(steps=args.steps)
     images = default_images()[0]
     print(
         f"device {device}, threads {torch.get_num_threads()}, batch {budget.batch_size}, "
@@ -33,7 +34,7 @@ def main() -> None:
         torch.manual_seed(0)
         model = build_model(get_preset(name, args.scale))
         sampler = PatchSampler(images, args.scale, budget.patch_size, budget.batch_size, 0)
-        train(model, sampler.next_batch, TrainBudget(steps=2), device)  # warm-up
+        train(model, sampler.next_batch, Recipe.brief(steps=2), device)  # warm-up
         start = time.perf_counter()
         result = train(model, sampler.next_batch, budget, device)
         seconds = time.perf_counter() - start

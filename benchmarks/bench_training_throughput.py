@@ -25,7 +25,7 @@ from srnas.evaluators.evaluate import DataSpec, load_data
 from srnas.evaluators.fit import FitProgress, fit
 from srnas.evaluators.recipe import Recipe
 from srnas.evaluators.runs import Every
-from srnas.evaluators.train import TrainBudget, train
+from srnas.evaluators.train import train
 from srnas.space import build_model, count_params, get_preset
 
 WARM = 2  # steps left out of the timing
@@ -55,7 +55,7 @@ def brief_rate(name: str, args: argparse.Namespace) -> float:
     model = build_model(get_preset(name, args.scale))
     stamps: dict[int, float] = {}
     train(model, sampler.next_batch,
-          TrainBudget(steps=args.steps, batch_size=args.batch, patch_size=args.patch),
+          Recipe.brief(steps=args.steps, batch_size=args.batch, patch_size=args.patch),
           resolve_device(args.device),
           progress=lambda step, loss, psnr: stamps.__setitem__(step, time.perf_counter()))
     last = args.steps - 1

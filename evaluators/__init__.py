@@ -10,7 +10,6 @@ _LAZY = {
     "DataSpec": "srnas.evaluators.evaluate",
     "EvalResult": "srnas.evaluators.evaluate",
     "evaluate": "srnas.evaluators.evaluate",
-    "TrainBudget": "srnas.evaluators.train",
     "train": "srnas.evaluators.train",
     "validate": "srnas.evaluators.train",
     "measure_latency": "srnas.evaluators.latency",

@@ -7,7 +7,7 @@ import copy
 import functools
 import platform
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +28,8 @@ from srnas.evaluators.flops import measure_complexity
 from srnas.evaluators.latency import default_latency_input_hw, measure_latency
 from srnas.evaluators.lock import device_lock, waited_seconds
 from srnas.evaluators.memory import measure_memory
-from srnas.evaluators.train import TrainBudget, train, validate
+from srnas.evaluators.recipe import Recipe
+from srnas.evaluators.train import check_brief, train, validate
 from srnas.space.config import ArchConfig
 from srnas.space.contract import STATUS_FAILED, STATUS_INFEASIBLE, STATUS_OK
 from srnas.space.errors import ConfigError, TrainingError
@@ -150,22 +151,26 @@ class PhaseTimer:
             self.seconds[LOCK_WAIT] = self.seconds.get(LOCK_WAIT, 0.0) + wait
 
 
-def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
+def evaluate(config: ArchConfig, recipe: Recipe | None = None,
              data: DataSpec | None = None, device: str | torch.device = "cpu", *,
+             seconds: float | None = None, val_every: int = 0, val_at: Sequence[int] = (),
              input_hw: tuple[int, int] | None = None,
              budgets: Mapping[str, float] | None = None,
              on_measured: Measured | None = None,
              progress: Callable[[int, float, float | None], None] | None = None,
              train_model: bool = True) -> EvalResult:
     """Build ``config``, measure parameters, FLOPs, latency and memory, then (unless a budget is
-    already broken) train for ``budget`` and validate.
+    already broken) train with ``recipe`` (default :meth:`Recipe.brief`; ``seconds``,
+    ``val_every`` and ``val_at`` as :func:`~srnas.evaluators.train.train` takes them) and
+    validate.
 
     FLOPs are fvcore multiply-adds at the latency input (``input_hw``; default: the 1280x720
     output input on CUDA, a 256x256 output on CPU), so they describe the measured workload.
     A non-finite loss gives ``status='failed'`` with the reason and step; the figures measured
     before it are kept.
     """
-    budget = budget or TrainBudget()
+    recipe = recipe or Recipe.brief()
+    check_brief(recipe, seconds, val_every, val_at)  # before anything is measured
     data = data or DataSpec()
     dev = resolve_device(device)
     phases = PhaseTimer()
@@ -178,7 +183,7 @@ def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
         # Data problems (missing folder, no images, wrong scale) surface before any measurement.
         train_images, val_pairs = load_data(data, config.scale) if train_model else ((), [])
     with phases("build"), shared():
-        torch.manual_seed(budget.seed)
+        torch.manual_seed(recipe.seed)
         model = build_model(config)
         # Figures describe the network as deployed: the D4 average of the shared kernel baked
         # in, as a shipped network runs it (training keeps the averaging in every pass).
@@ -220,11 +225,12 @@ def evaluate(config: ArchConfig, budget: TrainBudget | None = None,
         return result
 
     with phases("data"), shared():
-        sampler = PatchSampler(list(train_images), config.scale, budget.patch_size,
-                               budget.batch_size, budget.seed)
+        sampler = PatchSampler(list(train_images), config.scale, recipe.patch_size,
+                               recipe.batch_size, recipe.seed)
     try:
         with phases("train"):
-            outcome = train(model, sampler.next_batch, budget, dev, val_pairs=val_pairs,
+            outcome = train(model, sampler.next_batch, recipe, dev, seconds=seconds,
+                            val_every=val_every, val_at=val_at, val_pairs=val_pairs,
                             scale=config.scale, progress=progress, step_guard=shared)
     except TrainingError as exc:
         result.status, result.failure_reason = STATUS_FAILED, f"{exc.reason} at step {exc.step}"

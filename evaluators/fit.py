@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from srnas.evaluators.checkpoint import (
     load_checkpoint,
@@ -99,21 +100,25 @@ Progress = Callable[[FitProgress], None]
 
 
 class Ema:
-    """BasicSR's model EMA: a copy of the network at initialisation, then after every step
-    ``ema = decay * ema + (1 - decay) * param`` (buffers copied as they are)."""
+    """BasicSR's model EMA on torch's :class:`~torch.optim.swa_utils.AveragedModel`: a copy of
+    the network at initialisation, then after every step ``ema = decay * ema + (1 - decay) *
+    param`` (one fused lerp, :func:`~torch.optim.swa_utils.get_ema_multi_avg_fn`), buffers
+    copied as they are (``use_buffers=False``). ``module`` is the averaged network, whose
+    state dict is the checkpoint's ``ema`` group (AveragedModel's own ``n_averaged`` counter
+    stays out of it: it only says whether the next update copies, answered here)."""
 
     def __init__(self, model: nn.Module, decay: float) -> None:
         self.decay = decay
-        self.module = copy.deepcopy(model).eval().requires_grad_(False)
-        self._ema = list(self.module.parameters())
-        self._buffers = list(self.module.buffers())
+        self._averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay),
+                                       use_buffers=False)
+        # AveragedModel's first update copies the network instead of averaging: spent here, on
+        # the initial weights the copy already holds, so every training step averages (BasicSR:
+        # EMA_0 is the initial network), a resumed run's first step included.
+        self._averaged.update_parameters(model)
+        self.module = self._averaged.module.eval().requires_grad_(False)
 
-    @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        # One fused lerp over every tensor: ema + (1 - decay) * (param - ema).
-        torch._foreach_lerp_(self._ema, list(model.parameters()), 1.0 - self.decay)
-        for mine, theirs in zip(self._buffers, model.buffers(), strict=True):
-            mine.copy_(theirs)
+        self._averaged.update_parameters(model)
 
 
 # -- training --------------------------------------------------------------------------------

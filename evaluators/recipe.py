@@ -1,11 +1,15 @@
-"""The long-training recipe of ``srnas train``: ESC's recipe for its lightweight models, scaled to
-the step count asked, and the learning rate it gives at every step.
+"""The one training recipe of srnas: what decides the weights a run ends with, for the brief
+training of a search trial (:mod:`evaluators.train`) and the long training of ``srnas train``
+(:mod:`evaluators.fit`), and the learning rate it gives at every step.
 
-ESC (ICCV 2025, options/train/ESC_*.yaml): AdamW lr 5e-4, betas 0.9/0.9, no weight decay, L1
-loss, EMA 0.999, batch 16, 64-pixel LR patches, 500,000 iterations with 20,000 of linear
-warm-up and the learning rate halved at 50, 80, 90, 95 and 98 % of them. A shorter run keeps
-the same shape: warm-up min(20,000, 4 % of the steps), milestones at the same fractions, and
-an EMA horizon of min(1,000, steps / 10) steps (0.999 from 10,000 steps on).
+Two presets, one set of fields. :meth:`Recipe.long` (the plain constructor's defaults) is ESC's
+recipe for its lightweight models (ICCV 2025, options/train/ESC_*.yaml): AdamW lr 5e-4, betas
+0.9/0.9, no weight decay, L1 loss, EMA 0.999, batch 16, 64-pixel LR patches, 500,000 iterations
+with 20,000 of linear warm-up and the learning rate halved at 50, 80, 90, 95 and 98 % of them.
+A shorter run keeps the same shape: warm-up min(20,000, 4 % of the steps), milestones at the
+same fractions, and an EMA horizon of min(1,000, steps / 10) steps (0.999 from 10,000 steps on).
+:meth:`Recipe.brief` is the search's few-hundred-step ranking run; :data:`BRIEF` says where and
+why it departs from ESC's.
 
 The schedule is a pure function of the step (no scheduler object), so a checkpoint's step is the
 whole of the scheduler's position.
@@ -16,9 +20,9 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from dataclasses import asdict, dataclass, fields, replace
+from types import MappingProxyType
 from typing import Any, Literal
 
-from srnas.evaluators.train import warmup_cosine
 from srnas.space.errors import ConfigError
 
 ESC_STEPS = 500_000
@@ -33,6 +37,42 @@ ESC_GAMMA = 0.5
 SCHEDULES = ("multistep", "cosine")
 
 Schedule = Literal["multistep", "cosine"]
+
+# The brief recipe: ESC's optimiser (lr, betas) and loss, and where it departs from ESC's, why.
+# Every search trial, `srnas evaluate` and `srnas fidelity`'s retrains train with it; a study's
+# brief PSNRs are only comparable (between its trials, and with the retrains that check their
+# ranking) while these stay what the study was trained with, so they are kept as they are.
+BRIEF: MappingProxyType[str, Any] = MappingProxyType({
+    # `srnas evaluate`'s default budget; a search sets its own (`--steps`).
+    "steps": 300,
+    # The value every recorded study trained with (ESC: none). Over a brief run it barely acts:
+    # AdamW scales the weights by (1 - lr * decay) per step, 1 - 1.5e-5 over 300 steps at 5e-4.
+    "weight_decay": 1e-4,
+    # No warm-up, as every recorded study trained (ESC's 4 % share would be 12 steps of 300).
+    "warmup": 0,
+    # Decay to zero within the budget, whatever it is: the PSNR at the end is that of a finished
+    # schedule at every budget (ESC's halvings at 50-98 % would end a brief run mid-descent of
+    # a step function tuned for 500,000 steps).
+    "schedule": "cosine",
+    # Raw weights: the brief trainer keeps no moving average; the search ranks the weights it
+    # trained (ESC's horizon scaled to 300 steps would average the last ~30 of them).
+    "ema": 0.0,
+    # The search space's default training dims: 8 patches of 48x48 HR pixels at every scale
+    # (12 LR pixels at x4), a step a CPU affords; ESC's 16 x (64 * scale)^2 is 57x the pixels
+    # of a step at x4.
+    "batch_size": 8,
+    "patch_size": 48,
+})
+
+
+def warmup_cosine(step: int, lr: float, warmup: int, steps: int) -> float:
+    """The rate of 0-based ``step``: linear warm-up ((step + 1) / warmup of ``lr``, as
+    BasicSR's), then cosine decay to zero at the last of ``steps``."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    span = max(steps - warmup, 1)
+    t = min(step - warmup, span) / span
+    return lr * 0.5 * (1 + math.cos(math.pi * t))
 
 
 def default_warmup(steps: int) -> int:
@@ -56,25 +96,36 @@ def default_milestones(steps: int) -> tuple[int, ...]:
 @dataclass(frozen=True)
 class Recipe:
     """Everything that decides the weights a run ends with (seed included); validated on
-    construction. ``warmup``, ``milestones`` and ``ema`` left ``None`` follow ESC's recipe
-    scaled to ``steps`` (:func:`default_warmup`, :func:`default_milestones`,
-    :func:`default_ema`);
+    construction. The defaults are ESC's (:meth:`long`); :meth:`brief` is the search's.
+    ``warmup``, ``milestones`` and ``ema`` left ``None`` follow ESC's recipe scaled to
+    ``steps`` (:func:`default_warmup`, :func:`default_milestones`, :func:`default_ema`);
     ``patch_size`` (HR pixels) left ``None`` is ESC's 64 LR pixels at the network's scale
     (:meth:`for_scale`). ``ema`` 0 turns the moving average off."""
 
-    steps: int = ESC_STEPS
-    lr: float = ESC_LR
-    betas: tuple[float, float] = ESC_BETAS
-    weight_decay: float = 0.0
-    warmup: int | None = None
-    schedule: Schedule = "multistep"
-    milestones: tuple[int, ...] | None = None
-    gamma: float = ESC_GAMMA
-    ema: float | None = None
-    batch_size: int = ESC_BATCH
-    patch_size: int | None = None
-    seed: int = 0
-    amp: bool = False
+    steps: int = ESC_STEPS  # ESC's 500,000 iterations
+    lr: float = ESC_LR  # ESC's AdamW rate
+    betas: tuple[float, float] = ESC_BETAS  # ESC's 0.9/0.9
+    weight_decay: float = 0.0  # ESC trains without decay
+    warmup: int | None = None  # ESC's 20,000 steps, scaled
+    schedule: Schedule = "multistep"  # ESC's halvings
+    milestones: tuple[int, ...] | None = None  # ESC's fractions of the steps
+    gamma: float = ESC_GAMMA  # ESC halves the rate at each milestone
+    ema: float | None = None  # ESC's 0.999, its horizon scaled to the steps
+    batch_size: int = ESC_BATCH  # ESC's 16
+    patch_size: int | None = None  # ESC's 64 LR pixels at the network's scale
+    seed: int = 0  # one run of a seed is one set of weights; 0 unless asked
+    amp: bool = False  # float32 unless asked: bf16 autocast is CUDA-only and changes numbers
+
+    @classmethod
+    def long(cls, **changes: Any) -> Recipe:
+        """ESC's recipe (the defaults) with ``changes``: ``srnas train``'s."""
+        return cls(**changes)
+
+    @classmethod
+    def brief(cls, **changes: Any) -> Recipe:
+        """The search's brief recipe (:data:`BRIEF` over ESC's) with ``changes``: what every
+        search trial, ``srnas evaluate`` and the fidelity retrains train with."""
+        return cls(**{**BRIEF, **changes})
 
     def __post_init__(self) -> None:
         _positive_int("steps", self.steps)
@@ -157,5 +208,5 @@ def lr_at_step(step: int, recipe: Recipe) -> float:
     return warmup_cosine(step, recipe.lr, warmup, recipe.steps)
 
 
-__all__ = ["ESC_LR_PATCH", "SCHEDULES", "Recipe", "default_ema", "default_milestones",
-           "default_warmup", "lr_at_step"]
+__all__ = ["BRIEF", "ESC_LR_PATCH", "SCHEDULES", "Recipe", "default_ema", "default_milestones",
+           "default_warmup", "lr_at_step", "warmup_cosine"]

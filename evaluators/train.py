@@ -1,6 +1,7 @@
-"""Brief training: L1 loss, AdamW (ESC's lr 5e-4, betas 0.9/0.9), optional warm-up and cosine
-decay, a fixed budget of steps (or seconds), seeded; validation PSNR/SSIM at the end and every
-``val_every`` steps through a callback (how the search reports progress)."""
+"""Brief training: :meth:`Recipe.brief <srnas.evaluators.recipe.Recipe.brief>` (L1 loss,
+AdamW with ESC's lr 5e-4 and betas 0.9/0.9, cosine decay) for a fixed budget of steps (or
+seconds), seeded; validation PSNR/SSIM at the end and every ``val_every`` steps through a
+callback (how the search reports progress)."""
 
 from __future__ import annotations
 
@@ -16,46 +17,29 @@ import torch.nn.functional as F
 from torch import nn
 
 from srnas.evaluators.metrics import psnr_y, ssim_y, tensor_to_uint8
+from srnas.evaluators.recipe import Recipe, lr_at_step
 from srnas.space.errors import ConfigError, TrainingError
 
 
-@dataclass(frozen=True)
-class TrainBudget:
-    steps: int = 300
-    seconds: float | None = None  # stop early when this wall time is spent
-    lr: float = 5e-4
-    betas: tuple[float, float] = (0.9, 0.9)
-    weight_decay: float = 1e-4
-    warmup_steps: int = 0
-    cosine: bool = True
-    batch_size: int = 8
-    patch_size: int = 48  # HR pixels; a multiple of the scale
-    val_every: int = 0  # 0: validate only at the end
-    # Steps after which to validate as well (the rungs of a multi-fidelity search). Validation
-    # changes nothing in training, so a run validated at its rungs ends where one without does.
-    val_at: tuple[int, ...] = ()
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ConfigError("steps", "must be a positive integer", self.steps)
-        if self.seconds is not None and self.seconds <= 0:
-            raise ConfigError("seconds", "must be positive", self.seconds)
-        if not self.lr > 0 or not math.isfinite(self.lr):
-            raise ConfigError("lr", "must be a positive finite number", self.lr)
-        if self.batch_size < 1:
-            raise ConfigError("batch_size", "must be >= 1", self.batch_size)
-        if self.patch_size < 8:
-            raise ConfigError("patch_size", "must be >= 8 HR pixels", self.patch_size)
-        if not 0 <= self.seed < 2**32:
-            raise ConfigError("seed", "must be between 0 and 2**32 - 1", self.seed)
-        if self.warmup_steps < 0:
-            raise ConfigError("warmup_steps", "must be >= 0", self.warmup_steps)
-        if self.val_every < 0:
-            raise ConfigError("val_every", "must be >= 0", self.val_every)
-        if any(not 1 <= s <= self.steps for s in self.val_at):
-            raise ConfigError("val_at", f"every step must be between 1 and {self.steps}",
-                              list(self.val_at))
+def check_brief(recipe: Recipe, seconds: float | None = None, val_every: int = 0,
+                val_at: Sequence[int] = ()) -> None:
+    """Refuse what the brief trainer cannot do with ``recipe`` (a moving average, autocast:
+    those are ``srnas train``'s), and stops or validations outside its steps."""
+    if recipe.ema:
+        raise ConfigError("ema", "must be 0: the brief trainer keeps no moving average",
+                          recipe.ema)
+    if recipe.amp:
+        raise ConfigError("amp", "must be false: the brief trainer trains in float32", True)
+    if recipe.patch_size is None:
+        raise ConfigError("patch_size", "must be given: the brief trainer has no scale to "
+                          "derive ESC's from (Recipe.brief's is 48)", None)
+    if seconds is not None and not seconds > 0:
+        raise ConfigError("seconds", "must be positive", seconds)
+    if isinstance(val_every, bool) or not isinstance(val_every, int) or val_every < 0:
+        raise ConfigError("val_every", "must be an integer >= 0", val_every)
+    if any(not 1 <= s <= recipe.steps for s in val_at):
+        raise ConfigError("val_at", f"every step must be between 1 and {recipe.steps}",
+                          list(val_at))
 
 
 @dataclass
@@ -68,23 +52,6 @@ class TrainResult:
 
 ValPair = tuple[str, np.ndarray, np.ndarray]  # (name, lr uint8 HxWx3, hr uint8 HxWx3)
 Progress = Callable[[int, float, float | None], None]  # (step, loss, psnr or None)
-
-
-def lr_at(step: int, budget: TrainBudget) -> float:
-    """Linear warm-up, then cosine decay to zero over the step budget (or constant)."""
-    if not budget.cosine and step >= budget.warmup_steps:
-        return budget.lr
-    return warmup_cosine(step, budget.lr, budget.warmup_steps, budget.steps)
-
-
-def warmup_cosine(step: int, lr: float, warmup: int, steps: int) -> float:
-    """The rate of 0-based ``step``: linear warm-up ((step + 1) / warmup of ``lr``, as
-    BasicSR's), then cosine decay to zero at the last of ``steps``."""
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    span = max(steps - warmup, 1)
-    t = min(step - warmup, span) / span
-    return lr * 0.5 * (1 + math.cos(math.pi * t))
 
 
 @torch.inference_mode()
@@ -108,29 +75,36 @@ def validate(model: nn.Module, pairs: Sequence[ValPair], scale: int,
 
 
 def train(model: nn.Module, next_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],
-          budget: TrainBudget, device: torch.device, *,
+          recipe: Recipe, device: torch.device, *, seconds: float | None = None,
+          val_every: int = 0, val_at: Sequence[int] = (),
           val_pairs: Sequence[ValPair] = (), scale: int = 4,
           progress: Progress | None = None,
           step_guard: Callable[[], AbstractContextManager[object]] | None = None
           ) -> TrainResult:
-    """Train in place. ``next_batch`` yields (lr, hr) float tensors in [0, 1].
+    """Train in place for ``recipe.steps`` steps, or until ``seconds`` of wall time are spent.
+    ``next_batch`` yields (lr, hr) float tensors in [0, 1] (``recipe``'s batch and patch size
+    are the sampler's business). Validates every ``val_every`` steps (0: only at the end, which
+    is the caller's) and at the steps ``val_at`` (the rungs of a multi-fidelity search);
+    validation changes nothing in training, so a run validated at its rungs ends where one
+    without does.
 
     ``step_guard`` wraps every optimisation step (the evaluators pass the device's shared lock,
     so that another trial's latency measurement never runs while this one computes; taking it
     per step lets a waiting measurement in between steps)."""
+    check_brief(recipe, seconds, val_every, val_at)
     model.train().to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=budget.lr, betas=budget.betas,
-                                  weight_decay=budget.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=recipe.betas,
+                                  weight_decay=recipe.weight_decay)
     start = time.perf_counter()
     losses: list[float] = []
     step = 0
-    for step in range(budget.steps):
+    for step in range(recipe.steps):
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, budget)
+            group["lr"] = lr_at_step(step, recipe)
         lr_img, hr_img = next_batch()
-        validate_now = bool(((budget.val_every and (step + 1) % budget.val_every == 0)
-                             or step + 1 in budget.val_at)
-                            and val_pairs and step + 1 < budget.steps)
+        validate_now = bool(((val_every and (step + 1) % val_every == 0)
+                             or step + 1 in val_at)
+                            and val_pairs and step + 1 < recipe.steps)
         psnr = None
         with step_guard() if step_guard is not None else nullcontext():
             loss = F.l1_loss(model(lr_img.to(device)), hr_img.to(device))
@@ -149,7 +123,7 @@ def train(model: nn.Module, next_batch: Callable[[], tuple[torch.Tensor, torch.T
         losses.append(value)
         if progress is not None:
             progress(step + 1, value, psnr)
-        if budget.seconds is not None and time.perf_counter() - start >= budget.seconds:
+        if seconds is not None and time.perf_counter() - start >= seconds:
             break
     return TrainResult(steps=step + 1, seconds=time.perf_counter() - start,
                        final_loss=losses[-1], losses=losses)

@@ -11,12 +11,13 @@ import torch
 from PIL import Image
 
 from srnas.evaluators.evaluate import evaluate
-from srnas.evaluators.train import TrainBudget, lr_at, train
+from srnas.evaluators.recipe import Recipe, lr_at_step
+from srnas.evaluators.train import train
 from srnas.search.cli import main
 from srnas.space import build_model, count_params, get_preset
 from srnas.space.errors import TrainingError
 
-TINY_BUDGET = TrainBudget(steps=4, batch_size=2, patch_size=32)
+TINY_BUDGET = Recipe.brief(steps=4, batch_size=2, patch_size=32)
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +44,8 @@ def test_result_holds_every_figure_and_its_conditions(tiny_result: dict) -> None
 def test_training_is_seeded_and_deterministic_on_cpu(tiny_result: dict) -> None:
     again = evaluate(get_preset("tiny", 2), TINY_BUDGET, input_hw=(16, 16)).to_dict()
     assert again["psnr"] == tiny_result["psnr"] and again["ssim"] == tiny_result["ssim"]
-    other = evaluate(get_preset("tiny", 2), TrainBudget(steps=4, batch_size=2, patch_size=32,
-                                                        seed=1), input_hw=(16, 16)).to_dict()
+    other = evaluate(get_preset("tiny", 2), Recipe.brief(steps=4, batch_size=2, patch_size=32,
+                                                         seed=1), input_hw=(16, 16)).to_dict()
     assert other["psnr"] != tiny_result["psnr"]
     assert again["memory_bytes"] == tiny_result["memory_bytes"]  # reproducible to the byte
 
@@ -53,7 +54,7 @@ def test_non_finite_loss_is_a_typed_failure_with_reason_and_step() -> None:
     model = build_model(get_preset("tiny", 2))
     batch = (torch.full((2, 3, 8, 8), float("nan")), torch.zeros(2, 3, 16, 16))
     with pytest.raises(TrainingError) as info:
-        train(model, lambda: batch, TrainBudget(steps=3), torch.device("cpu"))
+        train(model, lambda: batch, Recipe.brief(steps=3), torch.device("cpu"))
     assert info.value.step == 0 and "non-finite loss" in info.value.reason
 
 
@@ -65,17 +66,17 @@ def test_budget_breach_stops_before_training() -> None:
 
 
 def test_warmup_and_cosine_schedule() -> None:
-    b = TrainBudget(steps=100, lr=1e-3, warmup_steps=10)
-    assert lr_at(0, b) == pytest.approx(1e-4)
-    assert lr_at(10, b) == pytest.approx(1e-3)
-    assert lr_at(55, b) == pytest.approx(5e-4)
-    assert lr_at(100, b) == pytest.approx(0.0, abs=1e-12)
+    b = Recipe.brief(steps=100, lr=1e-3, warmup=10)
+    assert lr_at_step(0, b) == pytest.approx(1e-4)
+    assert lr_at_step(10, b) == pytest.approx(1e-3)
+    assert lr_at_step(55, b) == pytest.approx(5e-4)
+    assert lr_at_step(100, b) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_progress_callback_reports_mid_training_validation() -> None:
     seen: list[tuple[int, float | None]] = []
-    evaluate(get_preset("tiny", 2), TrainBudget(steps=4, batch_size=2, patch_size=32,
-                                                val_every=2), input_hw=(16, 16),
+    evaluate(get_preset("tiny", 2), Recipe.brief(steps=4, batch_size=2, patch_size=32),
+             val_every=2, input_hw=(16, 16),
              progress=lambda step, loss, psnr: seen.append((step, psnr)))
     assert [s for s, _ in seen] == [1, 2, 3, 4]
     assert seen[1][1] is not None and seen[0][1] is None  # validated at step 2 only
@@ -159,8 +160,9 @@ def test_cli_empty_folder_and_wrong_scale(tmp_path: Path, benchmark_root: Path,
 
 
 def test_a_seconds_budget_stops_training_early_and_records_the_steps_done() -> None:
-    r = evaluate(get_preset("tiny", 2), TrainBudget(steps=100_000, seconds=0.5, batch_size=2,
-                                                    patch_size=32), input_hw=(16, 16))
+    r = evaluate(get_preset("tiny", 2), Recipe.brief(steps=100_000, batch_size=2,
+                                                     patch_size=32), seconds=0.5,
+                 input_hw=(16, 16))
     assert r.status == "ok" and 1 <= r.steps < 100_000
     # The phase is the training call's wall time net of lock waits (nothing else holds the
     # lock here: only each step's uncontended acquisition, microseconds).
@@ -193,13 +195,13 @@ def test_the_seconds_budget_stops_after_the_step_that_spends_it(
         return batch
 
     model = build_model(get_preset("tiny", 2))
-    out = train(model, next_batch, TrainBudget(steps=50, seconds=2.5), torch.device("cpu"))
+    out = train(model, next_batch, Recipe.brief(steps=50), torch.device("cpu"), seconds=2.5)
     # After steps 1 and 2, 1 and 2 s are spent; step 3 spends the budget and is the last.
     assert out.steps == 3 and len(drawn) == 3 and len(out.losses) == 3
     assert out.seconds == 3.0
     # Without a seconds budget the clock never stops training.
     clock.now, drawn[:] = 100.0, []
-    assert train(model, next_batch, TrainBudget(steps=5), torch.device("cpu")).steps == 5
+    assert train(model, next_batch, Recipe.brief(steps=5), torch.device("cpu")).steps == 5
     assert len(drawn) == 5
 
 

@@ -216,7 +216,7 @@ def test_retrains_run_on_ray_are_recorded_resumable_and_repeat_the_recipe(
     import torch
 
     from srnas.evaluators.evaluate import DataSpec, evaluate
-    from srnas.evaluators.train import TrainBudget
+    from srnas.evaluators.recipe import Recipe
     from srnas.space.config import from_dict
 
     space = tmp_path / "space.yaml"
@@ -250,7 +250,7 @@ def test_retrains_run_on_ray_are_recorded_resumable_and_repeat_the_recipe(
     threads = torch.get_num_threads()
     torch.set_num_threads(first.user_attrs["threads"])
     try:
-        again = evaluate(config, TrainBudget(steps=6, seed=5, **first.user_attrs["train"]),
+        again = evaluate(config, Recipe.brief(steps=6, seed=5, **first.user_attrs["train"]),
                          DataSpec(), "cpu", input_hw=(16, 16))
     finally:
         torch.set_num_threads(threads)
