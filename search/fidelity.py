@@ -11,9 +11,7 @@ training, and a rerun skips every (trial, steps) pair already measured.
 from __future__ import annotations
 
 import math
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,13 +19,7 @@ from typing import Any, TextIO
 
 import optuna
 
-from srnas.search.cluster import (
-    check_cpus_per_trial,
-    default_concurrency,
-    gpus_per_trial,
-    quiet_tune_errors,
-    start_ray,
-)
+from srnas.search.tuner import run_tuner, start_cluster
 from srnas.space.contract import ATTR_MEASUREMENT, STATUS_FAILED, STATUS_OK, STATUS_TRAINING
 from srnas.space.errors import ConfigError, StudyError
 from srnas.studies import fidelity as fid
@@ -123,8 +115,8 @@ def jobs_for(study: optuna.Study, numbers: list[int], steps: int,
     return jobs
 
 
-def make_trainable(steps: int, scale: int, train: str | None, val: str | None,
-                   val_every: int, gpus: float) -> Callable[[dict[str, Any]], None]:
+def retrain_trainable(steps: int, scale: int, train: str | None, val: str | None,
+                      val_every: int, gpus: float) -> Callable[[dict[str, Any]], None]:
     """The retrain: the search's own evaluation (same seed, data and recipe) at ``steps``."""
 
     def trainable(config: dict[str, Any]) -> None:
@@ -132,7 +124,7 @@ def make_trainable(steps: int, scale: int, train: str | None, val: str | None,
         from ray import tune
 
         from srnas.evaluators.evaluate import DataSpec, evaluate
-        from srnas.evaluators.train import TrainBudget
+        from srnas.evaluators.recipe import Recipe
         from srnas.search.trainable import placement, trial_device
         from srnas.space.config import from_dict
 
@@ -148,10 +140,9 @@ def make_trainable(steps: int, scale: int, train: str | None, val: str | None,
         report: dict[str, Any] = {"status": STATUS_FAILED, **placement()}
         try:
             arch = from_dict(job["arch"]).replace(scale=scale)
-            budget = TrainBudget(steps=steps, val_every=val_every, seed=job["seed"],
-                                 **job["train"])
-            result = evaluate(arch, budget, DataSpec(train, val), trial_device(gpus),
-                              progress=progress).to_dict()
+            recipe = Recipe.brief(steps=steps, seed=job["seed"], **job["train"])
+            result = evaluate(arch, recipe, DataSpec(train, val), trial_device(gpus),
+                              val_every=val_every, progress=progress).to_dict()
             report.update({k: result.get(k) for k in (
                 "status", "psnr", "ssim", "steps", "train_seconds", "device", "threads",
                 "failure_reason")})
@@ -264,35 +255,25 @@ def run_fidelity(settings: FidelitySettings, out: TextIO | None = None) -> Fidel
         check_folder(train)
     if val is not None:
         benchmark_set(val, scale)
-    start_ray(settings.address, settings.verbose)
-    gpus = gpus_per_trial(settings.gpus_per_trial)
-    check_cpus_per_trial(settings.cpus_per_trial)
-    kind = "cuda" if gpus > 0 else "cpu"
+    resources = start_cluster(settings.address, settings.verbose,
+                              cpus_per_trial=settings.cpus_per_trial,
+                              gpus_per_trial_requested=settings.gpus_per_trial,
+                              concurrency=settings.concurrency)
+    kind = resources.device_kind
     if measurement.get("device_kind") not in (None, kind):
         print(f"warning: the study was measured on {measurement['device_kind']}, these "
               f"retrains run on {kind}: PSNR does not depend on the device beyond float "
               "rounding, but note it", file=out, flush=True)
-    concurrency = settings.concurrency or default_concurrency(settings.cpus_per_trial, gpus)
     jobs = jobs_for(study, todo, steps, settings.seed)
     val_every = settings.val_every if settings.val_every is not None else max(steps // 4, 1)
     from srnas.search.live import RetrainView
 
     view = RetrainView(sibling, steps, out, record_retrain)
-    experiment = tempfile.mkdtemp(prefix="srnas-fidelity-")
-    tuner = tune.Tuner(
-        tune.with_resources(make_trainable(steps, scale, train, val, val_every, gpus),
-                            {"cpu": settings.cpus_per_trial, "gpu": gpus}),
-        param_space={"job": tune.grid_search(jobs)},
-        tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=True),
-        run_config=tune.RunConfig(name=f"{study.study_name}-fidelity", storage_path=experiment,
-                                  verbose=1 if settings.verbose else 0, callbacks=[view],
-                                  log_to_file=True))
-    quiet_tune_errors(settings.verbose)
     started = time.monotonic()
-    try:
-        tuner.fit()
-    finally:
-        shutil.rmtree(experiment, ignore_errors=True)
+    run_tuner(retrain_trainable(steps, scale, train, val, val_every, resources.gpus), resources,
+              name=f"{study.study_name}-fidelity", folder_prefix="srnas-fidelity-",
+              verbose=settings.verbose, callbacks=[view],
+              param_space={"job": tune.grid_search(jobs)})
     outcome.wall_seconds = time.monotonic() - started
     outcome.ran, outcome.failed = view.completed, view.failed
     outcome.interrupted = view.completed + len(view.failed) < len(jobs)

@@ -2,8 +2,9 @@
 RUNNING forever.
 
 Optuna's RDB heartbeat (``RDBStorage(heartbeat_interval=, grace_period=)``) beats only inside
-``study.optimize``; Ray's OptunaSearch asks and tells, so the driver beats for its own running
-trials from a thread. A trial whose last beat is older than the grace period belongs to a dead
+``study.optimize``; the searcher (:mod:`srnas.search.searcher`) asks and tells, so the driver
+beats for its own running trials from a thread (the searcher beats once for each new trial
+before it is sampled). A trial whose last beat is older than the grace period belongs to a dead
 driver: ``srnas.studies.stale.fail_stale_trials`` fails it (the next launch does, and so does
 ``srnas studies list --fix-stale``), and a live driver's trials are never stale because it
 keeps beating for them. Interval and grace period: ``srnas.studies.storage``. The thread

@@ -34,27 +34,32 @@ def study_summary(study: optuna.Study) -> dict[str, Any]:
             "best_psnr": max(psnrs) if psnrs else None}
 
 
+# Tune colours parts of a worker's traceback.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# The line naming the exception a trace ends in: ``ValueError: bad thing``.
+_RAISED = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Z]\w*(?:Error|Exception|Interrupt|Exit))"
+                     r"(?::\s*(.*))?$")
+
+
 def worker_failure(trial: Any) -> str:
-    """Why a trial's Ray worker failed, in one line (its traceback stays in Ray's logs)."""
-    error: Any = None
-    # Tune writes the error to the trial's local folder first (the object if it pickles,
-    # always its text); its get_*_error readers look in the synced storage, not yet there.
-    for attribute, load in (("pickled_error_file", _unpickle), ("error_file", _read_text)):
-        try:
-            path = getattr(trial, attribute)
-            error = load(path) if path and os.path.exists(path) else None
-        except Exception:  # an unreadable error file: try the other one
-            error = None
-        if error is not None:
-            break
-    if error is None:
+    """Why a trial's Ray worker failed, in one line (its traceback stays in Ray's logs).
+
+    Read from the text Tune writes for a failed trial on the driver, found through the public
+    ``Trial.error_file``: the callback is handed no exception, and Tune's readers
+    (``Trial.get_error``) look in the synced storage, where the file is not yet."""
+    try:
+        path = trial.error_file
+        text = _read_text(path) if path and os.path.exists(path) else None
+    except Exception:  # an unreadable error file: the generic reason
+        text = None
+    if not text:
         return "its Ray worker failed (see the Ray logs)"
-    cause = getattr(error, "cause", None) or error
-    text = str(cause)
-    # A text trace names the exception types it went through.
-    names = {type(error).__name__, type(cause).__name__,
-             *re.findall(r"\b(\w+Error)\b", text if isinstance(error, str) else "")}
-    if "OutOfMemoryError" in names or "out of memory" in text.lower():
+    text = _ANSI.sub("", text)
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and not line.startswith("Failure # ")]
+    names = set(re.findall(r"\b(\w+Error)\b", text))
+    if ("OutOfMemoryError" in names or "out of memory" in text.lower()
+            or "running low on memory" in text.lower()):
         return "out of memory: Ray's memory monitor or the device ran out of memory"
     if names & {"ActorDiedError", "RayActorError", "WorkerCrashedError",
                 "ActorUnavailableError"} or re.search(r"actor died|worker died|crashed", text,
@@ -62,9 +67,11 @@ def worker_failure(trial: Any) -> str:
         signal_ = re.search(r"signal (\d+)|SIG[A-Z]+", text)
         how = f" ({signal_.group(0)})" if signal_ else ""
         return f"worker process died{how}"
-    first = next((line.strip() for line in text.splitlines()
-                  if line.strip() and not line.startswith("Failure # ")), "")
-    return f"{type(cause).__name__}: {first}"[:300]
+    # A traceback ends in the exception it raised; else the first line says what happened.
+    raised = next((m for m in map(_RAISED.match, reversed(lines)) if m), None)
+    if raised:
+        return f"{raised.group(1)}: {raised.group(2) or ''}".rstrip(": ")[:300]
+    return (lines[0] if lines else "its Ray worker failed (see the Ray logs)")[:300]
 
 
 class RetrainView(Callback):
@@ -112,13 +119,6 @@ class RetrainView(Callback):
         self.record(self.sibling, job, self.steps, None, error=reason)
         self.failed.append((job["source_trial"], reason))
         self._line(f"trial {job['source_trial']:>4} failed: {reason}")
-
-
-def _unpickle(path: str) -> Any:
-    import cloudpickle
-
-    with open(path, "rb") as f:
-        return cloudpickle.load(f)
 
 
 def _read_text(path: str) -> str:

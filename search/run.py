@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -13,16 +11,11 @@ from typing import Any, TextIO
 import optuna
 
 from srnas.search import record
-from srnas.search.cluster import (
-    check_cpus_per_trial,
-    default_concurrency,
-    gpus_per_trial,
-    quiet_tune_errors,
-    start_ray,
-)
 from srnas.search.heartbeat import Heartbeat
 from srnas.search.samplers import make_sampler
+from srnas.search.schedulers import describe_scheduler, make_scheduler
 from srnas.search.settings import SearchSettings
+from srnas.search.tuner import run_tuner, start_cluster
 from srnas.space.contract import ATTR_MEASUREMENT, MEASUREMENT_KEYS, measurement_differences
 from srnas.space.errors import ConfigError, SrnasError
 from srnas.space.presets import get_preset
@@ -74,7 +67,7 @@ _SETTING_ARGUMENT = {"space_id": "space", "train_data": "train", "val_data": "va
                      "device_kind": "gpus_per_trial"}
 
 
-def check_comparable(study: optuna.Study, measurement: dict[str, Any]) -> None:
+def refuse_other_measurement(study: optuna.Study, measurement: dict[str, Any]) -> None:
     """Refuse a launch whose measurement settings differ from those the study recorded at
     creation: its figures would land beside figures they do not compare with."""
     recorded = study.user_attrs.get(ATTR_MEASUREMENT) or {}
@@ -140,23 +133,22 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
     # after the cluster checks, so a first launch with bad input creates no file.
     storage = storage_url.open_for_write(target) if storage_url.exists(target) else None
     existed = storage is not None and check_existing_study(storage, settings)
-    start_ray(settings.address, settings.verbose)
-    gpus = gpus_per_trial(settings.gpus_per_trial)
-    check_cpus_per_trial(settings.cpus_per_trial)
-    measurement = settings.measurement("cuda" if gpus > 0 else "cpu")
+    resources = start_cluster(settings.address, settings.verbose,
+                              cpus_per_trial=settings.cpus_per_trial,
+                              gpus_per_trial_requested=settings.gpus_per_trial,
+                              concurrency=settings.concurrency)
+    gpus = resources.gpus
+    measurement = settings.measurement(resources.device_kind)
     if existed:
-        check_comparable(optuna.load_study(study_name=settings.study_name, storage=storage),
-                         measurement)
+        refuse_other_measurement(
+            optuna.load_study(study_name=settings.study_name, storage=storage), measurement)
     sampler = make_sampler(settings.sampler, settings.seed)
     # The trainable must know the resolved GPU count: it picks its device from it.
     settings = dataclasses.replace(settings, gpus_per_trial=gpus)
 
-    from ray import tune
-
     from srnas.search.live import LiveView, study_summary
-    from srnas.search.scheduler import MOASHAScheduler
     from srnas.search.searcher import SrnasSearcher
-    from srnas.search.trainable import make_trainable
+    from srnas.search.trainable import search_trainable
 
     storage = storage or storage_url.open_for_write(target)
     searcher = SrnasSearcher(
@@ -176,8 +168,7 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
     record.set_budgets(study, settings.budgets)
     queued = _enqueue_baselines(study, settings)
     before = len(study.get_trials(deepcopy=False))
-    cpus = settings.cpus_per_trial
-    concurrency = settings.concurrency or default_concurrency(cpus, gpus)
+    cpus, concurrency = resources.cpus, resources.concurrency
     total = settings.trials + len(queued)  # baselines come on top of --trials
     print(f"study {settings.study_name!r} in {target.masked} "
           f"({'continuing, ' + str(before) + ' trials so far' if existed else 'new'}); "
@@ -185,44 +176,25 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
           f"each; objectives {', '.join(settings.objectives)}"
           + (f"; baselines {', '.join(queued)}" if queued else ""), file=out, flush=True)
     print(f"measured under: {describe_measurement(measurement)}", file=out, flush=True)
-    scheduler = None
-    if settings.scheduler == "mo-asha":
-        scheduler = MOASHAScheduler(settings.objectives, settings.tune_modes(), settings.rungs,
-                                    settings.eta)
-        print(f"mo-asha: rungs at {', '.join(map(str, settings.rungs))} steps; at each rung a "
-              f"trial continues if it is in the best 1/{settings.eta} so far (by non-dominated "
-              "sorting), else it is stopped (PRUNED)", file=out, flush=True)
+    scheduler = make_scheduler(settings)
+    note = describe_scheduler(settings)
+    if note:
+        print(note, file=out, flush=True)
     started = time.monotonic()
     if total:
-        experiment = tempfile.mkdtemp(prefix="srnas-ray-")
-        tuner = tune.Tuner(
-            # The trainable never sees the storage URL: Ray pickles it to every worker and Tune
-            # into its experiment state, and the URL may hold a password.
-            tune.with_resources(make_trainable(dataclasses.replace(settings, storage=None)),
-                                {"cpu": cpus, "gpu": gpus}),
-            # No time_budget_s: Tune's stops running trials and throws their compute away;
-            # the searcher's deadline stops proposing instead (Optuna's ``timeout`` meaning).
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
-                                        num_samples=total,
-                                        max_concurrent_trials=concurrency,
-                                        reuse_actors=True),
-            run_config=tune.RunConfig(
-                name=settings.study_name,
-                storage_path=experiment,
-                verbose=1 if settings.verbose else 0,
-                callbacks=[LiveView(study, total, out, searcher)],
-                log_to_file=True,
-            ),
-        )
-        quiet_tune_errors(settings.verbose)
         interval = storage_url.heartbeat_settings()[0]
         try:
             with Heartbeat(storage, searcher.running_trial_ids, interval):
-                tuner.fit()
+                run_tuner(
+                    # The trainable never sees the storage URL: Ray pickles it to every worker
+                    # and Tune into its experiment state, and the URL may hold a password.
+                    search_trainable(dataclasses.replace(settings, storage=None)), resources,
+                    name=settings.study_name, folder_prefix="srnas-ray-",
+                    verbose=settings.verbose,
+                    callbacks=[LiveView(study, total, out, searcher)],
+                    # The searcher's deadline stops proposing (Optuna's ``timeout`` meaning).
+                    search_alg=searcher, scheduler=scheduler, num_samples=total)
         finally:
-            # Tune's experiment state is a by-product (the study is in SQL): nothing stays on
-            # disk after the launch.
-            shutil.rmtree(experiment, ignore_errors=True)
             # Tune stops trials (Ctrl-C) without telling the searcher; close them so the study
             # holds no trial RUNNING forever.
             unfinished = searcher.fail_unfinished("stopped before it finished (interrupted)")

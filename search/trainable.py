@@ -57,7 +57,9 @@ def trial_device(gpus_per_trial: float | None) -> str:
     return "cuda" if (gpus_per_trial or 0) > 0 and torch.cuda.is_available() else "cpu"
 
 
-def make_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], None]:
+def search_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], None]:
+    """The search's trial: evaluate one sampled architecture at the search's budget, reporting
+    at each rung for the scheduler and once at the end for the searcher."""
     objectives = settings.objectives
     rungs = settings.rungs
 
@@ -65,7 +67,7 @@ def make_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], None]
         import torch
 
         from srnas.evaluators.evaluate import DataSpec, evaluate
-        from srnas.evaluators.train import TrainBudget
+        from srnas.evaluators.recipe import Recipe
         from srnas.space.config import from_dict
 
         # Where the trial runs rides along in every report, so a stopped trial keeps it too.
@@ -95,12 +97,12 @@ def make_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], None]
         try:
             arch = from_dict(config["arch"])
             train = config.get("train", {})
-            # The sampled training dims (lr, batch_size, patch_size) are TrainBudget's fields.
-            budget = TrainBudget(steps=settings.steps, seconds=settings.train_seconds,
-                                 val_every=settings.effective_val_every, val_at=rungs[:-1],
-                                 seed=settings.seed or 0, **train)
-            result = evaluate(arch, budget, DataSpec(settings.train, settings.val),
+            # The sampled training dims (lr, batch_size, patch_size) are Recipe's fields.
+            recipe = Recipe.brief(steps=settings.steps, seed=settings.seed or 0, **train)
+            result = evaluate(arch, recipe, DataSpec(settings.train, settings.val),
                               trial_device(settings.gpus_per_trial),
+                              seconds=settings.train_seconds,
+                              val_every=settings.effective_val_every, val_at=rungs[:-1],
                               input_hw=settings.input_hw, budgets=settings.budgets,
                               on_measured=on_measured, progress=progress).to_dict()
             if result["status"] == STATUS_OK and result["steps"] < settings.steps:

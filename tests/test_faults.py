@@ -266,7 +266,7 @@ def test_an_out_of_memory_error_in_a_trial_is_recorded_as_such(
     settings = SearchSettings(scheduler="fifo")
     config = {"arch": {"dim": 16, "split_ratio": 0.25, "kernel_size": 7, "n_blocks": 1,
                        "conv_layers": 1}, "train": {}}
-    trainable_mod.make_trainable(settings)(config)
+    trainable_mod.search_trainable(settings)(config)
     (report,) = reports
     assert report["status"] == "failed"
     assert report["failure_reason"].startswith("out of memory: OutOfMemoryError: CUDA out of")
@@ -282,7 +282,18 @@ def test_an_out_of_memory_error_in_a_trial_is_recorded_as_such(
      "the node running low on memory.", "out of memory"),
     ("Failure # 1 (occurred at x)\nThe actor died unexpectedly before finishing this task.",
      "worker process died"),
-    ("Failure # 1 (occurred at x)\nValueError: bad thing\n  more", "str: ValueError: bad thing"),
+    ("Failure # 1 (occurred at x)\nValueError: bad thing\n  more", "ValueError: bad thing"),
+    # What Tune writes for an exception that escaped the trainable: Ray's coloured task line,
+    # the traceback, the exception last.
+    ("Failure # 1 (occurred at x)\n\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=6216, "
+     "ip=192.0.2.2, repr=f)\n  File \"t.py\", line 14, in f\n    raise ValueError(\"bad\")\n"
+     "ValueError: bad thing\n", "ValueError: bad thing"),
+    # A worker killed with SIGKILL (Ray 2.60's text).
+    ("Failure # 1 (occurred at x)\nThe actor died unexpectedly before finishing this task.\n"
+     "\tclass_name: ImplicitFunc\nThe actor is dead because its worker process has died. "
+     "Worker exit type: SYSTEM_ERROR", "worker process died"),
+    ("Failure # 1 (occurred at x)\nTask was killed due to the node running low on memory.",
+     "out of memory"),
 ])
 def test_worker_failures_are_named(tmp_path: Path, text: str, reason: str) -> None:
     from types import SimpleNamespace
@@ -291,9 +302,18 @@ def test_worker_failures_are_named(tmp_path: Path, text: str, reason: str) -> No
 
     error_file = tmp_path / "error.txt"
     error_file.write_text(text)
-    trial = SimpleNamespace(pickled_error_file=str(tmp_path / "none.pkl"),
-                            error_file=str(error_file))
+    trial = SimpleNamespace(error_file=str(error_file))
     assert worker_failure(trial).startswith(reason)
+
+
+def test_a_worker_failure_without_an_error_file_has_the_generic_reason(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from srnas.search.live import worker_failure
+
+    for missing in (None, str(tmp_path / "absent.txt")):
+        assert worker_failure(SimpleNamespace(error_file=missing)) == (
+            "its Ray worker failed (see the Ray logs)")
 
 
 @pytest.mark.ray

@@ -176,7 +176,7 @@ def test_sibling_study_stays_out_of_listings_and_merges(url: str,
     (("--trial", "42"), "--trial: study 's' has no trial of that number (trials: 0..5)"),
     (("--trial", "5"), "--trial: trial 5 records no architecture"),
     (("--trials", "2"), "--trials: must be at least 3"),
-    (("--format", "xml"), "--format: must be one of table, json, csv"),
+    (("--format", "xml"), "--format: must be one of table, csv, json, markdown (got 'xml')"),
     (("--plot", "no-such-folder/f.png"), "--plot: its folder does not exist"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(
