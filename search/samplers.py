@@ -8,22 +8,23 @@ the storage hands out uniquely across launches and drivers. A fresh study launch
 the same seed still proposes the same trials (the numbers are the same), so ``--seed`` keeps
 making a study reproducible. Samplers hold no state of their own between trials (they read
 the history from the study), so re-creating one loses nothing but its random state.
+
+The samplers are a registry (``register_sampler``): a name, its factory and the search's
+options for it; ``SAMPLERS`` is the live list of names.
 """
 
 from __future__ import annotations
 
 import hashlib
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import optuna
-from optuna.samplers import BaseSampler
+from srnas.space.registry import Registry
 
 if TYPE_CHECKING:
-    from optuna.distributions import BaseDistribution
-    from optuna.study import Study
-    from optuna.trial import FrozenTrial, TrialState
+    from optuna.samplers import BaseSampler
 
 
 # The default sampler's options, measured by benchmarks/bench_samplers.py (3-objective searches
@@ -38,25 +39,83 @@ TPE_OPTIONS: dict[str, Any] = {"multivariate": True, "group": True, "n_startup_t
                                "constant_liar": True}
 
 
+@dataclass(frozen=True)
+class SamplerType:
+    """``make(seed, **options)`` builds the Optuna sampler; ``defaults`` are the search's
+    options, which a caller's options override. Optuna is imported inside ``make``, so this
+    table reads without it (``srnas --help``)."""
+
+    name: str
+    make: Callable[..., BaseSampler]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    help: str = ""
+
+
+SAMPLER_TYPES: Registry[SamplerType] = Registry("sampler", "sampler",
+                                                first=("tpe", "nsga2", "gp", "random"))
+# A live view: samplers registered later appear in it.
+SAMPLERS = SAMPLER_TYPES.names_view()
+
+
+def register_sampler(name: str, *, defaults: Mapping[str, Any] | None = None, help: str = ""
+                     ) -> Callable[[Callable[..., BaseSampler]], Callable[..., BaseSampler]]:
+    """Decorator: ``@register_sampler("tpe", defaults={...})`` on ``make(seed, **options)``."""
+
+    def wrap(make: Callable[..., BaseSampler]) -> Callable[..., BaseSampler]:
+        SAMPLER_TYPES.register(name, SamplerType(name, make, dict(defaults or {}), help))
+        return make
+
+    return wrap
+
+
+def unregister_sampler(name: str) -> SamplerType:
+    return SAMPLER_TYPES.unregister(name)
+
+
+@register_sampler("tpe", defaults=TPE_OPTIONS,
+                  help="multivariate TPE (default; options measured in results/samplers.md)")
+def _tpe(seed: int | None, **options: Any) -> BaseSampler:
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed, **options)
+
+
+@register_sampler("nsga2", defaults={"population_size": 8}, help="NSGA-II, populations of 8")
+def _nsga2(seed: int | None, **options: Any) -> BaseSampler:
+    import optuna
+
+    return optuna.samplers.NSGAIISampler(seed=seed, **options)
+
+
+# GP models the dimensions every trial has; the MiLK-only ones (absent from convattn trials)
+# are drawn at random by design, which Optuna would otherwise log as a warning three times per
+# trial.
+@register_sampler("gp", defaults={"n_startup_trials": 4, "warn_independent_sampling": False},
+                  help="Gaussian process (Optuna's GPSampler)")
+def _gp(seed: int | None, **options: Any) -> BaseSampler:
+    import optuna
+
+    return optuna.samplers.GPSampler(seed=seed, **options)
+
+
+@register_sampler("random", help="uniform random search")
+def _random(seed: int | None, **options: Any) -> BaseSampler:
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed, **options)
+
+
 def base_sampler(name: str, seed: int | None,
                  options: Mapping[str, Any] | None = None) -> BaseSampler:
     """The sampler ``name`` with the search's options, ``options`` overriding them (e.g.
     ``{"n_startup_trials": 8}``: the variants benchmarks/bench_samplers.py compares)."""
+    import optuna
+
+    kind = SAMPLER_TYPES.get(name)
     with warnings.catch_warnings():
         # multivariate/group and GP are flagged experimental; they are what fits here.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if name == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, **{**TPE_OPTIONS, **(options or {})})
-        if name == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed,
-                                                 **{"population_size": 8, **(options or {})})
-        if name == "gp":
-            # GP models the dimensions every trial has; the MiLK-only ones (absent from
-            # convattn trials) are drawn at random by design, which Optuna would otherwise
-            # log as a warning three times per trial.
-            return optuna.samplers.GPSampler(seed=seed, **{
-                "n_startup_trials": 4, "warn_independent_sampling": False, **(options or {})})
-        return optuna.samplers.RandomSampler(seed=seed, **(options or {}))
+        return kind.make(seed, **{**kind.defaults, **(options or {})})
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -65,41 +124,23 @@ def trial_seed(seed: int, number: int) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-class PerTrialSeeded(BaseSampler):
-    """Delegates to ``base_sampler(name, trial_seed(seed, trial.number), options)``, made in
-    ``before_trial`` (Optuna calls it when a trial is created, before any sampling)."""
-
-    def __init__(self, name: str, seed: int, options: Mapping[str, Any] | None = None) -> None:
-        self.name, self.seed, self.options = name, seed, dict(options or {})
-        self._inner = base_sampler(name, seed, self.options)
-
-    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self._inner = base_sampler(self.name, trial_seed(self.seed, trial.number), self.options)
-        self._inner.before_trial(study, trial)
-
-    def infer_relative_search_space(self, study: Study,
-                                    trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return self._inner.infer_relative_search_space(study, trial)
-
-    def sample_relative(self, study: Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        return self._inner.sample_relative(study, trial, search_space)
-
-    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
-        return self._inner.sample_independent(study, trial, param_name, param_distribution)
-
-    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
-                    values: Sequence[float] | None) -> None:
-        self._inner.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self._inner.reseed_rng()
-
-
 def make_sampler(name: str, seed: int | None) -> BaseSampler:
     """The sampler of a search: seeded per trial when a seed is given."""
+    from srnas.search.seeded import PerTrialSeeded
+
     return base_sampler(name, None) if seed is None else PerTrialSeeded(name, seed)
 
 
-__all__ = ["TPE_OPTIONS", "PerTrialSeeded", "base_sampler", "make_sampler", "trial_seed"]
+def __getattr__(name: str) -> Any:
+    # PerTrialSeeded subclasses Optuna's BaseSampler: importing it imports Optuna, which the
+    # name table above must not.
+    if name == "PerTrialSeeded":
+        from srnas.search.seeded import PerTrialSeeded
+
+        return PerTrialSeeded
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["SAMPLERS", "SAMPLER_TYPES", "TPE_OPTIONS", "SamplerType",
+           "base_sampler", "make_sampler", "register_sampler", "trial_seed",
+           "unregister_sampler"]

@@ -1,4 +1,9 @@
-"""Everything one ``srnas search`` launch needs, validated before anything is written."""
+"""Everything one ``srnas search`` launch needs, validated before anything is written.
+
+``trials``, ``train_seconds``, ``min_steps`` and ``eta`` default to the chosen scheduler's
+values (``search/schedulers.py``), so ``SearchSettings()`` is the search ``srnas search`` runs
+with no flags. ``dataclasses.replace(settings, scheduler=...)`` keeps the values already
+resolved; build new settings to get the other scheduler's defaults."""
 
 from __future__ import annotations
 
@@ -7,7 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from srnas.search.ranking import default_min_steps, rung_ladder
+from srnas.search.samplers import SAMPLER_TYPES, SAMPLERS
+from srnas.search.schedulers import (
+    DEFAULT_TRAIN_SECONDS,
+    DEFAULT_TRIALS,
+    DEFAULTED,
+    SCHEDULER_DEFAULT,
+    SCHEDULERS,
+    get_scheduler,
+)
 from srnas.space.contract import (
     BUDGET_KEYS,
     DEFAULT_OBJECTIVES,
@@ -17,23 +30,13 @@ from srnas.space.errors import ConfigError
 from srnas.space.searchspace import SearchSpace
 from srnas.studies.storage import resolve_url
 
-SAMPLERS = ("tpe", "nsga2", "gp", "random")
-SCHEDULERS = ("mo-asha", "fifo")
-# Default trials of a launch: mo-asha trains most trials only to an early rung, so it examines
-# three times the architectures of fifo in about the same compute.
-DEFAULT_TRIALS = {"mo-asha": 24, "fifo": 8}
-# Default training wall-time cap of a trial: fifo trains every trial fully, so a heavy network
-# would hold a laptop search for many minutes; mo-asha's first rung already bounds that, and a
-# cap there would cut exactly the promoted trials.
-DEFAULT_TRAIN_SECONDS: dict[str, float | None] = {"mo-asha": None, "fifo": 120.0}
-
 
 @dataclass(frozen=True)
 class SearchSettings:
     study: str | None = None
     storage: str | None = None
     space: SearchSpace = field(default_factory=SearchSpace)
-    trials: int = 8
+    trials: int = SCHEDULER_DEFAULT  # mo-asha 24, fifo 8
     time_budget_s: float | None = None
     concurrency: int | None = None
     cpus_per_trial: float = 1.0
@@ -45,11 +48,12 @@ class SearchSettings:
     # Multi-fidelity: "mo-asha" trains every trial to the first rung and only the best
     # 1/eta of each rung further; "fifo" trains every trial for all --steps.
     scheduler: str = "mo-asha"
-    min_steps: int | None = None  # first rung; None: three rungs (see default_min_steps)
-    eta: int = 3
+    min_steps: int | None = SCHEDULER_DEFAULT  # first rung; None: three rungs
+    eta: int = SCHEDULER_DEFAULT  # 3
     # Caps a trial's training (whichever of steps / seconds comes first; the steps done are
     # recorded): a laptop search stays bounded when the sampler proposes a heavy network.
-    train_seconds: float | None = 120.0
+    # None: no cap (mo-asha's default); fifo's default is 120 s.
+    train_seconds: float | None = SCHEDULER_DEFAULT
     train: str | None = None
     val: str | None = None
     scale: int = 4
@@ -62,6 +66,10 @@ class SearchSettings:
     val_every: int | None = None  # None: one mid-training validation (at steps // 2)
 
     def __post_init__(self) -> None:
+        defaults = get_scheduler(self.scheduler).defaults  # "scheduler: must be one of [...]"
+        for name in DEFAULTED:
+            if getattr(self, name) is SCHEDULER_DEFAULT:
+                object.__setattr__(self, name, getattr(defaults, name))
         _validate(self)
 
     @property
@@ -78,21 +86,16 @@ class SearchSettings:
         if self.val_every is not None:
             return self.val_every
         # fifo: one mid-training validation (progress in the live view); mo-asha: the rungs.
-        return 0 if self.scheduler == "mo-asha" else (self.steps + 1) // 2
+        return get_scheduler(self.scheduler).val_every(self)
 
     @property
     def rungs(self) -> tuple[int, ...]:
         """Steps at which a trial is validated and ranked; the last is ``steps``."""
-        if self.scheduler == "fifo":
-            return (self.steps,)
-        min_steps = self.min_steps or default_min_steps(self.steps, self.eta)
-        return rung_ladder(min_steps, self.steps, self.eta)
+        return get_scheduler(self.scheduler).rungs(self)
 
     @property
     def scheduler_label(self) -> str:
-        if self.scheduler == "fifo":
-            return "fifo"
-        return f"mo-asha eta={self.eta} rungs={'/'.join(map(str, self.rungs))}"
+        return get_scheduler(self.scheduler).label(self)
 
     @property
     def directions(self) -> list[str]:
@@ -123,8 +126,7 @@ def _data_label(folder: str | None) -> str:
 
 
 def _validate(s: SearchSettings) -> None:
-    if s.sampler not in SAMPLERS:
-        raise ConfigError("sampler", f"must be one of {list(SAMPLERS)}", s.sampler)
+    SAMPLER_TYPES.get(s.sampler)  # "sampler: must be one of [...]"
     if not s.objectives:
         raise ConfigError("objectives", "needs at least one objective", list(s.objectives))
     for o in s.objectives:
@@ -169,14 +171,10 @@ def _validate(s: SearchSettings) -> None:
     if any(int(p) % s.scale for p in patch):
         raise ConfigError("patch_size", f"every value must be a multiple of the scale {s.scale}",
                           list(patch))
-    if s.scheduler not in SCHEDULERS:
-        raise ConfigError("scheduler", f"must be one of {list(SCHEDULERS)}", s.scheduler)
-    if s.scheduler == "mo-asha":
-        if s.steps < 2:
-            raise ConfigError("steps", "must be >= 2 with --scheduler mo-asha (a ladder needs "
-                              "two rungs; use --scheduler fifo)", s.steps)
-        if s.min_steps is not None:
-            rung_ladder(s.min_steps, s.steps, s.eta)  # eta and min_steps, one-line errors
-        else:
-            rung_ladder(default_min_steps(s.steps, s.eta) if isinstance(s.eta, int) and
-                        not isinstance(s.eta, bool) and s.eta >= 2 else 1, s.steps, s.eta)
+    check = get_scheduler(s.scheduler).validate
+    if check is not None:
+        check(s)
+
+
+__all__ = ["DEFAULT_TRAIN_SECONDS", "DEFAULT_TRIALS", "SAMPLERS", "SCHEDULERS",
+           "SearchSettings"]

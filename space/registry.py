@@ -10,7 +10,7 @@ Plain data, no torch: studies/ reads these tables too.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Generic, TypeVar, overload
+from typing import Generic, TypeVar, overload
 
 from srnas.space.errors import ConfigError
 
@@ -121,16 +121,4 @@ class MappingView(Mapping[str, V]):
         return repr(self._read())
 
 
-def decorator(registry: Registry[Any], name: str, make: Callable[[Any], Any]
-              ) -> Callable[[Any], Any]:
-    """``@register_x(name, ...)`` on a function or class: registers ``make(obj)``, returns
-    ``obj`` unchanged (so the decorated name stays usable)."""
-
-    def wrap(obj: Any) -> Any:
-        registry.register(name, make(obj))
-        return obj
-
-    return wrap
-
-
-__all__ = ["MappingView", "NamesView", "Registry", "decorator"]
+__all__ = ["MappingView", "NamesView", "Registry"]
