@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import fcntl
 import json
 import os
@@ -24,11 +25,12 @@ from safetensors.torch import load_file
 
 from srnas.evaluators.checkpoint import load_checkpoint, read_info
 from srnas.evaluators.evaluate import DataSpec, load_data
-from srnas.evaluators.fit import FitProgress, fit
+from srnas.evaluators.fit import Ema, FitProgress, fit
 from srnas.evaluators.patches import PatchDataset, batch_loader
-from srnas.evaluators.recipe import Recipe, default_ema, lr_at_step
+from srnas.evaluators.recipe import BRIEF, Recipe, default_ema, lr_at_step, warmup_cosine
 from srnas.evaluators.resize import make_lr
 from srnas.evaluators.runs import Every, read_run
+from srnas.evaluators.train import check_brief
 from srnas.evaluators.weights import load_weights, read_metadata
 from srnas.search.cli import main
 from srnas.space import build_model, get_preset
@@ -126,6 +128,56 @@ def test_recipe_is_validated_on_construction(changes: dict, field: str) -> None:
     with pytest.raises(ConfigError) as info:
         Recipe(**{"steps": 12, **changes})
     assert info.value.field == field
+
+
+def test_brief_recipe_departs_from_escs_only_where_brief_documents_it() -> None:
+    brief = Recipe.brief()
+    assert (brief.steps, brief.lr, brief.betas, brief.weight_decay, brief.warmup,
+            brief.schedule, brief.ema, brief.batch_size, brief.patch_size, brief.seed,
+            brief.amp) == (300, 5e-4, (0.9, 0.9), 1e-4, 0, "cosine", 0.0, 8, 48, 0, False)
+    esc = Recipe.long()
+    assert esc == Recipe()
+    differs = {f.name for f in dataclasses.fields(Recipe)
+               if getattr(brief, f.name) != getattr(esc, f.name)}
+    assert differs == set(BRIEF) | {"milestones"}  # milestones: ESC's fractions of 300 steps
+    # Cosine from the first step, as the search's trainer has always decayed.
+    short = Recipe.brief(steps=10, lr=1e-3)
+    assert [lr_at_step(s, short) for s in range(10)] == [warmup_cosine(s, 1e-3, 0, 10)
+                                                         for s in range(10)]
+    assert Recipe.brief(lr=2e-3, batch_size=4).lr == 2e-3  # a trial's sampled dims win
+
+
+@pytest.mark.parametrize(("recipe", "extra", "field"), [
+    (Recipe(), {}, "ema"),  # ESC's 0.999
+    (Recipe.brief(steps=12, ema=0.9), {}, "ema"),
+    (Recipe.brief(steps=12, amp=True), {}, "amp"),
+    (Recipe(steps=12, ema=0.0), {}, "patch_size"),
+    (Recipe.brief(steps=12), {"seconds": 0.0}, "seconds"),
+    (Recipe.brief(steps=12), {"val_every": -1}, "val_every"),
+    (Recipe.brief(steps=12), {"val_at": (13,)}, "val_at"),
+])
+def test_the_brief_trainer_refuses_what_it_cannot_do(recipe: Recipe, extra: dict,
+                                                     field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        check_brief(recipe, **extra)
+    assert info.value.field == field
+
+
+def test_ema_averages_from_the_first_step_and_copies_buffers() -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    ema = Ema(net, 0.75)
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    net(torch.rand(2, 3, 8, 8)).square().mean().backward()
+    optimizer.step()
+    ema.update(net)
+    now, averaged = net.state_dict(), ema.module.state_dict()
+    assert averaged.keys() == now.keys()  # the checkpoint's ema group: the network's names
+    for name, _ in net.named_parameters():
+        assert torch.equal(averaged[name], torch.lerp(start[name], now[name], 0.25))
+    for name, _ in net.named_buffers():  # running statistics and counters: the network's
+        assert torch.equal(averaged[name], now[name]) and not torch.equal(now[name], start[name])
 
 
 # -- patches -----------------------------------------------------------------------------------
