@@ -9,6 +9,8 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from tabulate import tabulate
+
 from srnas.space.errors import ConfigError
 
 if TYPE_CHECKING:  # annotations only: the CLI reads FORMATS without importing torch
@@ -72,11 +74,12 @@ def _header(table: BenchTable) -> list[str]:
 
 
 def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    # Names left, figures right, as a paper's table reads.
-    return ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                      for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
-            for r in rows]
+    # Names left, figures right, as a paper's table reads; the header goes in as a row (as
+    # tabulate's headers it would be padded by two more), the cells as formatted.
+    align = ["left", *["right"] * (len(rows[0]) - 1)]
+    text = tabulate([list(r) for r in rows], tablefmt="plain", colalign=align,
+                    disable_numparse=True)
+    return [line.rstrip() for line in text.split("\n")]
 
 
 def as_table(table: BenchTable) -> str:
@@ -86,6 +89,9 @@ def as_table(table: BenchTable) -> str:
 
 
 def as_markdown(table: BenchTable) -> str:
+    # Written out, not tabulate's "pipe" format: that pads every cell and alignment rule to
+    # its column's width, and this output is the unpadded "| model | trained |" over
+    # "|:---|---:|" (what its tests check).
     rows = [_header(table), *(_cells(r, table) for r in table.rows)]
     lines = ["| " + " | ".join(r) + " |" for r in rows]
     lines.insert(1, "|" + "|".join([":---"] + ["---:"] * (len(rows[0]) - 1)) + "|")

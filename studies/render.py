@@ -1,13 +1,18 @@
-"""Text forms of study listings and fronts: an aligned table for people, CSV and JSON for
-programs (JSON carries the hypervolume and reference point; CSV is rows only, so any CSV
-reader takes it)."""
+"""Text forms of study listings and fronts: an aligned table for people, Markdown for reports
+(the table's cells under the same header, as a pipe table), CSV and JSON for programs (JSON
+carries the hypervolume and reference point; CSV is rows only, so any CSV reader takes it).
+Tables are laid out by ``tabulate``."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from tabulate import tabulate
 
 # Units of the objectives and measures: the objective registry's (a live view).
 from srnas.space.objectives import UNITS
@@ -15,8 +20,8 @@ from srnas.space.objectives import UNITS
 if TYPE_CHECKING:
     import pandas as pd
 
-FORMATS_LIST = ("table", "json")
-FORMATS_FRONT = ("table", "csv", "json")
+FORMATS_LIST = ("table", "csv", "json", "markdown")
+FORMATS_FRONT = ("table", "csv", "json", "markdown")
 PLACEMENT_COLUMNS = ("host", "node", "gpu_ids")
 NODE_ID_CHARS = 8  # a Ray node id is 56 hex digits; a table shows its start (as git does)
 REFERENCE_RULE = ("worst feasible value pushed out by 10% of its range; a budget's bound for "
@@ -28,10 +33,13 @@ def list_json(summaries: Sequence[Mapping[str, Any]]) -> str:
     return json.dumps(list(summaries), indent=2)
 
 
-def list_table(summaries: Sequence[Mapping[str, Any]]) -> str:
-    header = ("study", "objectives", "complete", "running", "failed", "pruned", "infeasible",
-              "best psnr", "devices", "last update", "retrained")
-    rows = [header]
+LIST_HEADER = ("study", "objectives", "complete", "running", "failed", "pruned", "infeasible",
+               "best psnr", "devices", "last update", "retrained")
+_LIST_RIGHT = {2, 3, 4, 5, 6, 7}  # the counts and the PSNR
+
+
+def _list_rows(summaries: Sequence[Mapping[str, Any]]) -> list[Sequence[str]]:
+    rows: list[Sequence[str]] = []
     for s in summaries:
         objectives = ", ".join(f"{n} ({d[:3]})" for n, d in s["objectives"])
         best = "-" if s["best_psnr"] is None else f"{s['best_psnr']:.3f}"
@@ -40,17 +48,51 @@ def list_table(summaries: Sequence[Mapping[str, Any]]) -> str:
                      "; ".join(s["devices"]) or "-", s["last_update"] or "-",
                      ", ".join(f"{n} at {steps} steps" for steps, n in
                                (s.get("fidelity") or {}).items()) or "-"))
-    return _align(rows, right={2, 3, 4, 5, 6, 7})
+    return rows
+
+
+def list_table(summaries: Sequence[Mapping[str, Any]]) -> str:
+    return _align([LIST_HEADER, *_list_rows(summaries)], right=_LIST_RIGHT)
+
+
+def list_markdown(summaries: Sequence[Mapping[str, Any]]) -> str:
+    """The table's cells as a Markdown pipe table."""
+    return _markdown(_list_rows(summaries), LIST_HEADER, right=_LIST_RIGHT)
+
+
+def list_csv(summaries: Sequence[Mapping[str, Any]]) -> str:
+    """One row per study, the table's columns as plain values (counts as integers, the PSNR at
+    full precision, lists joined by "; ")."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([c.replace(" ", "_") for c in LIST_HEADER])
+    for s in summaries:
+        writer.writerow([
+            s["name"], "; ".join(f"{n} ({d})" for n, d in s["objectives"]),
+            *(s["trials"][k] for k in ("complete", "running", "failed", "pruned", "infeasible")),
+            "" if s["best_psnr"] is None else s["best_psnr"], "; ".join(s["devices"]),
+            s["last_update"] or "", "; ".join(f"{n} at {steps} steps" for steps, n in
+                                               (s.get("fidelity") or {}).items())])
+    return out.getvalue()
 
 
 def _align(rows: Sequence[Sequence[str]], right: set[int]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        cells = [c.rjust(w) if i in right else c.ljust(w)
-                 for i, (c, w) in enumerate(zip(row, widths, strict=True))]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+    """Columns two spaces apart, ``right`` ones right-aligned, no trailing blanks. The first
+    row is passed as a row, not as tabulate's headers (which it would pad by two more)."""
+    align = ["right" if i in right else "left" for i in range(len(rows[0]))]
+    text = tabulate([list(r) for r in rows], tablefmt="plain", colalign=align,
+                    disable_numparse=True)  # cells are formatted already: keep them as given
+    return "\n".join(line.rstrip() for line in text.split("\n"))
+
+
+def _markdown(rows: Sequence[Sequence[str]], header: Sequence[str], right: set[int]) -> str:
+    """A pipe table (GitHub's): right-aligned columns marked so; a ``|`` in a cell escaped."""
+    def escape(cells: Sequence[str]) -> list[str]:
+        return [c.replace("|", "\\|") for c in cells]
+
+    align = ["right" if i in right else "left" for i in range(len(header))]
+    return tabulate([escape(r) for r in rows], headers=escape(header), tablefmt="pipe",
+                    colalign=align, disable_numparse=True)
 
 
 # -- pareto ---------------------------------------------------------------------------------------
@@ -142,15 +184,28 @@ def front_header(front: pd.DataFrame, hv: float, reference: Mapping[str, float],
     ]
 
 
-def front_table(front: pd.DataFrame, header: Sequence[str]) -> str:
+def _front_rows(front: pd.DataFrame) -> tuple[list[str], list[list[str]], set[int]]:
+    """The front's visible columns: their titles, the formatted cells, the numeric ones."""
     columns = _visible_columns(front)
     titles = ["trial" if c == "number" else c.removeprefix("p_") for c in columns]
-    rows: list[Sequence[str]] = [titles]
-    for record in front[columns].to_dict("records"):
-        rows.append([_cell(c, record[c]) for c in columns])
+    rows = [[_cell(c, record[c]) for c in columns]
+            for record in front[columns].to_dict("records")]
     numeric = {i for i, c in enumerate(columns)
                if c == "number" or c in UNITS or front[c].dtype.kind in "iuf"}
-    return "\n".join([*header, "", _align(rows, right=numeric)])
+    return titles, rows, numeric
+
+
+def front_table(front: pd.DataFrame, header: Sequence[str]) -> str:
+    titles, rows, numeric = _front_rows(front)
+    return "\n".join([*header, "", _align([titles, *rows], right=numeric)])
+
+
+def front_markdown(front: pd.DataFrame, header: Sequence[str]) -> str:
+    """The table as Markdown: ``header`` (:func:`front_header`) as one paragraph of lines,
+    then the front's cells as a pipe table."""
+    titles, rows, numeric = _front_rows(front)
+    notes = [f"{line}  " for line in header]  # two trailing blanks: a Markdown line break
+    return "\n".join([*notes, "", _markdown(rows, titles, right=numeric)])
 
 
 def front_csv(front: pd.DataFrame) -> str:
