@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ __all__ = [
     "load_folder",
     "load_image",
     "usable_images",
+    "usable_indices",
 ]
 
 IMAGE_EXTS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -106,24 +108,38 @@ def check_folder(folder: str | Path) -> int:
     return len(files)
 
 
-def list_images(folder: str | Path) -> list[Path]:
+def list_images(folder: str | Path, *, recursive: bool = False) -> list[Path]:
     """The image files directly inside ``folder`` (by extension, any case), sorted by name.
 
-    Hidden files (such as macOS ``._name.png`` metadata) are ignored.
+    Hidden files (such as macOS ``._name.png`` metadata) are ignored. ``recursive`` also lists
+    sub-folders (LSDIR's layout), hidden ones skipped, sorted by the relative path's parts so
+    the order is the same on every machine and filesystem.
     """
     folder = Path(folder)
     if not folder.exists():
         raise DataError(folder, "data folder does not exist", str(folder))
     if not folder.is_dir():
         raise DataError(folder, "must be a folder of images", "a file")
-    files = sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")
-    )
+    if recursive:
+        files = sorted(_image_tree(folder), key=lambda p: p.relative_to(folder).parts)
+    else:
+        files = sorted(p for p in folder.iterdir() if p.is_file() and _is_image_name(p.name))
     if not files:
         raise DataError(folder, f"folder holds no images ({', '.join(IMAGE_EXTS)})", 0)
     return files
+
+
+def _is_image_name(name: str) -> bool:
+    return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTS
+
+
+def _image_tree(folder: Path) -> Iterator[Path]:
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]  # pruned: never descended into
+        for name in names:
+            path = Path(root) / name
+            if _is_image_name(name) and path.is_file():
+                yield path
 
 
 def load_folder(folder: str | Path) -> list[NamedImage]:
@@ -261,22 +277,34 @@ def usable_images(images: Sequence[NamedImage], scale: int, patch: int, *,
     (checked: a positive multiple of the scale); smaller ones are skipped with a warning, and
     none left is an error."""
     s = check_scale(scale)
+    shapes = np.array([hr.shape[:2] for _, hr in images], dtype=np.int64).reshape(-1, 2)
+    keep = usable_indices([name for name, _ in images], shapes, s, patch,
+                          patch_field=patch_field, images_field=images_field, stacklevel=4)
+    return [(images[i][0], _crop_to_multiple(images[i][1], s)) for i in keep]
+
+
+def usable_indices(names: Sequence[str], shapes: np.ndarray, scale: int, patch: int, *,
+                   patch_field: str = "patch", images_field: str = "images",
+                   stacklevel: int = 3) -> np.ndarray:
+    """:func:`usable_images` from the images' (H, W) alone: the indices of those that hold an
+    HR ``patch`` once cropped to a multiple of ``scale`` (a prepared store's shapes: nothing
+    is read). Same checks, warning and errors."""
+    s = check_scale(scale)
     if isinstance(patch, bool) or not isinstance(patch, int) or patch < s or patch % s:
         raise DataError(patch_field, f"HR patch size must be a positive multiple of scale {s}",
                         patch)
-    if not images:
+    if not len(names):
         raise DataError(images_field, "training set is empty", 0)
-    cropped = [(name, hr, _crop_to_multiple(hr, s)) for name, hr in images]
-    small = [f"{name} ({hr.shape[1]}x{hr.shape[0]})" for name, hr, c in cropped
-             if min(c.shape[:2]) < patch]
-    if small:
+    hw = np.asarray(shapes, dtype=np.int64)[:, :2]
+    fits = (hw // s * s).min(axis=1) >= patch
+    if not fits.all():
+        small = [f"{names[i]} ({hw[i, 1]}x{hw[i, 0]})" for i in np.flatnonzero(~fits)]
         warnings.warn(f"skipping {len(small)} image(s) smaller than the {patch}x{patch} "
-                      f"patch: {', '.join(small)}", stacklevel=3)
-    kept = [(name, c) for name, _, c in cropped if min(c.shape[:2]) >= patch]
-    if not kept:
+                      f"patch: {', '.join(small)}", stacklevel=stacklevel)
+    if not fits.any():
         raise DataError(images_field, f"no image is at least {patch}x{patch} pixels",
-                        len(images))
-    return kept
+                        len(names))
+    return np.flatnonzero(fits)
 
 
 class PatchSampler:

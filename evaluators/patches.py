@@ -58,16 +58,24 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def crop(self, k: int, y: int, x: int) -> tuple[np.ndarray, np.ndarray]:
         """(LR, HR) HxWx3 uint8 patches of image ``k`` at LR position (y, x), unaugmented."""
-        s, p, m, hr = self.scale, self.patch // self.scale, LR_MARGIN, self._hr[k]
-        y0, x0 = max(y - m, 0), max(x - m, 0)
-        y1, x1 = min(y + p + m, hr.shape[0] // s), min(x + p + m, hr.shape[1] // s)
-        lr = make_lr(hr[y0 * s:y1 * s, x0 * s:x1 * s], s)[y - y0:y - y0 + p, x - x0:x - x0 + p]
-        return lr, hr[y * s:(y + p) * s, x * s:(x + p) * s]
+        return crop_pair(self._hr[k], self.scale, self.patch // self.scale, y, x)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         k, y, x, aug = self.draw(index)
         lr, hr = self.crop(k, y, x)
         return _chw(_augment(lr, aug)), _chw(_augment(hr, aug))
+
+
+def crop_pair(hr: np.ndarray, scale: int, lr_patch: int, y: int, x: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(LR, HR) patches of ``hr`` (cropped to a multiple of ``scale``) at LR position (y, x):
+    the LR made from the HR crop plus ``LR_MARGIN`` (equal to that crop of the whole image's
+    :func:`make_lr`). Reads only the crop and its margin, so ``hr`` may be a mapped file."""
+    s, p, m = scale, lr_patch, LR_MARGIN
+    y0, x0 = max(y - m, 0), max(x - m, 0)
+    y1, x1 = min(y + p + m, hr.shape[0] // s), min(x + p + m, hr.shape[1] // s)
+    lr = make_lr(hr[y0 * s:y1 * s, x0 * s:x1 * s], s)[y - y0:y - y0 + p, x - x0:x - x0 + p]
+    return lr, hr[y * s:(y + p) * s, x * s:(x + p) * s]
 
 
 def _chw(img: np.ndarray) -> torch.Tensor:
@@ -104,4 +112,4 @@ def batch_loader(dataset: PatchDataset, batch: int, start: int, stop: int, *, wo
                       prefetch_factor=4 if workers else None)
 
 
-__all__ = ["LR_MARGIN", "PatchDataset", "StepBatches", "batch_loader"]
+__all__ = ["LR_MARGIN", "PatchDataset", "StepBatches", "batch_loader", "crop_pair"]
