@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from srnas.search.cli import main
+from tests.cli import assert_one_line
 
 FIELDS = ["scale", "dim", "split_ratio", "kernel_size", "block_type", "dict_size", "gate",
           "shared_kernel", "n_blocks", "conv_layers", "window_attn", "window_size", "heads",
@@ -49,7 +50,8 @@ def _run(argv: list[str]) -> tuple[int, str]:
 def _one_line_or_ok(code: int, err: str) -> None:
     assert code in (0, 2), (code, err)
     if code == 2:
-        assert err.count("\n") == 1 and err.startswith("srnas "), err
+        assert err.startswith("srnas "), err
+        assert_one_line(err)
     assert "Traceback" not in err
 
 

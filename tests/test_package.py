@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from srnas.search.cli import main
+from srnas.search.cli import COMMANDS, main
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("space", "evaluators", "search", "studies")
@@ -40,7 +40,7 @@ def _imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("package", PACKAGES)
 def test_imports_point_one_way(package: str) -> None:
-    for path in sorted((REPO / package).glob("*.py")):
+    for path in sorted((REPO / package).rglob("*.py")):
         for name in _imports(path):
             parts = name.split(".")
             assert parts[0] not in PACKAGES, f"{path.name}: import {name} (use srnas.{name})"
@@ -70,3 +70,30 @@ def test_reading_studies_loads_neither_torch_nor_ray() -> None:
 def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"srnas {version('srnas')}"
+
+
+def test_reading_commands_load_neither_torch_nor_ray(tmp_path: Path) -> None:
+    """``srnas --help``, ``studies list``, ``pareto`` and ``plot`` (and every command's --help)
+    run without importing torch or Ray: declaring the commands is cheap."""
+    from tests.fabricate import make_known_study
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    make_known_study(url, "known")
+    png = tmp_path / "front.png"
+    code = f"""
+import contextlib, io, sys
+from srnas.search.cli import COMMANDS, main
+runs = [["--help"], ["studies", "list", "--storage", {url!r}],
+        ["pareto", "known", "--storage", {url!r}],
+        ["plot", "known", "--storage", {url!r}, "--out", {str(png)!r}],
+        *([name, "--help"] for name in COMMANDS)]
+codes = []
+for argv in runs:
+    with contextlib.redirect_stdout(io.StringIO()):
+        codes.append(main(argv))
+print(codes, sorted({{"torch", "ray"}} & set(sys.modules)))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, check=True)
+    assert done.stdout.strip() == f"{[0] * (4 + len(COMMANDS))} []", done.stderr
+    assert png.read_bytes()[:4] == b"\x89PNG"

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from srnas.search.cli import main
+from tests.cli import assert_usage_error, run
 from srnas.space import (
     ArchConfig,
     ConfigError,
@@ -178,10 +179,7 @@ def test_arch_validate_rejects_bad_files_with_one_line_and_exit_2(
         content: str, suffix: str, fragment: str) -> None:
     path = tmp_path / f"bad{suffix}"
     path.write_text(content)
-    assert main(["arch", "validate", str(path)]) == 2
-    err = capsys.readouterr().err
-    assert fragment in err
-    assert err.count("\n") == 1 and "Traceback" not in err
+    assert_usage_error(capsys, "arch", "validate", str(path), needles=(fragment,))
 
 
 def test_arch_validate_missing_file_and_unknown_spec(capsys: pytest.CaptureFixture[str]) -> None:
@@ -213,3 +211,28 @@ def test_window_attention_per_block() -> None:
 
     model = build_model(config)
     assert [b.attn is not None for b in model.blocks] == [True, False, True]
+
+
+def test_arch_show_formats(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--format json`` is the old ``--json``; csv and markdown flatten the config."""
+    code, text, _ = run(capsys, "arch", "show", "tiny", "--scale", "2", "--input", "16x24",
+                        "--format", "json")
+    _, old, _ = run(capsys, "arch", "show", "tiny", "--scale", "2", "--input", "16x24",
+                    "--json")
+    assert code == 0 and json.loads(text) == json.loads(old)
+    code, text, _ = run(capsys, "arch", "show", "tiny", "--scale", "2", "--input", "16x24",
+                        "--format", "csv")
+    import csv
+    import io
+
+    [fields] = list(csv.DictReader(io.StringIO(text)))
+    assert code == 0 and fields["arch_id"] == json.loads(old)["arch_id"]
+    assert fields["config.scale"] == "2"
+    code, text, _ = run(capsys, "arch", "show", "tiny", "--format", "markdown")
+    assert code == 0 and text.startswith("| arch_id") and len(text.splitlines()) == 3
+
+
+def test_arch_show_refuses_a_bad_scale_in_the_one_shape(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    err = assert_usage_error(capsys, "arch", "show", "tiny", "--scale", "5")
+    assert err == "srnas arch: error: --scale: must be 2, 3 or 4 (got 5)"
