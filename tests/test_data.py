@@ -104,6 +104,16 @@ def test_list_images_sorted_and_filtered(tmp_path: Path) -> None:
     assert ".png" in IMAGE_EXTS and ".bmp" in IMAGE_EXTS
 
 
+def test_list_images_recursive_in_a_stable_order(tmp_path: Path) -> None:
+    for name in ["b/2.png", "b/10.png", "a.png", "b/c/1.PNG", ".hidden/x.png", "b/.y.png",
+                 "b/notes.txt", "z.png"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    rel = [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path, recursive=True)]
+    assert rel == ["a.png", "b/10.png", "b/2.png", "b/c/1.PNG", "z.png"]
+    assert [p.name for p in list_images(tmp_path)] == ["a.png", "z.png"]
+
+
 def test_list_images_errors_name_the_folder(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "file.png").write_bytes(b"x")
