@@ -34,6 +34,7 @@ from srnas.space.config import ArchConfig
 from srnas.space.contract import STATUS_FAILED, STATUS_INFEASIBLE, STATUS_OK
 from srnas.space.errors import ConfigError, TrainingError
 from srnas.space.network import build_model
+from srnas.space.objectives import derived_values, get_objective
 from srnas.space.version import srnas_version
 
 # The phase that holds the seconds spent waiting for the device lock.
@@ -79,10 +80,13 @@ class EvalResult:
     infeasible_reason: str | None = None
     failure_reason: str | None = None
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    # Objectives computed from the figures above (``Objective.compute``), stored beside them.
+    derived: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """What the search stores (JSON-serialisable; None values dropped)."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        data = {k: v for k, v in asdict(self).items() if v is not None and k != "derived"}
+        return {**data, **self.derived}
 
 
 Measured = Callable[[dict[str, Any]], None]
@@ -125,7 +129,7 @@ def load_data(data: DataSpec, scale: int) -> tuple[tuple, ValSet]:
 
 def _budget_breach(figures: Mapping[str, float], budgets: Mapping[str, float]) -> str | None:
     for key, limit in budgets.items():
-        value = figures.get(key)
+        value = get_objective(key).value(figures)
         if value is not None and value > limit:
             return f"{key} {value:.4g} exceeds the budget {limit:.4g}"
     return None
@@ -214,8 +218,9 @@ def evaluate(config: ArchConfig, recipe: Recipe | None = None,
         versions=versions, tf32=env.get("tf32"),  # type: ignore[arg-type]
         phase_seconds=phases.seconds,
     )
-    breach = _budget_breach({"latency_ms": lat.median_ms, "memory_mb": mem.peak_mb,
-                             "params": params}, budgets or {})
+    # Every objective the registry computes from these figures, then the budgets on them.
+    result.derived = derived_values(result.to_dict())
+    breach = _budget_breach(result.to_dict(), budgets or {})
     if on_measured is not None:
         on_measured(result.to_dict())
     if breach is not None:
@@ -239,4 +244,5 @@ def evaluate(config: ArchConfig, recipe: Recipe | None = None,
     result.steps, result.train_seconds = outcome.steps, outcome.seconds
     with phases("validate"), shared():
         result.psnr, result.ssim = validate(model, val_pairs, config.scale, dev)
+    result.derived = derived_values(result.to_dict())  # those that need the trained figures
     return result
