@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from srnas.search.cli import main
-from tests.cli import assert_usage_error, run
 from srnas.space import (
     ArchConfig,
     ConfigError,
@@ -22,6 +21,7 @@ from srnas.space import (
     load_config,
 )
 from srnas.space.presets import PRESET_NAMES
+from tests.cli import assert_usage_error, run
 
 
 @pytest.mark.parametrize("name", PRESET_NAMES)
