@@ -18,12 +18,12 @@ from srnas.evaluators.benchmark_render import render
 from srnas.evaluators.bicubic import bicubic_baseline
 from srnas.evaluators.data import benchmark_set
 from srnas.evaluators.evaluate import DataSpec, evaluate
+from srnas.evaluators.recipe import Recipe
 from srnas.evaluators.resize import make_lr
-from srnas.evaluators.train import TrainBudget
 from srnas.evaluators.trained import Trained, from_run
 from srnas.evaluators.weights import save_weights
 from srnas.search.cli import main
-from srnas.search.cli_deploy import resolve_models
+from srnas.search.models import resolve_models
 from srnas.space import build_model, get_preset
 from srnas.space.config import ArchConfig
 from srnas.space.errors import ConfigError
@@ -82,7 +82,7 @@ def test_psnr_is_evaluates_for_the_same_weights(capsys, benchmark_root, tmp_path
         return validate(model, pairs, scale, device)
 
     monkeypatch.setattr(evaluate_module, "validate", keep_then_validate)
-    result = evaluate(config, TrainBudget(steps=3, batch_size=2, patch_size=32),
+    result = evaluate(config, Recipe.brief(steps=3, batch_size=2, patch_size=32),
                       DataSpec(val=str(set5)), input_hw=(16, 16))
     monkeypatch.undo()
     code, out, err = run(capsys, "benchmark", str(kept["weights"]), "--val", str(set5),
