@@ -50,9 +50,8 @@ BRIEF: MappingProxyType[str, Any] = MappingProxyType({
     "weight_decay": 1e-4,
     # No warm-up, as every recorded study trained (ESC's 4 % share would be 12 steps of 300).
     "warmup": 0,
-    # Decay to zero within the budget, whatever it is: the PSNR at the end is that of a finished
-    # schedule at every budget (ESC's halvings at 50-98 % would end a brief run mid-descent of
-    # a step function tuned for 500,000 steps).
+    # Cosine decay to zero within the budget, as every recorded study trained: whatever the
+    # budget, its last PSNR is that of a finished schedule.
     "schedule": "cosine",
     # Raw weights: the brief trainer keeps no moving average; the search ranks the weights it
     # trained (ESC's horizon scaled to 300 steps would average the last ~30 of them).
