@@ -1,11 +1,14 @@
 """space: the architecture family as data (configs, presets, search space) and its networks.
 
-Config-level names import without torch, so studies/ can read and write configs cheaply; the
-torch-backed names (``build_model`` and the modules) load on first use.
+Extension points are registries (``register_block``, ``register_preset``,
+``register_objective``; see ``space/registry.py``). Config-level names import without torch,
+so studies/ can read and write configs cheaply; the torch-backed names (``build_model`` and the
+modules) load on first use.
 """
 
 from __future__ import annotations
 
+from srnas.space.blocks import BlockField, BlockType, get_block, register_block
 from srnas.space.config import (
     SCHEMA_VERSION,
     ArchConfig,
@@ -25,7 +28,8 @@ from srnas.space.errors import (
     TrainingError,
 )
 from srnas.space.lazy import lazy_getattr
-from srnas.space.presets import PRESET_NAMES, get_preset
+from srnas.space.objectives import Objective, get_objective, register_objective
+from srnas.space.presets import PRESET_NAMES, get_preset, register_preset
 
 _LAZY = {
     "build_model": "srnas.space.network",
@@ -48,10 +52,13 @@ __all__ = [
     "PRESET_NAMES",
     "SCHEMA_VERSION",
     "ArchConfig",
+    "BlockField",
+    "BlockType",
     "ConfigError",
     "DataError",
     "DeviceError",
     "LockTimeout",
+    "Objective",
     "SrnasError",
     "StorageError",
     "StudyError",
@@ -59,8 +66,13 @@ __all__ = [
     "from_dict",
     "from_json",
     "from_yaml",
+    "get_block",
+    "get_objective",
     "get_preset",
     "load_config",
+    "register_block",
+    "register_objective",
+    "register_preset",
     *_LAZY,
 ]
 
