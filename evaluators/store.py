@@ -164,6 +164,14 @@ class TrainStore:
     def pixels(self) -> int:
         return int((self.shapes[:, 0] * self.shapes[:, 1]).sum())
 
+    def info(self) -> dict[str, Any]:
+        """What the store holds, for ``srnas data info``."""
+        index = self.index
+        return {"path": str(self.path), "images": len(self), "megapixels": self.pixels / 1e6,
+                "bytes": self.total_bytes, "folders": index["folders"],
+                "format_version": index["version"], "srnas": index["srnas"],
+                "created": index["created"], "manifest_digest": self.manifest_digest}
+
     def verify_data(self) -> None:
         """Read every byte and check the pixels' digest (O(size): for ``srnas data info``)."""
         digests = (_image_digest(self.image(i)) for i in range(len(self)))

@@ -86,11 +86,20 @@ def test_round_trip_nested_in_stable_order(folder: Path, tmp_path: Path) -> None
     assert store.pixels == sum(load_image(folder / r).shape[0] * load_image(folder / r).shape[1]
                                for r in files)
     store.verify_data()
+    info = store.info()
+    assert info["images"] == 4 and info["bytes"] == store.total_bytes
+    assert info["folders"] == [str(folder.resolve())] and info["format_version"] == 1
     # The same folders prepared by several decoding processes give the same bytes.
     again = prepare_store([folder], tmp_path / "store2", progress=False, workers=2)
     assert (tmp_path / "store2" / DATA_FILE).read_bytes() == (
         tmp_path / "store" / DATA_FILE).read_bytes()
     assert again.names == store.names
+    with open(store.path / DATA_FILE, "r+b") as f:  # same size, one pixel changed
+        f.seek(5)
+        f.write(bytes([store.image(0)[0, 1, 2] ^ 0xFF]))
+    with pytest.raises(DataError) as err:
+        open_store(store.path).verify_data()
+    _one_line(err, "do not match")
 
 
 def test_several_folders_keep_their_order_and_names(folder: Path, tmp_path: Path) -> None:
