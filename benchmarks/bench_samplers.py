@@ -49,7 +49,7 @@ from typing import Any
 import optuna
 from scipy import stats
 
-from srnas.evaluators.cli import positive_int
+from srnas.search.commands.args import positive_int_arg
 from srnas.search.samplers import PerTrialSeeded, make_sampler
 from srnas.space.searchspace import Sample, SearchSpace, space_from_data
 
@@ -117,11 +117,11 @@ class Evaluator:
             self.hits += 1
             return self.points[key]
         from srnas.evaluators.evaluate import evaluate
-        from srnas.evaluators.train import TrainBudget
+        from srnas.evaluators.recipe import Recipe
 
         start = time.perf_counter()
-        result = evaluate(sample.arch, TrainBudget(steps=self.steps, seed=TRAIN_SEED,
-                                                   **sample.train))
+        result = evaluate(sample.arch, Recipe.brief(steps=self.steps, seed=TRAIN_SEED,
+                                                    **sample.train))
         seconds = time.perf_counter() - start
         self.seconds += seconds
         point = {
@@ -291,11 +291,11 @@ def plot(runs: list[dict[str, Any]], samplers: Sequence[str], trials: int, targe
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=positive_int("--seeds"), default=3,
+    parser.add_argument("--seeds", type=positive_int_arg("--seeds"), default=3,
                         help="seeds 0 .. N-1")
-    parser.add_argument("--trials", type=positive_int("--trials"), default=32)
-    parser.add_argument("--steps", type=positive_int("--steps"), default=40)
-    parser.add_argument("--concurrency", type=positive_int("--concurrency"), default=2)
+    parser.add_argument("--trials", type=positive_int_arg("--trials"), default=32)
+    parser.add_argument("--steps", type=positive_int_arg("--steps"), default=40)
+    parser.add_argument("--concurrency", type=positive_int_arg("--concurrency"), default=2)
     parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS))
     parser.add_argument("--cache", type=Path, help="JSON file of evaluated points, kept")
     parser.add_argument("--out", type=Path, help="write OUT.md, OUT.png and OUT.json")

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import optuna
 
-from srnas.evaluators.cli import positive_int
+from srnas.search.commands.args import positive_int_arg
 
 TINY_SPACE = {
     "block_type": "milk", "dim": 16, "split_ratio": 0.25, "kernel_size": 7, "dict_size": 2,
@@ -100,13 +100,13 @@ def run_minimal(trials: int, steps: int, concurrency: int, tmp: Path) -> Run:
     from ray.tune.search.optuna import OptunaSearch
 
     from srnas.evaluators.evaluate import evaluate
-    from srnas.evaluators.train import TrainBudget
+    from srnas.evaluators.recipe import Recipe
     from srnas.search.run import DefineByRun
     from srnas.space.config import from_dict
     from srnas.space.searchspace import space_from_data
 
     def trainable(config: dict) -> None:
-        r = evaluate(from_dict(config["arch"]), TrainBudget(steps=steps, **config["train"]))
+        r = evaluate(from_dict(config["arch"]), Recipe.brief(steps=steps, **config["train"]))
         tune.report({"psnr": r.psnr, "latency_ms": r.latency_ms, "memory_mb": r.memory_mb,
                      "phases": r.phase_seconds})
 
@@ -143,9 +143,9 @@ def table(runs: list[Run], trials: int, steps: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trials", type=positive_int("--trials"), default=8)
-    parser.add_argument("--steps", type=positive_int("--steps"), default=20)
-    parser.add_argument("--concurrency", type=positive_int("--concurrency"), nargs="+",
+    parser.add_argument("--trials", type=positive_int_arg("--trials"), default=8)
+    parser.add_argument("--steps", type=positive_int_arg("--steps"), default=20)
+    parser.add_argument("--concurrency", type=positive_int_arg("--concurrency"), nargs="+",
                         default=[1, 2])
     parser.add_argument("--quick", action="store_true",
                         help="4 trials, concurrency 1 only (overrides --trials, --concurrency)")
