@@ -58,7 +58,10 @@ class Registry(Generic[T]):
         return [(n, self._items[n]) for n in self.names()]
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        try:
+            return name in self._items
+        except TypeError:  # an unhashable value (a list read from a file) is no name
+            return False
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

@@ -21,13 +21,19 @@ from srnas.search.schedulers import (
     SchedulerDefaults,
     SchedulerType,
     register_scheduler,
+    schedulers_help,
     unregister_scheduler,
 )
 from srnas.search.settings import SearchSettings
 from srnas.space import ConfigError, build_model, from_dict
 from srnas.space.blocks import BLOCKS, BlockField, BlockType, register_block, unregister_block
 from srnas.space.contract import BUDGET_KEYS, OBJECTIVE_DIRECTIONS
-from srnas.space.objectives import Objective, register_objective, unregister_objective
+from srnas.space.objectives import (
+    Objective,
+    objectives_help,
+    register_objective,
+    unregister_objective,
+)
 from srnas.space.presets import PRESET_NAMES, register_preset, unregister_preset
 from srnas.space.searchspace import SearchSpace, space_from_data
 from srnas.studies.plot import arch_summary
@@ -117,6 +123,10 @@ def test_the_toys_show_in_every_derived_table(toys: None) -> None:
     assert OBJECTIVE_DIRECTIONS["toy_depth"] == "minimize" and UNITS["toy_depth"] == "layers"
     assert "toy-random" in SAMPLERS and "toy-fifo" in SCHEDULERS
     assert DEFAULT_TRIALS["toy-fifo"] == 3 and "toy-tiny" in PRESET_NAMES
+    assert "toy_depth (min, layers)" in objectives_help()
+    assert "toy-fifo: fifo, three trials by default" in schedulers_help()
+    assert TOY_OBJECTIVE.budget_help().startswith("budget: trials whose conv layers in all "
+                                                  "(layers) is above it")
     defaults = SearchSpace().dims
     assert "toy" in defaults["block_type"].choices and "toy_gain" in defaults
     settings_ = SearchSettings(scheduler="toy-fifo", objectives=("psnr", "toy_depth"),

@@ -68,3 +68,22 @@ def test_the_start_up_trials_are_random_searchs_own(sampler: str) -> None:
     """Every sampler's start-up trials draw from the same per-trial seeds as random search, so
     samplers compared at one seed start from the same points (what the benchmark pairs on)."""
     assert _proposals(sampler, 4) == _proposals("random", 4)
+
+
+def test_the_sampler_table_reads_without_optuna_and_refuses_unknown_names() -> None:
+    """``SAMPLERS`` and the defaults are a registry read by ``srnas --help`` (no Optuna import);
+    an unknown name is the one-line error, never a silent fallback to random search."""
+    import subprocess
+    import sys
+
+    from srnas.search.samplers import SAMPLER_TYPES, SAMPLERS
+    from srnas.space import ConfigError
+
+    code = ("import sys; from srnas.search.samplers import SAMPLERS; "
+            "print(list(SAMPLERS), 'optuna' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "['tpe', 'nsga2', 'gp', 'random'] False"
+    assert SAMPLER_TYPES.get("tpe").defaults == TPE_OPTIONS and SAMPLERS[0] == "tpe"
+    with pytest.raises(ConfigError, match=r"^sampler: must be one of .* \(got 'annealing'\)$"):
+        base_sampler("annealing", 0)
