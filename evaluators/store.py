@@ -49,7 +49,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -140,7 +140,7 @@ class TrainStore:
     """An opened, verified store: ``len(store)`` images, ``store.names``, ``store.shapes``
     (N x 3), and ``store.image(i)``, a read-only view of the mapping (nothing is copied)."""
 
-    def __init__(self, path: Path, index: dict[str, Any]) -> None:
+    def __init__(self, path: Path, index: dict[str, Any], data: BinaryIO) -> None:
         self.path = path
         self.index = index
         self.names: list[str] = index["names"]
@@ -148,8 +148,7 @@ class TrainStore:
         self.offsets = np.asarray(index["offsets"], dtype=np.int64)
         self.total_bytes: int = index["total_bytes"]
         self.manifest_digest: str = index["manifest_digest"]
-        self._data = np.memmap(path / DATA_FILE, dtype=np.uint8, mode="r",
-                               shape=(self.total_bytes,))
+        self._data = np.memmap(data, dtype=np.uint8, mode="r", shape=(self.total_bytes,))
 
     def __len__(self) -> int:
         return len(self.names)
@@ -206,38 +205,58 @@ def open_store(path: str | Path) -> TrainStore:
     index_path = path / INDEX_FILE
     if not index_path.is_file():
         raise DataError(path, f"is not a training store (no {INDEX_FILE})", str(path))
+    # Both files are opened through one descriptor of the folder: a store replaced meanwhile
+    # (renamed aside, see _publish) cannot pair one version's index with another's pixels.
     try:
-        index = json.loads(index_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(path, "store index cannot be read: prepare it again", str(err)) from err
-    if not isinstance(index, dict) or index.get("format") != FORMAT:
-        raise DataError(path, f"is not an {FORMAT}", str(index_path))
-    if index.get("version") != FORMAT_VERSION:
-        raise DataError(path, f"store has format version {index.get('version')!r}, this srnas "
-                        f"reads {FORMAT_VERSION}: prepare it again", index.get("srnas"))
-    body = {k: v for k, v in index.items() if k != "digest"}
-    if index.get("digest") != _digest(body):
-        raise DataError(path, "store index is damaged (digest mismatch): prepare it again",
-                        str(index_path))
-    data_path = path / DATA_FILE
-    size = data_path.stat().st_size if data_path.is_file() else None
+        folder_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as err:
+        raise DataError(path, "store cannot be opened", _reason(err)) from err
     try:
-        total = int(index["total_bytes"])
-        if size != total:
-            raise DataError(path, f"store data file is truncated or missing: {size} of "
-                            f"{total} bytes: prepare it again", str(data_path))
-        store = TrainStore(path, index)
-    except (KeyError, TypeError, ValueError) as err:
-        if isinstance(err, DataError):
-            raise
-        raise DataError(path, "store index is incomplete: prepare it again",
-                        str(index_path)) from err
+        index = _read_index(path, folder_fd)
+        try:
+            data_fd = os.open(DATA_FILE, os.O_RDONLY, dir_fd=folder_fd)
+        except OSError as err:
+            raise DataError(path, f"store has no readable {DATA_FILE}: prepare it again",
+                            _reason(err)) from err
+    finally:
+        os.close(folder_fd)
+    with open(data_fd, "rb") as data:
+        size = os.fstat(data.fileno()).st_size
+        try:
+            total = int(index["total_bytes"])
+            if size != total:
+                raise DataError(path, f"store data file is truncated: {size} of {total} bytes: "
+                                "prepare it again", str(path / DATA_FILE))
+            store = TrainStore(path, index, data)
+        except (KeyError, TypeError, ValueError) as err:
+            if isinstance(err, DataError):
+                raise
+            raise DataError(path, "store index is incomplete: prepare it again",
+                            str(index_path)) from err
     sizes = store.shapes.prod(axis=1)
     if (len(store.names) != len(sizes) or len(store.offsets) != len(sizes) or not len(sizes)
             or not np.array_equal(store.offsets, np.cumsum(sizes) - sizes)
             or int(sizes.sum()) != total):
         raise DataError(path, "store index is inconsistent: prepare it again", str(index_path))
     return store
+
+
+def _read_index(path: Path, folder_fd: int) -> dict[str, Any]:
+    try:
+        with open(os.open(INDEX_FILE, os.O_RDONLY, dir_fd=folder_fd), "rb") as f:
+            index = json.loads(f.read())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(path, "store index cannot be read: prepare it again", str(err)) from err
+    if not isinstance(index, dict) or index.get("format") != FORMAT:
+        raise DataError(path, f"is not an {FORMAT}", str(path / INDEX_FILE))
+    if index.get("version") != FORMAT_VERSION:
+        raise DataError(path, f"store has format version {index.get('version')!r}, this srnas "
+                        f"reads {FORMAT_VERSION}: prepare it again", index.get("srnas"))
+    body = {k: v for k, v in index.items() if k != "digest"}
+    if index.get("digest") != _digest(body):
+        raise DataError(path, "store index is damaged (digest mismatch): prepare it again",
+                        str(path / INDEX_FILE))
+    return index
 
 
 # -- preparing -------------------------------------------------------------------------------
