@@ -56,16 +56,18 @@ def test_list_table_and_json(capsys, db) -> None:
 def test_list_and_pareto_csv_and_markdown(capsys, db) -> None:
     code, out, _ = run(capsys, "studies", "list", "--storage", db, "--format", "csv")
     rows = out.splitlines()
-    assert code == 0 and rows[0].split(",")[0] == "name" and len(rows) == 3
+    assert code == 0 and rows[0].split(",")[0] == "study" and len(rows) == 3
     assert sorted(r.split(",")[0] for r in rows[1:]) == ["known", "other"]
     code, out, _ = run(capsys, "studies", "list", "--storage", db, "--format", "markdown")
     lines = out.splitlines()
-    assert code == 0 and lines[0].startswith("| name") and set(lines[1]) <= set("|:- ")
+    assert code == 0 and lines[0].startswith("| study") and set(lines[1]) <= set("|:- ")
     assert len(lines) == 4
     code, out, _ = run(capsys, "pareto", "known", "--storage", db, "--format", "markdown")
-    lines = out.splitlines()
+    lines = out.split("\n\n")[-1].splitlines()  # after the header paragraph
     header = [c.strip() for c in lines[0].split("|")]
-    assert code == 0 and len(lines) == 2 + 5  # header, rule, the 5 front trials
+    assert code == 0 and out.startswith("study known (sqlite:///")
+    assert len(lines) == 2 + 5  # header, rule, the 5 front trials
+    header[header.index("trial")] = "number"
     column = header.index("number")
     assert [int(r.split("|")[column]) for r in lines[2:]] == [8, 1, 0, 2, 4]
 

@@ -38,7 +38,7 @@ def register(sub: Subcommands, name: str) -> list[Args]:
     a.add("--sort", type=one_of(SORT_KEYS), default="psnr",
           metavar="{" + ",".join(SORT_KEYS) + "}", help="row order: best first (default psnr)")
     add_format(a, help="table (default; header with hypervolume), csv (rows only), json "
-               "(rows, hypervolume, reference point) or markdown (rows only)")
+               "(rows, hypervolume, reference point) or markdown (the table's header and rows)")
     a.add("--reference-point", metavar="NAME=V,...",
           help="hypervolume reference, one value per objective (default: worst feasible value "
           "+ 10%% of its range, or the budget)")
@@ -114,13 +114,9 @@ def _run(args: argparse.Namespace) -> int:
         text = render.front_json(front, front_records(front), hv, reference, given, storage)
     elif args.format == "csv":
         text = render.front_csv(front)
-    elif args.format == "markdown":
-        from srnas.search.commands.output import frame_markdown
-
-        text = frame_markdown(front.drop(columns=["arch"], errors="ignore"))
     else:
-        text = render.front_table(front, render.front_header(front, hv, reference, given,
-                                                             storage))
+        table = render.front_markdown if args.format == "markdown" else render.front_table
+        text = table(front, render.front_header(front, hv, reference, given, storage))
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
 

@@ -42,12 +42,8 @@ def _list(args: argparse.Namespace) -> int:
                 print(f"{name}: failed {len(lost)} trial(s) whose driver died (lost "
                       f"heartbeat): {', '.join(map(str, lost))}", file=sys.stderr)
     summaries = list_studies(store)
-    if args.format == "json":
-        print(render.list_json(summaries))
-    elif args.format == "table":
-        print(render.list_table(summaries))
-    else:
-        from srnas.search.commands.output import records_text
-
-        sys.stdout.write(records_text(summaries, args.format))
+    renderers = {"table": render.list_table, "csv": render.list_csv,
+                 "json": render.list_json, "markdown": render.list_markdown}
+    text = renderers[args.format](summaries)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
