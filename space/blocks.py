@@ -17,6 +17,10 @@ and ``space/block_milk.py``). Its record says everything the rest of srnas asks 
 - ``probe``: values of its own fields that satisfy ``validate``, used to check a search space
   value by value.
 - ``summary``: the extra words a plot hover shows for it (e.g. ``dict 8 gate softmax``).
+
+A registry lives per process: a block type from outside srnas must be imported wherever its
+networks are built, Ray's workers included (import it from a module they import, or name it in
+Ray's ``runtime_env``); ConvAttn and MiLK load with this module.
 """
 
 from __future__ import annotations
