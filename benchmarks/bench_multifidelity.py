@@ -29,7 +29,7 @@ from srnas.search.cluster import start_ray
 from srnas.search.run import run_search
 from srnas.search.settings import SearchSettings
 from srnas.space.searchspace import space_from_data
-from srnas.studies.hv import hypervolume_min
+from srnas.studies.pareto import hypervolume as hypervolume_min
 
 # Small, cheap networks, still a real choice of width, depth, kernel and block type.
 SPACE = {

@@ -1,6 +1,6 @@
 """Sampler efficiency: hypervolume against trial count for tpe (the default), nsga2, gp, random.
 
-Each sampler comes from the search's own factory (``srnas.search.samplers.make_sampler``:
+Each sampler comes from the search's own factory (``srnas.search.seeded.make_sampler``:
 ``PerTrialSeeded``, re-seeded per trial from the seed and the trial number) and proposes points
 of a reduced space through the search space's own ``SearchSpace.sample`` (what the search's
 define-by-run function calls). Optuna is driven directly with ask/tell (no Ray), ``--concurrency``
@@ -50,7 +50,7 @@ import optuna
 from scipy import stats
 
 from srnas.search.commands.args import positive_int_arg
-from srnas.search.samplers import PerTrialSeeded, make_sampler
+from srnas.search.seeded import PerTrialSeeded, make_sampler
 from srnas.space.searchspace import Sample, SearchSpace, space_from_data
 
 # Small, cheap networks with the real space's structure: both block types (so the MiLK-only

@@ -6,19 +6,16 @@ far, optimizer state, torch's CPU and CUDA generator states) and, in the file's 
 JSON for everything else: the step, the trainer's bookkeeping, the optimizer's hyperparameters,
 numpy's and Python's generator states. One file, so one ``os.replace`` moves the whole state in:
 a kill while writing leaves the previous checkpoint in place and at worst a stray temporary
-file (removed by :func:`remove_stale_temps`). A SHA-256 of the tensors, kept in the header,
-turns a damaged file into a one-line error instead of a silently different run.
+file (removed by ``srnas.space.atomic.remove_stale_temps``). A SHA-256 of the tensors, kept
+in the header, turns a damaged file into a one-line error instead of a silently different run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,10 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from srnas.evaluators.tensorfile import load_strict, save_tensors
 from srnas.space.errors import ConfigError
 
 FORMAT = "srnas-checkpoint/1"
-TEMP_SUFFIX = ".tmp"
 
 Tensors = dict[str, torch.Tensor]
 
@@ -72,62 +69,7 @@ def save_checkpoint(path: str | Path, *, step: int, info: Mapping[str, Any],
         "rng": json.dumps(rng_json),
         "sha256": _digest(tensors),
     }
-    return write_atomic(tensors, Path(path), header)
-
-
-@contextmanager
-def atomic_write(target: Path) -> Iterator[Path]:
-    """Yield a temporary path in ``target``'s folder to write; when the block ends normally it
-    is fsynced, given the permissions a plain ``open()`` would (mkstemp makes 0600) and
-    renamed over ``target``: readers see the old file or the new one, never a part of one. An
-    exception removes it and leaves ``target`` as it was."""
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(target.parent)  # the rename itself survives a power cut only once the folder is
-
-
-def write_atomic(tensors: Mapping[str, torch.Tensor], target: Path,
-                 header: Mapping[str, str]) -> Path:
-    """A safetensors file written through :func:`atomic_write`."""
-    from safetensors.torch import save_file
-
-    with atomic_write(target) as tmp:
-        save_file(dict(tensors), tmp, metadata=dict(header))
-    return target
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # platforms without directory handles (Windows)
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def remove_stale_temps(folder: str | Path) -> list[Path]:
-    """Remove temporary files a killed writer left in ``folder`` (call it holding the run's
-    lock: a live writer's temporary file looks the same)."""
-    removed = []
-    for tmp in Path(folder).glob(f".*{TEMP_SUFFIX}"):
-        tmp.unlink(missing_ok=True)
-        removed.append(tmp)
-    return removed
+    return save_tensors(tensors, Path(path), header)
 
 
 def _digest(tensors: Mapping[str, torch.Tensor]) -> str:
@@ -265,8 +207,6 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 def load_group(module: nn.Module, checkpoint: Checkpoint, prefix: str) -> None:
     """Load ``checkpoint``'s tensor group ``prefix`` into ``module`` (strict), naming the first
     tensor that is missing, extra or of another shape."""
-    from srnas.evaluators.weights import load_strict
-
     load_strict(module, checkpoint.groups.get(prefix, {}), "checkpoint", str(checkpoint.path),
                 what=f"{prefix} ")
 
@@ -274,14 +214,11 @@ def load_group(module: nn.Module, checkpoint: Checkpoint, prefix: str) -> None:
 __all__ = [
     "FORMAT",
     "Checkpoint",
-    "atomic_write",
     "capture_rng",
     "load_checkpoint",
     "load_group",
     "read_header",
     "read_info",
-    "remove_stale_temps",
     "restore_rng",
     "save_checkpoint",
-    "write_atomic",
 ]

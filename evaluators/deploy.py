@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from srnas.evaluators.checkpoint import atomic_write
 from srnas.evaluators.data import _skimage_data_dir, load_image
+from srnas.space.atomic import atomic_write
 from srnas.space.config import ArchConfig
 from srnas.space.errors import ConfigError, DataError, SrnasError
 from srnas.space.network import SRNet

@@ -29,7 +29,6 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from srnas.evaluators.checkpoint import (
     load_checkpoint,
     load_group,
-    remove_stale_temps,
     restore_rng,
     save_checkpoint,
 )
@@ -55,6 +54,7 @@ from srnas.evaluators.runs import (
 )
 from srnas.evaluators.train import validate
 from srnas.evaluators.weights import save_weights
+from srnas.space.atomic import remove_stale_temps
 from srnas.space.config import ArchConfig, load_config
 from srnas.space.errors import ConfigError, TrainingError
 from srnas.space.network import build_model, count_params

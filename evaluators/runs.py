@@ -20,9 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from srnas.evaluators.checkpoint import atomic_write, read_info
+from srnas.evaluators.checkpoint import read_info
 from srnas.evaluators.evaluate import DataSpec
 from srnas.evaluators.recipe import Recipe
+from srnas.space.atomic import atomic_write
 from srnas.space.config import ArchConfig, from_dict
 from srnas.space.errors import ConfigError
 

@@ -55,6 +55,7 @@ import numpy as np
 from PIL import Image
 
 from srnas.evaluators.data import _image_errors, list_images, load_image
+from srnas.space.atomic import fsync_dir
 from srnas.space.errors import DataError
 from srnas.space.version import srnas_version
 
@@ -310,7 +311,7 @@ def prepare_store(folders: Sequence[str | Path] | str | Path, out: str | Path, *
                                 "being prepared: prepare it again", str(out))
             index["digest"] = _digest(index)
             _write_file(tmp / INDEX_FILE, json.dumps(index, separators=(",", ":")).encode())
-            _fsync_dir(tmp)
+            fsync_dir(tmp)
             _publish(tmp, out)
         except OSError as err:
             raise DataError(field, f"cannot write the training store ({_reason(err)})",
@@ -455,14 +456,6 @@ def _write_file(path: Path, payload: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _publish(tmp: Path, out: Path) -> None:
     """Rename ``tmp`` to ``out``; an old store there is moved aside first and removed after
     (processes that still map its data keep reading it: unlinked files stay mapped)."""
@@ -471,7 +464,7 @@ def _publish(tmp: Path, out: Path) -> None:
         old = out.parent / f".{out.name}.old-{os.getpid()}-{os.urandom(4).hex()}"
         os.rename(out, old)
     os.rename(tmp, out)
-    _fsync_dir(out.parent)
+    fsync_dir(out.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from srnas.evaluators.tensorfile import load_strict, save_tensors
 from srnas.space.config import ArchConfig, from_dict
 from srnas.space.errors import ConfigError
 
@@ -30,7 +31,6 @@ def save_weights(model: nn.Module, path: str | Path, config: ArchConfig | None =
                  metadata: Mapping[str, str] | None = None) -> Path:
     """Write ``model``'s state dict to ``path`` atomically (temporary file + rename), with
     ``config`` (its arch_id and JSON) and string ``metadata`` in the file's header."""
-    from srnas.evaluators.checkpoint import write_atomic
 
     target = Path(path)
     if target.suffix != WEIGHTS_SUFFIX:
@@ -38,7 +38,7 @@ def save_weights(model: nn.Module, path: str | Path, config: ArchConfig | None =
     header = {str(k): str(v) for k, v in (metadata or {}).items()}
     if config is not None:
         header.update(arch_id=config.arch_id, arch=config.to_json(indent=None))
-    return write_atomic(_state(model), target, header)
+    return save_tensors(_state(model), target, header)
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
@@ -88,27 +88,5 @@ def load_weights(model: nn.Module, path: str | Path, config: ArchConfig | None =
     return metadata
 
 
-def load_strict(model: nn.Module, tensors: Mapping[str, torch.Tensor], field: str, where: str,
-                what: str = "") -> None:
-    """``model.load_state_dict(tensors, strict=True)``, but a mismatch is a one-line
-    :class:`ConfigError` on ``field`` naming the first missing, mismatching or extra tensor
-    (``what`` says which tensors, e.g. a checkpoint's "ema ")."""
-    subject = f"{what}weights " if what else ""  # the field already says "weights"
-    expected = model.state_dict()
-    for name, tensor in expected.items():
-        if name not in tensors:
-            raise ConfigError(field, f"{subject}lack tensor {name!r} of shape "
-                              f"{tuple(tensor.shape)}", where)
-        if tuple(tensors[name].shape) != tuple(tensor.shape):
-            raise ConfigError(field, f"{what}tensor {name!r} has shape "
-                              f"{tuple(tensors[name].shape)}, the config needs "
-                              f"{tuple(tensor.shape)}", where)
-    extra = sorted(set(tensors) - set(expected))
-    if extra:
-        raise ConfigError(field, f"{subject}hold tensor {extra[0]!r} that the config has "
-                          "no place for", where)
-    model.load_state_dict(dict(tensors), strict=True)
-
-
-__all__ = ["WEIGHTS_SUFFIX", "load_strict", "load_weights", "read_metadata", "save_weights",
+__all__ = ["WEIGHTS_SUFFIX", "load_weights", "read_metadata", "save_weights",
            "weights_config"]

@@ -11,7 +11,7 @@ _LAZY = {
     "SearchOutcome": "srnas.search.run",
     "run_search": "srnas.search.run",
     "dry_run": "srnas.search.run",
-    "make_sampler": "srnas.search.samplers",
+    "make_sampler": "srnas.search.seeded",
     "SrnasSearcher": "srnas.search.searcher",
     "init_study": "srnas.search.record",
     "record_result": "srnas.search.record",

@@ -45,7 +45,7 @@ class FidelitySettings:
     study: str
     storage: str | None = None
     steps: int | None = None  # None: DEFAULT_FACTOR x the study's steps
-    trials: int = fid.DEFAULT_TRIALS
+    trials: int = fid.DEFAULT_RETRAINS
     numbers: tuple[int, ...] = ()  # explicit trials (instead of the selection)
     include_pruned: bool = False
     top_k: int = fid.DEFAULT_TOP_K

@@ -5,10 +5,12 @@ continues iff its result vector is among the best ``ceil(n / eta)`` of the ``n``
 recorded at that rung so far, asynchronously (no waiting for a rung to fill). "Best" is the
 order of non-dominated sorting: first front first; inside a front, larger exclusive
 hypervolume contribution first (the volume only that point dominates, bounded by the rung's
-worst values pushed out by 10 % of their range), so a rung keeps the points that add most to
-its front, wherever they sit on it; remaining ties (e.g. identical vectors) go to the trial
-that reached the rung first. Crowding distance was the alternative: it cannot order a front of
-two (both ends are infinite), which is what the first rungs mostly hold. No Ray.
+worst values pushed out by 10 % of their range: :func:`srnas.studies.pareto.reference_point`),
+so a rung keeps the points that add most to its front, wherever they sit on it; remaining ties
+(e.g. identical vectors) go to the trial that reached the rung first. Crowding distance was
+the alternative: it cannot order a front of two (both ends are infinite), which is what the
+first rungs mostly hold. No Ray; the arithmetic is :mod:`srnas.studies.pareto`, vectorised:
+Tune's controller loop waits on every decision.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import math
 from collections.abc import Hashable, Mapping, Sequence
 from typing import TypeVar
 
+import numpy as np
+
 from srnas.space.errors import ConfigError
-from srnas.studies.hv import hypervolume_min
+from srnas.studies import pareto
 
 K = TypeVar("K", bound=Hashable)
 
@@ -45,44 +49,8 @@ def default_min_steps(steps: int, eta: int) -> int:
     return max(1, math.ceil(steps / eta**2))
 
 
-def _dominates(a: Sequence[float], b: Sequence[float]) -> bool:
-    """a dominates b (all objectives as losses: smaller is better)."""
-    return all(x <= y for x, y in zip(a, b, strict=True)) and any(
-        x < y for x, y in zip(a, b, strict=True))
-
-
-def _fronts(losses: list[list[float]]) -> list[list[int]]:
-    """Non-dominated sorting: indices grouped by front, each front in input order."""
-    remaining = list(range(len(losses)))
-    fronts = []
-    while remaining:
-        front = [i for i in remaining
-                 if not any(_dominates(losses[j], losses[i]) for j in remaining if j != i)]
-        fronts.append(front)
-        remaining = [i for i in remaining if i not in front]
-    return fronts
-
-
-def _reference(losses: list[list[float]]) -> list[float]:
-    """Each objective's worst finite loss, pushed out by 10 % of its range (of its magnitude
-    when all are equal, or 1 when all are 0)."""
-    reference = []
-    for m in range(len(losses[0])):
-        values = [row[m] for row in losses if math.isfinite(row[m])] or [0.0]
-        lo, hi = min(values), max(values)
-        reference.append(hi + 0.1 * ((hi - lo) or abs(hi) or 1.0))
-    return reference
-
-
-def _contributions(losses: list[list[float]], front: list[int],
-                   reference: list[float]) -> dict[int, float]:
-    """Exclusive hypervolume contribution of each point of ``front``."""
-    def volume(indices: list[int]) -> float:
-        return hypervolume_min([losses[i] for i in indices
-                                if all(math.isfinite(v) for v in losses[i])], reference)
-
-    whole = volume(front)
-    return {i: whole - volume([j for j in front if j != i]) for i in front}
+def _losses(vectors: Mapping[K, Sequence[float]], maximize: Sequence[bool]) -> np.ndarray:
+    return pareto.losses([vectors[k] for k in vectors], maximize)
 
 
 def rank(vectors: Mapping[K, Sequence[float]], maximize: Sequence[bool]) -> list[K]:
@@ -92,19 +60,7 @@ def rank(vectors: Mapping[K, Sequence[float]], maximize: Sequence[bool]) -> list
     keys = list(vectors)
     if not keys:
         return []
-    losses = [[_loss(v, up) for v, up in zip(vectors[k], maximize, strict=True)] for k in keys]
-    reference = _reference(losses)
-    order: list[int] = []
-    for front in _fronts(losses):
-        gain = _contributions(losses, front, reference)
-        order.extend(sorted(front, key=lambda i: (-round(gain[i], 12), i)))
-    return [keys[i] for i in order]
-
-
-def _loss(value: float, maximize: bool) -> float:
-    if math.isnan(value):
-        return math.inf
-    return -value if maximize else value
+    return [keys[i] for i in pareto.order(_losses(vectors, maximize))]
 
 
 def promote(key: K, vectors: Mapping[K, Sequence[float]], maximize: Sequence[bool],
@@ -114,7 +70,9 @@ def promote(key: K, vectors: Mapping[K, Sequence[float]], maximize: Sequence[boo
     if key not in vectors:
         raise KeyError(key)
     keep = math.ceil(len(vectors) / eta)
-    return key in rank(vectors, maximize)[:keep]
+    # Only the front the cut falls in is ordered: the decision is membership of the top keep.
+    position = list(vectors).index(key)
+    return position in pareto.order(_losses(vectors, maximize), limit=keep)
 
 
 __all__ = ["default_min_steps", "promote", "rank", "rung_ladder"]

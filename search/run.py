@@ -12,8 +12,8 @@ import optuna
 
 from srnas.search import record
 from srnas.search.heartbeat import Heartbeat
-from srnas.search.samplers import make_sampler
 from srnas.search.schedulers import describe_scheduler, make_scheduler
+from srnas.search.seeded import make_sampler
 from srnas.search.settings import SearchSettings
 from srnas.search.tuner import run_tuner, start_cluster
 from srnas.space.contract import ATTR_MEASUREMENT, MEASUREMENT_KEYS, measurement_differences

@@ -124,23 +124,6 @@ def trial_seed(seed: int, number: int) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-def make_sampler(name: str, seed: int | None) -> BaseSampler:
-    """The sampler of a search: seeded per trial when a seed is given."""
-    from srnas.search.seeded import PerTrialSeeded
-
-    return base_sampler(name, None) if seed is None else PerTrialSeeded(name, seed)
-
-
-def __getattr__(name: str) -> Any:
-    # PerTrialSeeded subclasses Optuna's BaseSampler: importing it imports Optuna, which the
-    # name table above must not.
-    if name == "PerTrialSeeded":
-        from srnas.search.seeded import PerTrialSeeded
-
-        return PerTrialSeeded
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = ["SAMPLERS", "SAMPLER_TYPES", "TPE_OPTIONS", "SamplerType",
-           "base_sampler", "make_sampler", "register_sampler", "trial_seed",
+           "base_sampler", "register_sampler", "trial_seed",
            "unregister_sampler"]

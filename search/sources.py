@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from srnas.space.config import ArchConfig, from_dict
-from srnas.space.errors import ConfigError, StudyError
+from srnas.space.errors import ConfigError
 from srnas.space.parsing import resolve_spec
 from srnas.space.presets import PRESET_NAMES
 from srnas.space.searchspace import TRAIN_DIMS
@@ -37,25 +37,17 @@ def resolve_source(spec: str, *, trial: int | None = None, storage: str | None =
                               "existing config file, or a study name with --trial", spec)
         config = resolve_spec(spec, scale)
         return Source(config, spec if spec in PRESET_NAMES else Path(spec).stem, {})
-    from srnas.studies.frame import load_study, nested_attr
+    from srnas.studies.frame import get_trial, load_study, require_arch
     from srnas.studies.storage import open_storage
 
     study = load_study(spec, open_storage(storage))
-    found = {t.number: t for t in study.get_trials(deepcopy=False)}
-    if trial not in found:
-        span = f"0..{max(found)}" if found else "none"
-        raise StudyError("trial", f"study {spec!r} has no trial of that number (trials: "
-                         f"{span})", trial)
-    attrs = found[trial].user_attrs
-    arch = nested_attr(attrs, "arch")
-    if not isinstance(arch, dict):
-        raise StudyError("trial", f"trial {trial} of study {spec!r} records no architecture "
-                         "(user attr 'arch')", trial)
+    found = get_trial(study, trial)
+    arch = require_arch(study, found)
     config = from_dict(arch, source=f"trial {trial} arch")
     if scale is not None:
         config = config.replace(scale=scale)
     sampled = {k: int(v) if k != "lr" else float(v)
-               for k, v in found[trial].params.items() if k in TRAIN_DIMS}
+               for k, v in found.params.items() if k in TRAIN_DIMS}
     return Source(config, f"{spec}#{trial}", sampled)
 
 

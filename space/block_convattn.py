@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from srnas.space.blocks import BlockType, register_block
+from srnas.space.block_type import BlockType
 from srnas.space.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -25,5 +25,5 @@ def _validate(cfg: ArchConfig) -> None:
                           "long-range path)", cfg.shared_kernel)
 
 
-CONVATTN = register_block(BlockType(
-    name="convattn", label="ConvAttn (ESC)", build=_build, validate=_validate))
+CONVATTN = BlockType(
+    name="convattn", label="ConvAttn (ESC)", build=_build, validate=_validate)

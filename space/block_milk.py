@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from srnas.space.blocks import BlockField, BlockType, register_block
+from srnas.space.block_type import BlockField, BlockType
 from srnas.space.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def _summary(arch: Mapping[str, Any]) -> str:
     return f"dict {arch.get('dict_size')} gate {arch.get('gate')}"
 
 
-MILK = register_block(BlockType(
+MILK = BlockType(
     name="milk", label="MiLK-ConvAttn", build=_build, validate=_validate, summary=_summary,
     # Schema-1 fields of ArchConfig (None on other block types).
     fields=(BlockField("dict_size", None, (int, type(None)), search={"low": 1, "high": 8}),
@@ -51,4 +51,4 @@ MILK = register_block(BlockType(
     # shared_kernel is a field of every network, but only MiLK may search it: ConvAttn's
     # shared kernel is its only long-range path.
     dims=("dict_size", "gate", "shared_kernel"),
-    probe={"dict_size": 1, "gate": "sum"}))
+    probe={"dict_size": 1, "gate": "sum"})

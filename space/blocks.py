@@ -1,7 +1,9 @@
 """Block types: the attention module a network uses in every conv layer, as a registry.
 
-A block type is ONE file that calls :func:`register_block` (see ``space/block_convattn.py``
-and ``space/block_milk.py``). Its record says everything the rest of srnas asks of it:
+A block type is ONE file that declares a :class:`BlockType` and calls :func:`register_block`
+with it (the built-ins, ``space/block_convattn.py`` and ``space/block_milk.py``, are
+registered here, so that they do not import this module back). Its record says everything
+the rest of srnas asks of it:
 
 - ``build``: the module factory, ``build(config) -> nn.Module`` whose ``forward(x,
   shared_kernel)`` maps (B, dim, H, W) to itself. Import torch inside it, not at the top of the
@@ -25,49 +27,10 @@ Ray's ``runtime_env``); ConvAttn and MiLK load with this module.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
+from srnas.space.block_convattn import CONVATTN
+from srnas.space.block_milk import MILK
+from srnas.space.block_type import BlockField, BlockType
 from srnas.space.registry import Registry
-
-if TYPE_CHECKING:
-    from torch import nn
-
-    from srnas.space.config import ArchConfig
-
-
-@dataclass(frozen=True)
-class BlockField:
-    """A config field only some block types have."""
-
-    name: str
-    default: Any = None
-    types: tuple[type, ...] = (int, float, str, bool, type(None))
-    search: Any = None  # the default search dimension (YAML form); None: not searched
-
-    @property
-    def integer(self) -> bool:
-        return int in self.types and float not in self.types
-
-
-@dataclass(frozen=True)
-class BlockType:
-    name: str
-    label: str
-    build: Callable[[ArchConfig], nn.Module]
-    fields: tuple[BlockField, ...] = ()
-    dims: tuple[str, ...] = ()
-    validate: Callable[[ArchConfig], None] | None = None
-    probe: Mapping[str, Any] = field(default_factory=dict)
-    summary: Callable[[Mapping[str, Any]], str] | None = None
-    # Whether the default search space offers it (a plug-in may want to be opt-in).
-    default_search: bool = True
-
-    @property
-    def field_names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.fields)
-
 
 BLOCKS: Registry[BlockType] = Registry("block type", "block_type", first=("convattn", "milk"))
 
@@ -112,13 +75,9 @@ def applies(dim: str, block_type: object) -> bool:
     return block_type in BLOCKS and dim in get_block(block_type).dims
 
 
-def _load_builtins() -> None:
-    # ESC's ConvAttn and MiLK-ConvAttn register themselves like any other block type.
-    import srnas.space.block_convattn
-    import srnas.space.block_milk  # noqa: F401
-
-
-_load_builtins()
+# ESC's ConvAttn and MiLK-ConvAttn are registered like any other block type.
+register_block(CONVATTN)
+register_block(MILK)
 
 __all__ = [
     "BLOCKS",

@@ -21,7 +21,14 @@ from srnas.space.config import from_dict
 from srnas.space.contract import BUDGET_KEYS, MEASURE_COLUMNS
 from srnas.space.errors import ConfigError, StudyError
 from srnas.studies.files import check_out_path, write_atomic
-from srnas.studies.frame import hw_text, is_feasible, nested_attr, study_objectives
+from srnas.studies.frame import (
+    get_trial,
+    hw_text,
+    is_feasible,
+    nested_attr,
+    require_arch,
+    study_objectives,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -62,13 +69,7 @@ def _versions() -> dict[str, str]:
 
 def find_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
     """A COMPLETE trial by number; a missing, running, pruned or failed one is an error."""
-    trials = study.get_trials(deepcopy=False)
-    by_number = {t.number: t for t in trials}
-    if number not in by_number:
-        span = f"0..{max(by_number)}" if by_number else "none"
-        raise StudyError("trial", f"study {study.study_name!r} has no trial of that number "
-                         f"(trials: {span})", number)
-    trial = by_number[number]
+    trial = get_trial(study, number)
     if trial.state.name != "COMPLETE":
         reason = trial.user_attrs.get("failure_reason") or trial.user_attrs.get(
             "infeasible_reason")
@@ -76,9 +77,7 @@ def find_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
         state = _STATE_WORDS.get(trial.state.name, trial.state.name.lower())
         raise StudyError("trial", f"trial {number} {state}{why}; only a complete trial can be "
                          f"exported", number)
-    if not isinstance(nested_attr(trial.user_attrs, "arch"), dict):
-        raise StudyError("trial", f"trial {number} records no architecture (user attr 'arch')",
-                         number)
+    require_arch(study, trial)
     return trial
 
 

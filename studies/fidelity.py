@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from srnas.space.contract import ATTR_MEASUREMENT
 from srnas.space.errors import ConfigError, StudyError
-from srnas.studies.frame import nested_attr, study_objectives
-from srnas.studies.front import _loss_matrix, _non_dominated, pareto_front
+from srnas.studies.frame import get_trial, nested_attr, require_arch, study_objectives
+from srnas.studies.front import non_dominated, pareto_front
 from srnas.studies.schema import (
     BRIEF_PSNR,
     BRIEF_STEPS,
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from optuna.storages import BaseStorage
 
-DEFAULT_TRIALS = 8
+DEFAULT_RETRAINS = 8
 DEFAULT_FACTOR = 10  # the long budget: 10x the study's steps unless told
 DEFAULT_TOP_K = 3
 MIN_PAIRS = 3  # a rank correlation of fewer pairs says nothing
@@ -99,17 +99,11 @@ def check_request(study: optuna.Study, steps: int, numbers: Sequence[int] = ()) 
     if isinstance(steps, bool) or not isinstance(steps, int) or steps <= brief_steps:
         raise ConfigError("steps", f"must be an integer above the study's {brief_steps} "
                           "training steps (the point is a longer budget)", steps)
-    found = {t.number: t for t in study.get_trials(deepcopy=False)}
     for number in numbers:
-        if number not in found:
-            span = f"0..{max(found)}" if found else "none"
-            raise StudyError("trial", f"study {study.study_name!r} has no trial of that number "
-                             f"(trials: {span})", number)
-        if not isinstance(nested_attr(found[number].user_attrs, "arch"), dict):
-            raise StudyError("trial", f"trial {number} records no architecture (user attr "
-                             "'arch')", number)
+        found = get_trial(study, number)
+        require_arch(study, found)
         if number not in known:
-            raise StudyError("trial", f"trial {number} is {found[number].state.name.lower()} "
+            raise StudyError("trial", f"trial {number} is {found.state.name.lower()} "
                              "without a PSNR: nothing to compare a retrain with", number)
 
 
@@ -129,7 +123,7 @@ def _spread(pool: list[Brief], slots: int) -> list[int]:
     return picked
 
 
-def select_trials(study: optuna.Study, k: int = DEFAULT_TRIALS, *,
+def select_trials(study: optuna.Study, k: int = DEFAULT_RETRAINS, *,
                   include_pruned: bool = False) -> list[int]:
     """``k`` trials to retrain: the whole (feasible) front, then the other complete trials
     spread evenly over their PSNR range. With ``include_pruned``, slots the complete trials
@@ -282,7 +276,7 @@ def agreement(pairs: pd.DataFrame, *, top_k: int = DEFAULT_TOP_K,
     # when the long PSNR replaces the brief one (the other objectives do not change).
     long_view = pairs.rename(columns={"long_psnr": "psnr"})
     long_front = [numbers[i] for i, keep in
-                  enumerate(_non_dominated(_loss_matrix(long_view, objectives))) if keep]
+                  enumerate(non_dominated(long_view, objectives)) if keep]
     brief_front = [v for v, on in zip(numbers, pairs["on_brief_front"], strict=True) if on]
     # Pruned trials bring PSNRs from earlier rungs: a ranking across budgets mixes learning
     # speed into it. Then the same figures among the trials measured at the full budget alone.

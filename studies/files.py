@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
+from srnas.space import atomic
 from srnas.space.errors import ConfigError
 
 
@@ -27,23 +27,9 @@ def check_out_path(out: str | Path, suffixes: tuple[str, ...], field: str = "out
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write via a temporary file in the same folder renamed over ``path``: a reader (or a
-    crash) never sees half a file."""
-    payload = data.encode("utf-8") if isinstance(data, str) else data
+    """:func:`srnas.space.atomic.write_atomic`, a failure (full disk, read-only folder) as the
+    one-line error of ``--out``."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        atomic.write_atomic(path, data)
     except OSError as e:
-        raise ConfigError("out", f"cannot be written: {e.strerror}", str(path)) from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp makes the file 0600; give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
         raise ConfigError("out", f"cannot be written: {e.strerror}", str(path)) from None

@@ -123,6 +123,26 @@ def nested_attr(attrs: dict[str, Any], key: str) -> Any:
     return flat or value
 
 
+def get_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
+    """Trial ``number`` of ``study``, of any state: the one lookup of export, fidelity and
+    ``--trial`` (a missing number is a one-line :class:`StudyError` on ``trial``)."""
+    found = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if number not in found:
+        span = f"0..{max(found)}" if found else "none"
+        raise StudyError("trial", f"study {study.study_name!r} has no trial of that number "
+                         f"(trials: {span})", number)
+    return found[number]
+
+
+def require_arch(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The architecture ``trial`` recorded (user attr ``arch``), or a one-line error."""
+    arch = nested_attr(trial.user_attrs, "arch")
+    if not isinstance(arch, dict):
+        raise StudyError("trial", f"trial {trial.number} records no architecture (user attr "
+                         f"'arch') in study {study.study_name!r}", trial.number)
+    return arch
+
+
 def hw_text(value: Any) -> str | None:
     """A recorded ``input_hw`` ([h, w]) as "HxW"; None when absent or not two integers."""
     if isinstance(value, (list, tuple)) and len(value) == 2 and all(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from srnas.space.contract import BUDGET_KEYS, MEASURE_COLUMNS, OBJECTIVE_DIRECTIONS
 from srnas.space.errors import ConfigError, StudyError
+from srnas.studies import pareto
 from srnas.studies.frame import (
     Objectives,
     hw_text,
@@ -32,7 +33,6 @@ from srnas.studies.frame import (
     study_objectives,
     trials_frame,
 )
-from srnas.studies.hv import hypervolume_min
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,7 +49,9 @@ __all__ = [
     "feasible_candidates",
     "hypervolume",
     "load_study",
+    "loss_matrix",
     "merge_studies",
+    "non_dominated",
     "pareto_front",
     "pick",
     "select_device",
@@ -61,9 +63,7 @@ __all__ = [
 
 PICKS = ("knee", "max-psnr", "min-latency", "min-memory")
 SORT_KEYS = ("psnr", "latency_ms", "memory_mb")
-# The reference point sits this fraction of the observed range beyond the worst value, so the
-# trials that are worst in one objective still add volume.
-REFERENCE_MARGIN = 0.1
+REFERENCE_MARGIN = pareto.REFERENCE_MARGIN
 
 
 def check_budgets(budgets: Mapping[str, float] | None) -> dict[str, float]:
@@ -87,32 +87,23 @@ def _fmt_up(value: float) -> str:
     return short if float(short) >= value else repr(float(value))
 
 
-def _loss_matrix(frame: pd.DataFrame, objectives: Objectives) -> np.ndarray:
+def loss_matrix(frame: pd.DataFrame, objectives: Objectives) -> np.ndarray:
+    """The objectives of ``frame``'s rows as losses (see :func:`srnas.studies.pareto.losses`):
+    a missing value counts as the worst possible, so it can neither sneak onto the front nor
+    knock a measured trial off it."""
     import numpy as np
 
-    columns = []
-    for name, direction in objectives:
-        values = frame[name].to_numpy(dtype=float, na_value=np.nan)
-        loss = -values if direction == "maximize" else values
-        # A missing (or non-finite, stored as missing) value counts as the worst possible, so
-        # it can neither sneak onto the front nor knock a measured trial off it.
-        columns.append(np.where(np.isnan(loss), np.inf, loss))
-    return np.column_stack(columns) if columns else np.empty((len(frame), 0))
+    if not objectives:
+        return np.empty((len(frame), 0))
+    names = [name for name, _ in objectives]
+    values = frame[names].to_numpy(dtype=float, na_value=np.nan)
+    return pareto.losses(values, [d == "maximize" for _, d in objectives])
 
 
-def _non_dominated(loss: np.ndarray) -> np.ndarray:
-    """Mask of rows no other row dominates (<= everywhere, < somewhere); equal rows both stay,
-    as in Optuna's ``best_trials``. Chunked so memory stays O(chunk x n)."""
-    import numpy as np
-
-    n = loss.shape[0]
-    keep = np.ones(n, dtype=bool)
-    for start in range(0, n, 512):
-        block = loss[start:start + 512, None, :]  # (b, 1, d) against (1, n, d)
-        no_worse = np.all(loss[None, :, :] <= block, axis=2)
-        better = np.any(loss[None, :, :] < block, axis=2)
-        keep[start:start + 512] = ~np.any(no_worse & better, axis=1)
-    return keep
+def non_dominated(frame: pd.DataFrame, objectives: Objectives) -> np.ndarray:
+    """Mask of ``frame``'s rows no other row dominates; equal rows both stay, as in Optuna's
+    ``best_trials``."""
+    return pareto.non_dominated(loss_matrix(frame, objectives))
 
 
 def select_device(frame: pd.DataFrame, device: str | None) -> pd.DataFrame:
@@ -227,9 +218,9 @@ def default_reference_point(candidates: pd.DataFrame, objectives: Objectives,
         if values.empty:
             raise StudyError("reference_point", f"has no default: none of the "
                              f"{len(candidates)} candidate trials records {name}")
-        lo, hi = float(values.min()), float(values.max())
-        spread = (hi - lo) or abs(hi) or 1.0
-        reference[name] = lo - margin * spread if direction == "maximize" else hi + margin * spread
+        sign = -1.0 if direction == "maximize" else 1.0
+        bound = pareto.reference_point(sign * values.to_numpy()[:, None], margin)[0]
+        reference[name] = float(sign * bound)
     return reference
 
 
@@ -287,7 +278,7 @@ def pareto_front(source: optuna.Study | pd.DataFrame, budgets: Mapping[str, floa
         raise ConfigError("sort", f"must be one of {', '.join(sortable)}", sort)
 
     candidates = feasible_candidates(frame, checked, device, input_hw)
-    front = candidates[_non_dominated(_loss_matrix(candidates, objectives))]
+    front = candidates[non_dominated(candidates, objectives)]
     ascending = OBJECTIVE_DIRECTIONS.get(sort, "minimize") == "minimize"
     front = front.sort_values([sort, "study", "number"], ascending=[ascending, True, True],
                               na_position="last", kind="stable").reset_index(drop=True)
@@ -317,8 +308,7 @@ def hypervolume(front: pd.DataFrame, reference_point: Mapping[str, float] | None
         raise ConfigError("reference_point", f"needs a value for every objective; missing "
                           f"{', '.join(missing)}", reference)
     ref = [-reference[n] if d == "maximize" else reference[n] for n, d in objectives]
-    points = _loss_matrix(front, objectives).tolist()
-    return hypervolume_min(points, ref)
+    return pareto.hypervolume(loss_matrix(front, objectives), ref)
 
 
 def _first(front: pd.DataFrame, keys: list[tuple[str, bool]], how: str) -> pd.Series:
@@ -337,7 +327,7 @@ def _knee(front: pd.DataFrame) -> pd.Series:
     normalised over the front: a balanced compromise that does not depend on units."""
     import numpy as np
 
-    loss = _loss_matrix(front, front.attrs["objectives"])
+    loss = loss_matrix(front, front.attrs["objectives"])
     lo, hi = loss.min(axis=0), loss.max(axis=0)
     span = np.where(hi > lo, hi - lo, 1.0)
     distance = np.sqrt((((loss - lo) / span) ** 2).sum(axis=1))

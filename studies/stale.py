@@ -13,12 +13,11 @@ import warnings
 import optuna
 
 from srnas.space.contract import ATTR_LOST_TRIALS
+from srnas.studies.heartbeat import heartbeat_settings
 
 
 def record_lost_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """Optuna's stale-trial callback: say why the trial failed."""
-    from srnas.studies.storage import heartbeat_settings
-
     interval, grace = heartbeat_settings()
     lost = dict(study.user_attrs.get(ATTR_LOST_TRIALS) or {})
     lost[str(trial.number)] = (

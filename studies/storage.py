@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from srnas.space.contract import DEFAULT_STORAGE, HEARTBEAT_ENV, STORAGE_ENV
+from srnas.space.contract import DEFAULT_STORAGE, STORAGE_ENV
 from srnas.space.errors import StorageError
+from srnas.studies.heartbeat import heartbeat_settings
 
 if TYPE_CHECKING:
     from optuna.storages import RDBStorage
@@ -179,15 +180,6 @@ def exists(target: StorageURL) -> bool:
     """False when the storage certainly holds nothing yet (a SQLite file that does not exist),
     so a first launch can be checked without creating anything."""
     return not (target.sqlite_file is not None and not target.sqlite_file.is_file())
-
-
-def heartbeat_settings() -> tuple[int, int]:
-    """(interval, grace period) in seconds of the drivers' heartbeats: every 30 s, stale after
-    120 s (``$SRNAS_HEARTBEAT_S`` sets the interval; the grace period is 4 intervals, so a
-    driver busy for a moment is never taken for dead)."""
-    text = os.environ.get(HEARTBEAT_ENV, "")
-    interval = int(text) if text.isdigit() and int(text) > 0 else 30
-    return interval, 4 * interval
 
 
 def _rdb(target: StorageURL, *, heartbeat: bool, **kwargs: Any) -> RDBStorage:

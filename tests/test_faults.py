@@ -128,7 +128,7 @@ def _race(url: str, barrier: multiprocessing.synchronize.Barrier, trials: int,
     """One driver's storage path: open for writing, create or load the study, record trials."""
     try:
         from srnas.search.record import record_result
-        from srnas.search.samplers import make_sampler
+        from srnas.search.seeded import make_sampler
         from srnas.studies.storage import check_for_write, open_for_write
 
         barrier.wait()

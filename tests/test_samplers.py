@@ -7,7 +7,8 @@ import logging
 import optuna
 import pytest
 
-from srnas.search.samplers import TPE_OPTIONS, base_sampler, make_sampler
+from srnas.search.samplers import TPE_OPTIONS, base_sampler
+from srnas.search.seeded import make_sampler
 from srnas.space import SearchSpace
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]
@@ -53,7 +54,7 @@ def test_the_default_tpe_models_the_conditional_space_jointly_and_lies_for_runni
 def test_options_override_the_defaults_for_every_trial() -> None:
     """A variant (what bench_samplers compares) changes only the options it names, and keeps
     them when the sampler is re-created for each trial."""
-    from srnas.search.samplers import PerTrialSeeded
+    from srnas.search.seeded import PerTrialSeeded
 
     variant = PerTrialSeeded("tpe", 0, {"n_startup_trials": 8})
     study = optuna.create_study(directions=DIRECTIONS, sampler=variant)

@@ -137,7 +137,7 @@ def test_a_time_capped_schedule_is_pruned_not_ranked() -> None:
 def _launch(storage: optuna.storages.BaseStorage, sampler: str, trials: int,
             seed: int = 0) -> list[dict]:
     """One launch of a search on ``storage`` (study 'shared'), driven without Ray."""
-    from srnas.search.samplers import make_sampler
+    from srnas.search.seeded import make_sampler
 
     searcher = SrnasSearcher(space=DefineByRun(SearchSpace(), 4), metric=OBJECTIVES,
                              mode=["max", "min", "min"], sampler=make_sampler(sampler, seed),
@@ -163,7 +163,7 @@ def test_a_relaunch_never_replays_proposals_and_a_fresh_study_is_reproducible(
 
 
 def test_interleaved_drivers_on_one_study_propose_distinct_trials() -> None:
-    from srnas.search.samplers import make_sampler
+    from srnas.search.seeded import make_sampler
 
     storage = optuna.storages.InMemoryStorage()
     drivers = [SrnasSearcher(space=DefineByRun(SearchSpace(), 4), metric=OBJECTIVES,

@@ -1,11 +1,10 @@
-"""studies.front and studies.hv on fabricated studies with exact, hand-derived expectations."""
+"""studies.front and studies.pareto's hypervolume on fabricated studies, exact expectations."""
 
 from __future__ import annotations
 
 import math
 import warnings
 
-import numpy as np
 import optuna
 import pytest
 
@@ -19,7 +18,7 @@ from srnas.studies.front import (
     pick,
     trials_frame,
 )
-from srnas.studies.hv import hypervolume_min
+from srnas.studies.pareto import hypervolume as hypervolume_min
 from tests.fabricate import fake_trial, make_known_study, make_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -55,19 +54,6 @@ def test_hypervolume_by_hand() -> None:
     assert hypervolume_min([[1, 2, 3], [2, 1, 1]], [4, 4, 4]) == 20.0
     assert hypervolume_min([[5, 5]], [3, 3]) == 0.0  # outside the reference box
     assert hypervolume_min([], [1, 1]) == 0.0
-
-
-def test_hypervolume_matches_optuna_private_routine() -> None:
-    # Optuna's routine is private (not used by srnas): here only as an independent oracle.
-    from optuna._hypervolume import compute_hypervolume
-
-    rng = np.random.default_rng(0)
-    for d in (2, 3, 4):
-        for n in (1, 7, 40):
-            points = rng.random((n, d))
-            ref = np.full(d, 1.1)
-            assert math.isclose(hypervolume_min(points.tolist(), ref.tolist()),
-                                compute_hypervolume(points, ref), rel_tol=1e-12)
 
 
 def test_two_objective_front_hypervolume_and_knee(two) -> None:

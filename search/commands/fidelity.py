@@ -66,11 +66,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.trial and args.trials is not None:
         raise ConfigError("--trial/--trials", "give trial numbers or a count, not both")
     from srnas.search.fidelity import FidelitySettings, plan, run_fidelity
-    from srnas.studies.fidelity import DEFAULT_TRIALS
+    from srnas.studies.fidelity import DEFAULT_RETRAINS
 
     settings = FidelitySettings(
         study=args.study, storage=args.storage, steps=args.steps,
-        trials=DEFAULT_TRIALS if args.trials is None else args.trials,
+        trials=DEFAULT_RETRAINS if args.trials is None else args.trials,
         numbers=tuple(args.trial), include_pruned=args.include_pruned, top_k=args.top_k,
         address=args.address, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, concurrency=args.concurrency, seed=args.seed,
