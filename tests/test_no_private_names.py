@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = ("space", "evaluators", "studies", "search", "benchmarks", "scripts")
+FOLDERS = ("space", "evaluators", "studies", "search", "benchmarks", "scripts", "tests")
 GUARDED = ("ray", "optuna")
 REFLECTION = ("getattr", "setattr", "hasattr", "delattr")
 

@@ -39,29 +39,50 @@ def test_gp_draws_the_milk_only_dimensions_without_a_warning_per_trial(caplog) -
     assert _proposals("gp", 6) == first  # still reproducible from the seed
 
 
+def _recording(monkeypatch: pytest.MonkeyPatch, name: str) -> list[dict]:
+    """Replace Optuna's sampler class ``name`` by a subclass that records the keyword
+    arguments each construction gets (Optuna's public constructor, not its private fields)."""
+    calls: list[dict] = []
+    real = getattr(optuna.samplers, name)
+
+    class Recording(real):  # type: ignore[misc, valid-type]
+        def __init__(self, **kwargs: object) -> None:
+            calls.append(kwargs)
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(optuna.samplers, name, Recording)
+    return calls
+
+
 def test_the_default_tpe_models_the_conditional_space_jointly_and_lies_for_running_trials(
-        ) -> None:
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _recording(monkeypatch, "TPESampler")
     sampler = base_sampler("tpe", 0)
     assert isinstance(sampler, optuna.samplers.TPESampler)
     assert TPE_OPTIONS == {"multivariate": True, "group": True, "n_startup_trials": 4,
                            "constant_liar": True}
     # Stated explicitly, not inherited from Optuna's defaults (constant liar was off before
     # Optuna 5; multivariate is off by default for multi-objective studies).
-    assert sampler._constant_liar and sampler._multivariate and sampler._group
-    assert sampler._n_startup_trials == 4
+    assert calls == [{"seed": 0, **TPE_OPTIONS}]
 
 
-def test_options_override_the_defaults_for_every_trial() -> None:
+def test_options_override_the_defaults_for_every_trial(monkeypatch: pytest.MonkeyPatch) -> None:
     """A variant (what bench_samplers compares) changes only the options it names, and keeps
     them when the sampler is re-created for each trial."""
     from srnas.search.seeded import PerTrialSeeded
 
+    calls = _recording(monkeypatch, "TPESampler")
     variant = PerTrialSeeded("tpe", 0, {"n_startup_trials": 8})
     study = optuna.create_study(directions=DIRECTIONS, sampler=variant)
     study.ask()
-    inner = variant._inner
-    assert inner._n_startup_trials == 8 and inner._multivariate and inner._constant_liar
-    assert base_sampler("nsga2", 0, {"population_size": 4})._population_size == 4
+    study.ask()
+    assert len(calls) == 3  # made once, then again for each trial with the trial's own seed
+    for call in calls:
+        assert call == {**call, **TPE_OPTIONS, "n_startup_trials": 8}
+    assert len({call["seed"] for call in calls}) == 3
+    nsga = _recording(monkeypatch, "NSGAIISampler")
+    base_sampler("nsga2", 0, {"population_size": 4})
+    assert nsga == [{"seed": 0, "population_size": 4}]
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "nsga2", "gp", "random"])
