@@ -33,6 +33,7 @@ def points(draw: st.DrawFn) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # 25 networks built and trained briefly: minutes on 2 busy cores
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(params=points(), scale=st.sampled_from([2, 3, 4]), h=st.integers(3, 12).map(
     lambda v: 2 * v + 1), w=st.integers(3, 12).map(lambda v: 2 * v + 1))
@@ -117,6 +118,7 @@ def _same_network(a: ArchConfig, b: ArchConfig) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # 25 networks built and trained briefly: minutes on 2 busy cores
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(a=small_configs(), b=small_configs())
 def test_arch_id_is_one_id_per_network(a: ArchConfig, b: ArchConfig) -> None:
