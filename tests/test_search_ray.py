@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -20,11 +19,8 @@ ATTRS = ("arch", "arch_id", "params", "flops", "latency_ms", "latency_iqr_ms", "
 
 
 @pytest.fixture(scope="module", autouse=True)
-def ray_instance() -> Iterator[None]:
-    import ray
-
-    yield
-    ray.shutdown()
+def ray_instance(ray_session: None) -> None:
+    """Every test here runs on the session's one local Ray (tests/conftest.py)."""
 
 
 @pytest.fixture
