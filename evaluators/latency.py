@@ -34,9 +34,10 @@ import copy
 import gc
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -105,6 +106,12 @@ class LatencyResult:
     # take the device lock (another user, a trainer without it) shows up here, not in the spread.
     foreign_cpu: float | None = None
     malloc_pinned: bool = False  # glibc thresholds fixed (see evaluators.device), CPU only
+    # What ran the network: 'torch' (eager) or a deployment runtime (evaluators.runtime), its
+    # version, and the runtime's own settings as it reports them back (threads, streams,
+    # providers, precision hints): ``threads`` above is the count asked of it.
+    runtime: str = "torch"
+    runtime_version: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
@@ -158,7 +165,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 @contextmanager
-def _threads(threads: int | None) -> Iterator[int]:
+def torch_threads(threads: int | None) -> Iterator[int]:
     previous = torch.get_num_threads()
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads!r}")
@@ -182,38 +189,94 @@ def _more(done: int, started: float, floor: int, target: int, min_s: float,
     return done < floor or elapsed < min_s or (done < target and elapsed < max_s)
 
 
-def _time_cpu(model: nn.Module, x: torch.Tensor, runs: int, min_s: float,
-              max_s: float = MAX_TIMED_S) -> list[float]:
-    times: list[float] = []
-    started = time.perf_counter()
-    while _more(len(times), started, min(MIN_RUNS, runs), runs, min_s, max_s):
+def wall_ms(run: Callable[[], object]) -> Callable[[], float]:
+    """One run timed by the wall clock (ms): right where the call returns only when the work is
+    done (CPU kernels, a runtime that copies its output back to the host)."""
+
+    def timed() -> float:
         start = time.perf_counter()
-        model(x)
-        times.append((time.perf_counter() - start) * 1e3)
-    return times
+        run()
+        return (time.perf_counter() - start) * 1e3
+
+    return timed
 
 
-def _time_cuda(model: nn.Module, x: torch.Tensor, runs: int, min_s: float,
-               max_s: float = MAX_TIMED_S) -> list[float]:
-    times: list[float] = []
-    started = time.perf_counter()
-    while _more(len(times), started, min(MIN_RUNS, runs), runs, min_s, max_s):
+def cuda_event_ms(run: Callable[[], object]) -> Callable[[], float]:
+    """One run timed by a pair of CUDA events on the current stream, synchronised: GPU time from
+    launch to completion (batch-1 latency is one request, not a pipelined stream)."""
+
+    def timed() -> float:
         start = torch.cuda.Event(enable_timing=True)
         end = torch.cuda.Event(enable_timing=True)
         start.record()
-        model(x)
+        run()
         end.record()
-        # Synchronise every run: batch-1 latency is one request, not a pipelined stream.
         end.synchronize()
-        times.append(start.elapsed_time(end))
-    return times
+        return start.elapsed_time(end)
+
+    return timed
 
 
-def _summary(times: list[float]) -> tuple[float, float, float, float, float]:
-    q1, median, q3 = statistics.quantiles(times, n=4, method="inclusive")
-    mean = statistics.fmean(times)
-    cv = statistics.stdev(times) / mean if len(times) > 1 and mean > 0 else 0.0
-    return median, q3 - q1, cv, mean, min(times)
+@dataclass(frozen=True)
+class Timing:
+    """The timed runs of one measurement (ms), how many warm-up runs preceded them, and the
+    cores other processes kept busy meanwhile."""
+
+    times: list[float]
+    warmup: int
+    foreign_cpu: float | None
+
+    def summary(self) -> tuple[float, float, float, float, float]:
+        """(median, IQR, CV, mean, min)."""
+        q1, median, q3 = statistics.quantiles(self.times, n=4, method="inclusive")
+        mean = statistics.fmean(self.times)
+        cv = statistics.stdev(self.times) / mean if len(self.times) > 1 and mean > 0 else 0.0
+        return median, q3 - q1, cv, mean, min(self.times)
+
+
+def check_counts(warmup: int, runs: int) -> None:
+    if warmup < 0 or runs < 2:
+        raise ValueError(f"need warmup >= 0 and runs >= 2, got warmup={warmup}, runs={runs}")
+
+
+def time_runs(run: Callable[[], object], timed: Callable[[], float], *,
+              warmup: int = DEFAULT_WARMUP, runs: int = DEFAULT_RUNS,
+              min_warmup_s: float = MIN_WARMUP_S, min_timed_s: float = MIN_TIMED_S,
+              settle: Callable[[], None] | None = None) -> Timing:
+    """The protocol every latency figure is taken under, whatever runs the network (PyTorch or
+    a deployment runtime): ``run`` untimed as the warm-up (at least ``warmup`` runs and
+    ``min_warmup_s``, at most ``MAX_WARMUP_S`` past the floor), ``settle`` (e.g. a device
+    synchronisation), then ``timed`` (one run, returns ms) at least ``runs`` times and
+    ``min_timed_s`` with the garbage collector paused and the foreign CPU time sampled.
+    The caller holds the device lock and sets the thread count."""
+    check_counts(warmup, runs)
+    done, started = 0, time.perf_counter()
+    while _more(done, started, min(MIN_WARMUP_RUNS, warmup), warmup,
+                min_warmup_s if warmup else 0.0, MAX_WARMUP_S):
+        run()
+        done += 1
+    if settle is not None:
+        settle()
+    times: list[float] = []
+    with _gc_paused():
+        before = cpu_sample()
+        started = time.perf_counter()
+        while _more(len(times), started, min(MIN_RUNS, runs), runs, min_timed_s, MAX_TIMED_S):
+            times.append(timed())
+        foreign = foreign_cpu(before, cpu_sample())
+    return Timing(times, done, foreign)
+
+
+def latency_result(timing: Timing, input_hw: tuple[int, int], device: torch.device,
+                   dtype: str, threads: int, **conditions: Any) -> LatencyResult:
+    """A :class:`LatencyResult` from the runs of :func:`time_runs` and their conditions."""
+    median, iqr, cv, mean, fastest = timing.summary()
+    return LatencyResult(
+        median_ms=median, iqr_ms=iqr, cv=cv, mean_ms=mean, min_ms=fastest,
+        runs=len(timing.times), warmup=timing.warmup,
+        input_hw=(int(input_hw[0]), int(input_hw[1])), device=device_name(device),
+        dtype=dtype, threads=threads, torch_version=torch.__version__,
+        foreign_cpu=timing.foreign_cpu, **conditions)
 
 
 def measurement_setup(model: nn.Module, input_hw: tuple[int, int] | None,
@@ -250,43 +313,24 @@ def measure_latency(
     mode and its flag restored; it is copied when it must change device or dtype.
     """
     device = canonical_device(device)
-    if warmup < 0 or runs < 2:
-        raise ValueError(f"need warmup >= 0 and runs >= 2, got warmup={warmup}, runs={runs}")
+    check_counts(warmup, runs)
     placed, x, input_hw = measurement_setup(model, input_hw, device, dtype)
-    timer = _time_cuda if device.type == "cuda" else _time_cpu
+    cuda = device.type == "cuda"
     guard = device_lock(device, lock_timeout_s) if lock else nullcontext()
     cudnn_benchmark = torch.backends.cudnn.benchmark
-    with guard, _threads(threads) as n_threads, eval_mode(placed), torch.inference_mode():
+    with guard, torch_threads(threads) as n_threads, eval_mode(placed), torch.inference_mode():
         try:
-            torch.backends.cudnn.benchmark = device.type == "cuda"
+            torch.backends.cudnn.benchmark = cuda
             pinned = device.type == "cpu" and pin_malloc_thresholds()
-            done, started = 0, time.perf_counter()
-            while _more(done, started, min(MIN_WARMUP_RUNS, warmup), warmup,
-                        min_warmup_s if warmup else 0.0, MAX_WARMUP_S):
-                placed(x)
-                done += 1
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            with _gc_paused():
-                before = cpu_sample()
-                times = timer(placed, x, runs, min_timed_s)
-                foreign = foreign_cpu(before, cpu_sample())
+
+            def run() -> object:
+                return placed(x)
+
+            timing = time_runs(run, cuda_event_ms(run) if cuda else wall_ms(run),
+                               warmup=warmup, runs=runs, min_warmup_s=min_warmup_s,
+                               min_timed_s=min_timed_s,
+                               settle=(lambda: torch.cuda.synchronize(device)) if cuda else None)
         finally:
             torch.backends.cudnn.benchmark = cudnn_benchmark
-    median, iqr, cv, mean, fastest = _summary(times)
-    return LatencyResult(
-        median_ms=median,
-        iqr_ms=iqr,
-        cv=cv,
-        mean_ms=mean,
-        min_ms=fastest,
-        runs=len(times),
-        warmup=done,
-        input_hw=(int(input_hw[0]), int(input_hw[1])),
-        device=device_name(device),
-        dtype=str(dtype).removeprefix("torch."),
-        threads=n_threads,
-        torch_version=torch.__version__,
-        foreign_cpu=foreign,
-        malloc_pinned=pinned,
-    )
+    return latency_result(timing, input_hw, device, str(dtype).removeprefix("torch."),
+                          n_threads, malloc_pinned=pinned)
