@@ -47,9 +47,19 @@ POOL_KWARGS: dict[str, Any] = {
 # How srnas's connections show in PostgreSQL's pg_stat_activity (unless the URL names one).
 APPLICATION_NAME = "srnas"
 
-# The password runs to the last "@" before the path ("/" cannot occur unencoded in it).
-_USERINFO_PASSWORD = re.compile(r"(://[^:/@]*:)([^/]*)(@)")
-_QUERY_PASSWORD = re.compile(r"((?:^|[?&;])password=)([^&;]*)", re.IGNORECASE)
+# Query-string keys whose values are secrets (``password``, ``sslpassword``, ``api_token``,
+# ``client_secret`` ...), matched anywhere in the key, case-insensitively.
+_SECRET_KEY = re.compile(r"pass(word|wd)|pwd|secret|token", re.IGNORECASE)
+# The user info's password: ``scheme://user:`` up to an ``@`` (which one: see mask_url).
+_USERINFO = re.compile(r"^([A-Za-z0-9+._-]+://[^:/@?#]*:)")
+# A query pair ``key=value``; a secret value runs to the next ``&key=`` / ``;key=`` (or the
+# end), so a secret holding an unencoded ``&`` or ``;`` is masked whole.
+_QUERY_PAIR = re.compile(r"(?<=[?&;])([A-Za-z0-9_.-]+)=(.*?)(?=[&;][A-Za-z0-9_.-]+=|$)",
+                         re.DOTALL)
+MASK = "***"
+# Fragments of a secret shorter than this are not hunted for in free text (a driver message):
+# the whole secret always is.
+_MIN_FRAGMENT = 4
 
 
 def resolve_url(url: str | None = None) -> str:
@@ -57,14 +67,98 @@ def resolve_url(url: str | None = None) -> str:
     return url or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
 
 
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (in the user info or a query parameter).
+def _parsed(url: str) -> Any:
+    from sqlalchemy import exc
+    from sqlalchemy.engine import make_url
 
-    Done with patterns rather than SQLAlchemy's parser so that it also masks URLs that do not
-    parse, which are exactly the ones that end up in error messages.
-    """
-    masked = _USERINFO_PASSWORD.sub(r"\1***\3", url)
-    return _QUERY_PASSWORD.sub(r"\1***", masked)
+    try:
+        return make_url(url)
+    except (exc.ArgumentError, ValueError, TypeError):
+        return None
+
+
+def _password_span(url: str) -> tuple[int, int] | None:
+    """Where the user info's password lies in ``url`` (start, end), or None.
+
+    With one ``@`` after ``scheme://user:`` this is exactly SQLAlchemy's password (and the
+    driver's). With more -- a password holding an unencoded ``@``, which SQLAlchemy would end
+    at the first one and hand the rest to the driver as the host -- it runs to the last ``@``
+    (to the end when a query secret comes before that ``@``): masking too much rather than a
+    piece of a secret. :func:`parse` refuses such URLs."""
+    head = _USERINFO.match(url)
+    if head is None or "@" not in url[head.end():]:
+        return None
+    start = head.end()
+    rest = url[start:]
+    cut = rest.rindex("@")
+    if "?" in rest[:cut] and _SECRET_KEY.search(rest[:cut]):
+        cut = len(rest)  # a query's secret may hold the last "@": its tail could be secret too
+    return start, start + cut
+
+
+def ambiguous_password(url: str) -> bool:
+    """True when ``url`` has a password and more than one ``@`` after it (see
+    :func:`_password_span`)."""
+    head = _USERINFO.match(url)
+    return head is not None and url[head.end():].count("@") > 1
+
+
+def mask_url(url: str) -> str:
+    """The URL with every secret replaced by ``***``: the user info's password (whatever
+    characters it holds, encoded or not) and every query value whose key names a password,
+    secret or token. A URL without one comes back unchanged.
+
+    Text surgery guided by SQLAlchemy's parse rather than a re-rendered URL: the user sees
+    their URL as typed, and URLs that do not parse (exactly the ones that end up in error
+    messages) are masked too, conservatively."""
+    text = str(url)
+    span = _password_span(text)
+    if span is not None:
+        text = text[:span[0]] + MASK + text[span[1]:]
+    if "?" not in text:
+        return text
+    base, query = text.split("?", 1)
+    return base + "?" + _QUERY_PAIR.sub(_mask_pair, "?" + query)[1:]
+
+
+def _mask_pair(match: re.Match[str]) -> str:
+    key = match.group(1)
+    return f"{key}={MASK}" if _SECRET_KEY.search(key) else match.group(0)
+
+
+def secrets_of(url: str) -> list[str]:
+    """The secret strings of ``url`` (its password as typed and as parsed, secret query values,
+    their percent-decoded and quoted forms), longest first: what no text shown may hold."""
+    from urllib.parse import unquote
+
+    text = str(url)
+    found: set[str] = set()
+    span = _password_span(text)
+    if span is not None:
+        found.add(text[span[0]:span[1]])
+    parsed = _parsed(text)
+    if parsed is not None and parsed.password:
+        found.add(str(parsed.password))
+    if "?" in text:
+        for match in _QUERY_PAIR.finditer("?" + text.split("?", 1)[1]):
+            if _SECRET_KEY.search(match.group(1)):
+                found.add(match.group(2))
+    found |= {unquote(s) for s in found}
+    found |= {repr(s)[1:-1] for s in found}  # as a message quotes it (backslashes doubled)
+    return sorted((s for s in found if s and s != MASK), key=len, reverse=True)
+
+
+def redact(text: str, url: str) -> str:
+    """Free text (a driver's error, a log line) with ``url`` and its secrets masked out:
+    the URL itself, every secret whole and every longer fragment of one (a driver that was
+    handed half a password, e.g. as a host name, prints that half)."""
+    text = str(text).replace(str(url), mask_url(url))
+    secrets = secrets_of(url)
+    fragments = {f for s in secrets for f in re.split(r"[/@:?#&;=%+ ]", s)
+                 if len(f) >= _MIN_FRAGMENT}
+    for secret in [*secrets, *sorted(fragments, key=len, reverse=True)]:
+        text = text.replace(secret, MASK)
+    return text
 
 
 def storage_error(rule: str, url: str) -> StorageError:
@@ -112,6 +206,11 @@ def parse(url: str | None = None) -> StorageURL:
     url = resolve_url(url)
     if "://" not in url:
         raise storage_error("must be a SQLAlchemy URL such as sqlite:///srnas.db", url)
+    if ambiguous_password(url):
+        # SQLAlchemy would end the password at the first "@" and give the driver the rest as
+        # the host: a wrong connection whose error prints that half of the password.
+        raise storage_error("has more than one '@' after the password: percent-encode an "
+                            "'@' in the password as %40", url)
     try:
         parsed = make_url(url)
     except (exc.ArgumentError, ValueError):
@@ -146,12 +245,18 @@ def probe(target: StorageURL, *, require_tables: bool = True) -> None:
         with engine.connect() as connection:
             tables = sqlalchemy.inspect(connection).get_table_names()
     except exc.DBAPIError as e:
-        reason = str(e.orig).strip().splitlines()[0] if e.orig is not None else type(e).__name__
-        raise storage_error(f"cannot be opened: {mask_url(reason)}", url) from None
+        raise storage_error(f"cannot be opened: {_reason(e, url)}", url) from None
     finally:
         engine.dispose()
     if require_tables and not tables:
         raise storage_error("is an empty storage: it holds no studies", url)
+
+
+def _reason(error: Exception, url: str) -> str:
+    """The driver's first line of a database error, with the URL's secrets taken out."""
+    orig = getattr(error, "orig", None)
+    lines = str(orig if orig is not None else "").strip().splitlines()
+    return redact(lines[0] if lines else type(error).__name__, url)
 
 
 def check_for_write(url: str | None = None) -> StorageURL:
@@ -200,10 +305,11 @@ def _rdb(target: StorageURL, *, heartbeat: bool, **kwargs: Any) -> RDBStorage:
 
 
 def open_for_write(target: StorageURL) -> RDBStorage:
-    """An ``RDBStorage`` object (Ray's OptunaSearch wants the object, not a URL string), with
-    heartbeats. Drivers starting together on an empty storage race to create Optuna's schema
-    (an IntegrityError on ``alembic_version``, or on PostgreSQL's ``CREATE TYPE``): the loser
-    retries, and finds the schema made."""
+    """An ``RDBStorage`` object with heartbeats (srnas's searcher and the heartbeat thread
+    share the object, hence one connection pool, rather than each opening the URL). Drivers
+    starting together on an empty storage race to create Optuna's schema (an IntegrityError
+    on ``alembic_version``, or on PostgreSQL's ``CREATE TYPE``): the loser retries, and finds
+    the schema made."""
     import time
 
     from sqlalchemy import exc
@@ -213,7 +319,7 @@ def open_for_write(target: StorageURL) -> RDBStorage:
             return _rdb(target, heartbeat=True)
         except (exc.IntegrityError, exc.ProgrammingError, exc.OperationalError) as error:
             if attempt == 7 or not _schema_race(error):
-                raise storage_error(f"cannot be opened: {mask_url(str(error.orig))}",
+                raise storage_error(f"cannot be opened: {_reason(error, target.url)}",
                                     target.url) from None
             time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable")
@@ -249,6 +355,7 @@ def open_storage(url: str | None = None, *, heartbeat: bool = False) -> RDBStora
 
 __all__ = [
     "StorageURL",
+    "ambiguous_password",
     "check_for_write",
     "exists",
     "heartbeat_settings",
@@ -257,6 +364,8 @@ __all__ = [
     "open_storage",
     "parse",
     "probe",
+    "redact",
     "resolve_url",
+    "secrets_of",
     "storage_error",
 ]
