@@ -23,6 +23,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from srnas.evaluators.resize import check_scale, make_lr
+from srnas.evaluators.store_format import is_store, open_store
 from srnas.space.errors import DataError
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "ValPair",
     "ValSet",
     "benchmark_set",
+    "bundled_images",
     "default_images",
     "hr_only_set",
     "list_images",
@@ -97,15 +99,23 @@ def _image_errors(path: Path) -> Iterator[None]:
         raise DataError(path, "cannot be read as an image", str(err)) from err
 
 
-def check_folder(folder: str | Path) -> int:
-    """Check, without decoding pixels, that ``folder`` holds images and that every file is one
-    PIL can read (its header and structure): what a search's driver checks before any trial
-    starts, cheap even for DIV2K's 800 photographs. Returns the number of images."""
-    files = list_images(folder)
-    for path in files:
-        with _image_errors(path), Image.open(path) as img:
-            img.verify()
-    return len(files)
+def check_folder(folders: str | Path | Sequence[str | Path]) -> int:
+    """Check, without decoding pixels, that each training folder holds images (sub-folders
+    included, as training lists them) and that every file is one PIL can read (its header and
+    structure): what a search's driver checks before any trial starts, cheap even for DIV2K's
+    800 photographs. A folder that is a prepared store (:mod:`evaluators.store`) is opened and
+    its index verified instead. Returns the number of images."""
+    total = 0
+    for folder in [folders] if isinstance(folders, (str, Path)) else folders:
+        if is_store(folder):
+            total += len(open_store(folder))
+            continue
+        files = list_images(folder, recursive=True)
+        for path in files:
+            with _image_errors(path), Image.open(path) as img:
+                img.verify()
+        total += len(files)
+    return total
 
 
 def list_images(folder: str | Path, *, recursive: bool = False) -> list[Path]:
@@ -178,12 +188,15 @@ def _skimage_data_dir() -> Path:
 
 def default_images() -> tuple[list[NamedImage], list[NamedImage]]:
     """(train, validation) lists of (name, RGB uint8) from scikit-image's bundled photographs."""
+    return bundled_images(DEFAULT_TRAIN), bundled_images(DEFAULT_VAL)
+
+
+def bundled_images(names: Sequence[str]) -> list[NamedImage]:
+    """The named photographs of scikit-image's package folder (one half of
+    :func:`default_images`: a trial on its own training folders decodes only the validation
+    half)."""
     folder = _skimage_data_dir()
-
-    def load(names: Sequence[str]) -> list[NamedImage]:
-        return [(Path(n).stem, load_image(folder / n)) for n in names]
-
-    return load(DEFAULT_TRAIN), load(DEFAULT_VAL)
+    return [(Path(n).stem, load_image(folder / n)) for n in names]
 
 
 # -- validation sets -------------------------------------------------------------------------

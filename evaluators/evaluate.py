@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import functools
 import platform
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -16,12 +17,13 @@ from typing import Any
 import torch
 
 from srnas.evaluators.data import (
-    PatchSampler,
+    DEFAULT_TRAIN,
+    DEFAULT_VAL,
+    NamedImage,
     ValSet,
     benchmark_set,
-    default_images,
+    bundled_images,
     hr_only_set,
-    load_folder,
 )
 from srnas.evaluators.device import device_name, environment, resolve_device
 from srnas.evaluators.flops import measure_complexity
@@ -29,6 +31,9 @@ from srnas.evaluators.latency import default_latency_input_hw, measure_latency
 from srnas.evaluators.lock import device_lock, waited_seconds
 from srnas.evaluators.memory import measure_memory
 from srnas.evaluators.recipe import Recipe
+from srnas.evaluators.store import TrainStore, train_store
+from srnas.evaluators.store_format import as_folders, one_or_more
+from srnas.evaluators.store_patches import patch_sampler
 from srnas.evaluators.train import check_brief, train, validate
 from srnas.space.config import ArchConfig
 from srnas.space.contract import STATUS_FAILED, STATUS_INFEASIBLE, STATUS_OK
@@ -47,10 +52,29 @@ DEFAULT_VAL_CROP = 192
 
 @dataclass(frozen=True)
 class DataSpec:
-    """Where training and validation images come from (``None``: the built-in photographs)."""
+    """Where training and validation images come from (``None``: the built-in photographs).
 
-    train: str | None = None
+    ``train``: one folder (a ``str``) or several (a tuple, in order), each listed with its
+    sub-folders, or one prepared store; training reads them through a store
+    (:func:`~srnas.evaluators.store.train_store`), prepared on first use in the node's cache.
+    ``manifest``: the folders' manifest as a search's driver computed it
+    (:func:`~srnas.evaluators.store.train_manifest`): a trial then opens the store without
+    listing the folders. ``cache``: where automatic stores live (``None``: ``$SRNAS_CACHE``,
+    else the platform's cache folder)."""
+
+    train: str | tuple[str, ...] | None = None
     val: str | None = None
+    manifest: str | None = None
+    cache: str | None = None
+
+    def __post_init__(self) -> None:
+        # One folder stays a str (what runs and studies recorded before several were allowed).
+        object.__setattr__(self, "train", one_or_more(self.train))
+
+    @property
+    def train_folders(self) -> tuple[str, ...]:
+        """The training folders (empty: the built-in photographs)."""
+        return as_folders(self.train)
 
 
 @dataclass
@@ -101,11 +125,19 @@ def _library_versions() -> dict[str, str]:
             "numpy": numpy.__version__, "srnas": srnas_version()}
 
 
+# Training data: the built-in photographs decoded (ten small images, what a CPU search runs on
+# by default: decoding them is as fast as opening a store would be, and needs no cache folder),
+# or a store of the training folders (nothing decoded; the pages are the node's page cache).
+TrainData = tuple[NamedImage, ...] | TrainStore
+
+
 @functools.lru_cache(maxsize=4)
-def _train_images(folder: str | None) -> tuple:
-    if folder is None:
-        return tuple(default_images()[0])
-    return tuple(load_folder(folder))
+def _train_data(folders: tuple[str, ...], manifest: str | None, cache: str | None
+                ) -> TrainData:
+    if not folders:
+        return tuple(bundled_images(DEFAULT_TRAIN))
+    # A bar only on a terminal (srnas train / evaluate); a Ray trial's stderr is a log.
+    return train_store(folders, cache, manifest=manifest, progress=sys.stderr.isatty())
 
 
 @functools.lru_cache(maxsize=8)
@@ -114,17 +146,21 @@ def _val_set(folder: str | None, scale: int) -> tuple:
         c = DEFAULT_VAL_CROP
         crops = [(n, img[(img.shape[0] - c) // 2:(img.shape[0] + c) // 2,
                          (img.shape[1] - c) // 2:(img.shape[1] + c) // 2])
-                 for n, img in default_images()[1]]
+                 for n, img in bundled_images(DEFAULT_VAL)]
         return tuple(hr_only_set(crops, scale))
     return tuple(benchmark_set(folder, scale))
 
 
-def load_data(data: DataSpec, scale: int) -> tuple[tuple, ValSet]:
-    """(training images, validation pairs), cached per process (Ray reuses worker processes)."""
-    for name, folder in (("train", data.train), ("val", data.val)):
+def load_data(data: DataSpec, scale: int) -> tuple[TrainData, ValSet]:
+    """(training data, validation pairs), cached per process (Ray reuses worker processes):
+    the training data is the built-in images, decoded, or the training folders' store, opened
+    (prepared first if this node has none: once per node, concurrent trials wait for it)."""
+    folders = [("train", f) for f in data.train_folders]
+    for name, folder in (*folders, ("val", data.val)):
         if folder is not None and not Path(folder).is_dir():
             raise ConfigError(name, "must be an existing folder", folder)
-    return _train_images(data.train), list(_val_set(data.val, scale))
+    return (_train_data(data.train_folders, data.manifest, data.cache),
+            list(_val_set(data.val, scale)))
 
 
 def _budget_breach(figures: Mapping[str, float], budgets: Mapping[str, float]) -> str | None:
@@ -230,8 +266,8 @@ def evaluate(config: ArchConfig, recipe: Recipe | None = None,
         return result
 
     with phases("data"), shared():
-        sampler = PatchSampler(list(train_images), config.scale, recipe.patch_size,
-                               recipe.batch_size, recipe.seed)
+        sampler = patch_sampler(train_images, config.scale, recipe.patch_size,
+                                recipe.batch_size, recipe.seed)
     try:
         with phases("train"):
             outcome = train(model, sampler.next_batch, recipe, dev, seconds=seconds,

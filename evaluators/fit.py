@@ -52,6 +52,7 @@ from srnas.evaluators.runs import (
     truncate_log,
     write_text,
 )
+from srnas.evaluators.store_patches import patch_dataset
 from srnas.evaluators.train import validate
 from srnas.evaluators.weights import save_weights
 from srnas.space.atomic import remove_stale_temps
@@ -151,7 +152,9 @@ def fit(config: ArchConfig, recipe: Recipe, out_dir: str | Path, *,
     recipe = recipe.for_scale(config.scale)
     # Absolute, as recorded: a run resumed from another working directory finds its data.
     given = data or DataSpec()
-    data = DataSpec(*(str(Path(p).resolve()) if p else None for p in (given.train, given.val)))
+    data = DataSpec(tuple(str(Path(p).resolve()) for p in given.train_folders),
+                    str(Path(given.val).resolve()) if given.val else None,
+                    given.manifest, given.cache)
     out = Path(out_dir)
     checkpoint = None
     if resume:
@@ -163,8 +166,9 @@ def fit(config: ArchConfig, recipe: Recipe, out_dir: str | Path, *,
         check_new_run(out)
     every = (every or Every()).resolved(recipe.steps)
     train_images, val_pairs = load_data(data, config.scale)
-    dataset = PatchDataset(list(train_images), config.scale, recipe.patch_size or 0,
-                           recipe.seed)
+    # A store's patches are read from its mapping (shared with the loader workers through the
+    # page cache); nothing is decoded here.
+    dataset = patch_dataset(train_images, config.scale, recipe.patch_size or 0, recipe.seed)
     with run_lock(out):
         remove_stale_temps(out)
         trainer = _Trainer(config, recipe, out, data, dev, every, val_pairs,

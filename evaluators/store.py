@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import math
 import multiprocessing
@@ -44,17 +43,31 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from srnas.evaluators.data import _image_errors, list_images, load_image
+from srnas.evaluators.store_format import (
+    DATA_FILE,
+    FORMAT,
+    FORMAT_VERSION,
+    INDEX_FILE,
+    TrainStore,
+    _data_digest,
+    _digest,
+    _image_digest,
+    _reason,
+    check_train_folders,
+    is_store,
+    open_store,
+)
 from srnas.space.atomic import fsync_dir
 from srnas.space.errors import DataError
 from srnas.space.version import srnas_version
@@ -66,15 +79,14 @@ __all__ = [
     "TrainStore",
     "default_cache_dir",
     "folder_manifest",
+    "is_store",
     "open_store",
     "prepare_store",
     "store_for_folders",
+    "train_manifest",
+    "train_store",
 ]
 
-FORMAT = "srnas-train-store"
-FORMAT_VERSION = 1
-INDEX_FILE = "index.json"
-DATA_FILE = "images.u8"
 CACHE_ENV = "SRNAS_CACHE"
 _PREFIX = "srnas:"
 
@@ -105,23 +117,14 @@ def _manifest_rows(sources: Sequence[_Source]) -> list[list[Any]]:
     return [[s.folder, s.rel, s.size, s.mtime_ns] for s in sources]
 
 
-def _digest(obj: object) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"))
-                          .encode()).hexdigest()
-
-
 def folder_manifest(folders: Sequence[str | Path]) -> str:
     """The digest of what the folders hold (relative names, sizes, modification times): equal
     digests mean the store made from them is still theirs."""
     return _digest(_manifest_rows(_sources(_check_folders(folders))))
 
 
-def _check_folders(folders: Sequence[str | Path]) -> list[Path]:
-    if isinstance(folders, (str, Path)):
-        folders = [folders]
-    if not folders:
-        raise DataError("train", "at least one training folder is needed", 0)
-    return [Path(f) for f in folders]
+def _check_folders(folders: Sequence[str | Path] | str | Path) -> list[Path]:
+    return check_train_folders(folders)
 
 
 def _names(folders: Sequence[Path], sources: Sequence[_Source]) -> list[str]:
@@ -132,132 +135,6 @@ def _names(folders: Sequence[Path], sources: Sequence[_Source]) -> list[str]:
         return stem if len(folders) == 1 else f"{folders[s.folder].name}/{stem}"
 
     return [name(s) for s in sources]
-
-
-# -- the store -------------------------------------------------------------------------------
-
-
-class TrainStore:
-    """An opened, verified store: ``len(store)`` images, ``store.names``, ``store.shapes``
-    (N x 3), and ``store.image(i)``, a read-only view of the mapping (nothing is copied)."""
-
-    def __init__(self, path: Path, index: dict[str, Any], data: BinaryIO) -> None:
-        self.path = path
-        self.index = index
-        self.names: list[str] = index["names"]
-        self.shapes = np.asarray(index["shapes"], dtype=np.int64).reshape(-1, 3)
-        self.offsets = np.asarray(index["offsets"], dtype=np.int64)
-        self.total_bytes: int = index["total_bytes"]
-        self.manifest_digest: str = index["manifest_digest"]
-        self._data = np.memmap(data, dtype=np.uint8, mode="r", shape=(self.total_bytes,))
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def image(self, i: int) -> np.ndarray:
-        """Image ``i`` as a read-only (H, W, 3) uint8 view of the mapped file."""
-        h, w, c = (int(v) for v in self.shapes[i])
-        start = int(self.offsets[i])
-        return self._data[start:start + h * w * c].reshape(h, w, c)
-
-    @property
-    def pixels(self) -> int:
-        return int((self.shapes[:, 0] * self.shapes[:, 1]).sum())
-
-    def info(self) -> dict[str, Any]:
-        """What the store holds, for ``srnas data info``."""
-        index = self.index
-        return {"path": str(self.path), "images": len(self), "megapixels": self.pixels / 1e6,
-                "bytes": self.total_bytes, "folders": index["folders"],
-                "format_version": index["version"], "srnas": index["srnas"],
-                "created": index["created"], "manifest_digest": self.manifest_digest}
-
-    def verify_data(self) -> None:
-        """Read every byte and check the pixels' digest (O(size): for ``srnas data info``)."""
-        digests = (_image_digest(self.image(i)) for i in range(len(self)))
-        if _data_digest(digests) != self.index["data_sha256"]:
-            raise DataError(self.path, "store's pixels do not match its index: prepare it again",
-                            str(self.path / DATA_FILE))
-
-    # Pickled by path: a mapping must not be pickled as a copy of its bytes (spawned workers).
-    def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        other = open_store(state["path"])
-        self.__dict__.update(other.__dict__)
-
-
-def _data_digest(image_digests: Iterable[bytes]) -> str:
-    h = hashlib.sha256()
-    for d in image_digests:
-        h.update(d)
-    return h.hexdigest()
-
-
-def _image_digest(arr: np.ndarray) -> bytes:
-    return hashlib.sha256(np.ascontiguousarray(arr).data).digest()
-
-
-def open_store(path: str | Path) -> TrainStore:
-    """Open and verify a store (index parses and is intact, format version matches, data file
-    has the index's size); anything else is a one-line :class:`DataError` naming ``path``."""
-    path = Path(path)
-    index_path = path / INDEX_FILE
-    if not index_path.is_file():
-        raise DataError(path, f"is not a training store (no {INDEX_FILE})", str(path))
-    # Both files are opened through one descriptor of the folder: a store replaced meanwhile
-    # (renamed aside, see _publish) cannot pair one version's index with another's pixels.
-    try:
-        folder_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError as err:
-        raise DataError(path, "store cannot be opened", _reason(err)) from err
-    try:
-        index = _read_index(path, folder_fd)
-        try:
-            data_fd = os.open(DATA_FILE, os.O_RDONLY, dir_fd=folder_fd)
-        except OSError as err:
-            raise DataError(path, f"store has no readable {DATA_FILE}: prepare it again",
-                            _reason(err)) from err
-    finally:
-        os.close(folder_fd)
-    with open(data_fd, "rb") as data:
-        size = os.fstat(data.fileno()).st_size
-        try:
-            total = int(index["total_bytes"])
-            if size != total:
-                raise DataError(path, f"store data file is truncated: {size} of {total} bytes: "
-                                "prepare it again", str(path / DATA_FILE))
-            store = TrainStore(path, index, data)
-        except (KeyError, TypeError, ValueError) as err:
-            if isinstance(err, DataError):
-                raise
-            raise DataError(path, "store index is incomplete: prepare it again",
-                            str(index_path)) from err
-    sizes = store.shapes.prod(axis=1)
-    if (len(store.names) != len(sizes) or len(store.offsets) != len(sizes) or not len(sizes)
-            or not np.array_equal(store.offsets, np.cumsum(sizes) - sizes)
-            or int(sizes.sum()) != total):
-        raise DataError(path, "store index is inconsistent: prepare it again", str(index_path))
-    return store
-
-
-def _read_index(path: Path, folder_fd: int) -> dict[str, Any]:
-    try:
-        with open(os.open(INDEX_FILE, os.O_RDONLY, dir_fd=folder_fd), "rb") as f:
-            index = json.loads(f.read())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(path, "store index cannot be read: prepare it again", str(err)) from err
-    if not isinstance(index, dict) or index.get("format") != FORMAT:
-        raise DataError(path, f"is not an {FORMAT}", str(path / INDEX_FILE))
-    if index.get("version") != FORMAT_VERSION:
-        raise DataError(path, f"store has format version {index.get('version')!r}, this srnas "
-                        f"reads {FORMAT_VERSION}: prepare it again", index.get("srnas"))
-    body = {k: v for k, v in index.items() if k != "digest"}
-    if index.get("digest") != _digest(body):
-        raise DataError(path, "store index is damaged (digest mismatch): prepare it again",
-                        str(path / INDEX_FILE))
-    return index
 
 
 # -- preparing -------------------------------------------------------------------------------
@@ -338,10 +215,6 @@ def _reason_to_prepare(out: Path, digest: str) -> str | None:
 
 def _mb(shapes: Sequence[Sequence[int]]) -> str:
     return f"{sum(math.prod(s) for s in shapes) / 1e6:,.1f}"
-
-
-def _reason(err: OSError) -> str:
-    return err.strerror or type(err).__name__
 
 
 def _headers(sources: Sequence[_Source]) -> list[list[int]]:
@@ -521,20 +394,45 @@ def store_path_for(folders: Sequence[str | Path], cache_dir: str | Path | None =
 
 
 def store_for_folders(folders: Sequence[str | Path] | str | Path,
-                      cache_dir: str | Path | None = None, *, progress: bool = True,
-                      workers: int | None = None) -> TrainStore:
+                      cache_dir: str | Path | None = None, *, manifest: str | None = None,
+                      progress: bool = True, workers: int | None = None) -> TrainStore:
     """The store of ``folders`` in the node's cache, prepared on first use (once per node:
     concurrent callers wait for the first) and rebuilt, saying so, when a folder's manifest
     (names, sizes, modification times) changed or the store is damaged or from another format.
+
+    ``manifest``: the folders' :func:`folder_manifest` as the caller already knows it (a
+    search's driver computes it once): a store with that manifest is opened without listing
+    the folders, so a trial's cost does not grow with the number of images.
     """
     folder_paths = _check_folders(folders)
     out = store_path_for(folder_paths, cache_dir)
-    digest = folder_manifest(folder_paths)
     try:
         store = open_store(out)
-        if store.manifest_digest == digest:
+        if store.manifest_digest == (manifest or folder_manifest(folder_paths)):
             return store
     except DataError:
         pass
     return prepare_store(folder_paths, out, progress=progress, workers=workers,
                          field=CACHE_ENV)
+
+
+def train_store(folders: Sequence[str | Path] | str | Path,
+                cache_dir: str | Path | None = None, *, manifest: str | None = None,
+                progress: bool = True, workers: int | None = None) -> TrainStore:
+    """The store training reads for ``--train folders``: a folder that is a prepared store
+    (``srnas data prepare --out``, e.g. on shared storage) is opened as it is; image folders
+    go through :func:`store_for_folders` (the node's cache)."""
+    folder_paths = _check_folders(folders)  # a store only alone
+    if is_store(folder_paths[0]):
+        return open_store(folder_paths[0])
+    return store_for_folders(folder_paths, cache_dir, manifest=manifest, progress=progress,
+                             workers=workers)
+
+
+def train_manifest(folders: Sequence[str | Path] | str | Path) -> str | None:
+    """What a driver hands its trials for :func:`train_store` (one listing, in the driver):
+    the folders' manifest, or ``None`` for a prepared store (nothing to compare)."""
+    folder_paths = _check_folders(folders)
+    if any(is_store(f) for f in folder_paths):
+        return None
+    return folder_manifest(folder_paths)

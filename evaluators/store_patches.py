@@ -20,13 +20,13 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from srnas.evaluators.data import _augment, _to_tensor, usable_indices
+from srnas.evaluators.data import NamedImage, PatchSampler, _augment, _to_tensor, usable_indices
 from srnas.evaluators.patches import PatchDataset, crop_pair
 from srnas.evaluators.resize import check_scale
 from srnas.evaluators.store import TrainStore
 from srnas.space.errors import DataError
 
-__all__ = ["StorePatchDataset", "StorePatchSampler"]
+__all__ = ["StorePatchDataset", "StorePatchSampler", "patch_dataset", "patch_sampler"]
 
 
 class _CroppedImages(Sequence[np.ndarray]):
@@ -106,3 +106,21 @@ class StorePatchDataset(PatchDataset):
         self.scale, self.patch, self.seed = images.scale, patch, seed
         self.names = [store.names[int(i)] for i in images.keep]
         self._hr = images  # type: ignore[assignment]
+
+
+def patch_sampler(train: TrainStore | Sequence[NamedImage], scale: int, patch: int,
+                  batch: int, seed: int) -> StorePatchSampler | PatchSampler:
+    """A trial's sampler over its training data: a store's (nothing read up front) or, for
+    decoded images (the built-in photographs), :class:`~evaluators.data.PatchSampler` (LR
+    made up front). The same batches either way for the same images and seed."""
+    if isinstance(train, TrainStore):
+        return StorePatchSampler(train, scale, patch, batch, seed)
+    return PatchSampler(list(train), scale, patch, batch, seed)
+
+
+def patch_dataset(train: TrainStore | Sequence[NamedImage], scale: int, patch: int,
+                  seed: int) -> PatchDataset:
+    """``srnas train``'s dataset over its training data (a store, or decoded images)."""
+    if isinstance(train, TrainStore):
+        return StorePatchDataset(train, scale, patch, seed)
+    return PatchDataset(list(train), scale, patch, seed)

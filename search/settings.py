@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srnas.evaluators.store_format import as_folders, check_train_folders, one_or_more
 from srnas.search.samplers import SAMPLER_TYPES, SAMPLERS
 from srnas.search.schedulers import (
     DEFAULT_TRAIN_SECONDS,
@@ -54,7 +55,8 @@ class SearchSettings:
     # recorded): a laptop search stays bounded when the sampler proposes a heavy network.
     # None: no cap (mo-asha's default); fifo's default is 120 s.
     train_seconds: float | None = SCHEDULER_DEFAULT
-    train: str | None = None
+    # One training folder (a str) or several (a tuple, in order; a list is taken as one).
+    train: str | tuple[str, ...] | None = None
     val: str | None = None
     scale: int = 4
     objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
@@ -66,6 +68,7 @@ class SearchSettings:
     val_every: int | None = None  # None: one mid-training validation (at steps // 2)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "train", one_or_more(self.train))
         defaults = get_scheduler(self.scheduler).defaults  # "scheduler: must be one of [...]"
         for name in DEFAULTED:
             if getattr(self, name) is SCHEDULER_DEFAULT:
@@ -120,9 +123,14 @@ class SearchSettings:
         return ["max" if d == "maximize" else "min" for d in self.directions]
 
 
-def _data_label(folder: str | None) -> str:
-    # The absolute path: on a cluster every node mounts the data at the same place.
-    return "built-in" if folder is None else str(Path(folder).resolve())
+def _data_label(folder: str | tuple[str, ...] | None) -> str | list[str]:
+    # The absolute path: on a cluster every node mounts the data at the same place. Several
+    # training folders: a list (one stays a str, so studies recorded before still match).
+    if folder is None:
+        return "built-in"
+    if isinstance(folder, tuple):
+        return [str(Path(f).resolve()) for f in folder]
+    return str(Path(folder).resolve())
 
 
 def _validate(s: SearchSettings) -> None:
@@ -162,9 +170,11 @@ def _validate(s: SearchSettings) -> None:
         raise ConfigError("study", "must not be empty", s.study)
     if s.seed is not None and not 0 <= s.seed < 2**32:
         raise ConfigError("seed", "must be between 0 and 2**32 - 1", s.seed)
-    for name, folder in (("train", s.train), ("val", s.val)):
+    for name, folder in (*(("train", f) for f in as_folders(s.train)), ("val", s.val)):
         if folder is not None and not Path(folder).is_dir():
             raise ConfigError(name, "must be an existing folder", folder)
+    if s.train is not None:
+        check_train_folders(as_folders(s.train))  # none twice; a store only alone
     if s.val_every is not None and s.val_every < 0:
         raise ConfigError("val_every", "must be >= 0", s.val_every)
     patch = s.space.dims["patch_size"].values()

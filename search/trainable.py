@@ -13,9 +13,10 @@ device); its ``device`` attr says which, its ``gpu_ids`` what Ray assigned.
 from __future__ import annotations
 
 import math
+import os
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray import tune
 
@@ -28,6 +29,9 @@ from srnas.space.contract import (
     STATUS_TRAINING,
     UNTRAINED_VALUES,
 )
+
+if TYPE_CHECKING:
+    from srnas.evaluators.evaluate import DataSpec
 
 NAN = math.nan
 
@@ -57,16 +61,28 @@ def trial_device(gpus_per_trial: float | None) -> str:
     return "cuda" if (gpus_per_trial or 0) > 0 and torch.cuda.is_available() else "cpu"
 
 
+def trial_data(settings: SearchSettings) -> DataSpec:
+    """The trials' data, resolved once in the driver: the training folders' manifest (one
+    listing here, so a trial opens its node's store without listing anything) and the store
+    cache the driver was given (``$SRNAS_CACHE``; unset: each node's platform cache)."""
+    from srnas.evaluators.evaluate import DataSpec
+    from srnas.evaluators.store import CACHE_ENV, train_manifest
+
+    manifest = train_manifest(settings.train) if settings.train is not None else None
+    return DataSpec(settings.train, settings.val, manifest, os.environ.get(CACHE_ENV) or None)
+
+
 def search_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], None]:
     """The search's trial: evaluate one sampled architecture at the search's budget, reporting
     at each rung for the scheduler and once at the end for the searcher."""
     objectives = settings.objectives
     rungs = settings.rungs
+    data = trial_data(settings)
 
     def trainable(config: dict[str, Any]) -> None:
         import torch
 
-        from srnas.evaluators.evaluate import DataSpec, evaluate
+        from srnas.evaluators.evaluate import evaluate
         from srnas.evaluators.recipe import Recipe
         from srnas.space.config import from_dict
 
@@ -99,7 +115,7 @@ def search_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], Non
             train = config.get("train", {})
             # The sampled training dims (lr, batch_size, patch_size) are Recipe's fields.
             recipe = Recipe.brief(steps=settings.steps, seed=settings.seed or 0, **train)
-            result = evaluate(arch, recipe, DataSpec(settings.train, settings.val),
+            result = evaluate(arch, recipe, data,
                               trial_device(settings.gpus_per_trial),
                               seconds=settings.train_seconds,
                               val_every=settings.effective_val_every, val_at=rungs[:-1],

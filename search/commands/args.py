@@ -384,11 +384,14 @@ def add_format(args: Args, formats: Sequence[str] = FORMATS, *, json_alias: bool
 
 def add_data(args: Args, *, train: bool = True, val_help: str | None = None,
              append_val: bool = False) -> None:
-    """``--train DIR`` (HR images) and ``--val DIR`` (a benchmark or HR-only folder)."""
+    """``--train DIR`` (HR images; repeatable: the folders' images together, sub-folders
+    included) and ``--val DIR`` (a benchmark or HR-only folder)."""
     args.uses.add("data")
     if train:
-        args.add("--train", metavar="DIR", type=folder, help="folder of HR training images, "
-                 "any size (default: scikit-image's bundled photographs)")
+        args.add("--train", metavar="DIR", type=folder, action="append",
+                 help="folder of HR training images, any size, sub-folders included; "
+                 "repeat for several (--train DIV2K_train_HR --train Flickr2K_HR), or a store "
+                 "from srnas data prepare (default: scikit-image's bundled photographs)")
     args.add("--val", metavar="DIR", type=folder, action="append" if append_val else None,
              help=val_help or "benchmark folder (HR + LR_bicubic/X<s>) or HR-only folder "
              "(default: held-out bundled photographs)")

@@ -114,8 +114,12 @@ def _run(args: argparse.Namespace, recipe_flags: list[str]) -> int:
             raise ConfigError("scale", f"cannot change on resume: the run trains "
                               f"x{config.scale}", args.scale)
         _same(given, recipe.to_dict())
-        _same({k: str(Path(getattr(args, k)).resolve()) for k in ("train", "val")
-               if getattr(args, k) is not None}, {"train": data.train, "val": data.val})
+        typed = DataSpec(tuple(str(Path(f).resolve()) for f in args.train or ()),
+                         str(Path(args.val).resolve()) if args.val is not None else None)
+        for k in ("train", "val"):  # a flag may repeat the run's folders, not change them
+            if getattr(args, k) is not None and getattr(typed, k) != getattr(data, k):
+                raise ConfigError(k, f"cannot change on resume: the run was started with "
+                                  f"{getattr(data, k)!r}", getattr(args, k))
         if run.step >= recipe.steps:
             from srnas.evaluators.checkpoint import load_checkpoint
             from srnas.evaluators.runs import CHECKPOINT_FILE
@@ -186,7 +190,8 @@ def _print_header(config: ArchConfig, start: FitStart, data: DataSpec, label: st
           + (f"EMA {r.ema:g}" if r.ema else "no EMA")
           + f", batch {r.batch_size}, patch {r.patch_size} HR px, seed {r.seed}"
           + (", bf16 autocast" if r.amp else ""))
-    print(f"  data    train {data.train or 'built-in'} ({start.train_images} images), val "
+    print(f"  data    train {', '.join(data.train_folders) or 'built-in'} "
+          f"({start.train_images} images), val "
           f"{data.val or 'built-in'} ({start.val_images} images)")
     print(f"  run     {device}, {workers} loader workers; checkpoint every {every.checkpoint}, "
           f"validate every {every.validate}, log every {every.log} steps", flush=True)
