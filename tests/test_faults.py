@@ -21,18 +21,22 @@ SRNAS = [sys.executable, "-c", "import sys; from srnas.search.cli import main; "
          "sys.exit(main(sys.argv[1:]))"]
 RUNNING = optuna.trial.TrialState.RUNNING
 COMPLETE = optuna.trial.TrialState.COMPLETE
+# Steps that make a trial last several seconds on a CPU: one then outlives the grace period.
+LONG_STEPS = 600
 
 
-def _search_argv(url: str, space: Path, trials: int) -> list[str]:
+def _search_argv(url: str, space: Path, trials: int, steps: int = 150) -> list[str]:
     return [*SRNAS, "search", "--storage", url, "--study", "f", "--space", str(space),
-            "--steps", "150", "--input", "16x16", "--scale", "2", "--concurrency", "1",
+            "--steps", str(steps), "--input", "16x16", "--scale", "2", "--concurrency", "1",
             "--scheduler", "fifo", "--trials", str(trials)]
 
 
-def _driver(url: str, space: Path, trials: int, env: dict[str, str]) -> subprocess.Popen:
+def _driver(url: str, space: Path, trials: int, env: dict[str, str],
+            steps: int = 150) -> subprocess.Popen:
     """A `srnas search` process in a session of its own (the tests signal it and its Ray)."""
-    return subprocess.Popen(_search_argv(url, space, trials), env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(_search_argv(url, space, trials, steps), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
 
 
 def _states(url: str) -> list[optuna.trial.TrialState]:
@@ -40,6 +44,27 @@ def _states(url: str) -> list[optuna.trial.TrialState]:
         return [t.state for t in optuna.load_study(study_name="f", storage=url).trials]
     except KeyError:  # the study does not exist yet
         return []
+
+
+def _grace(env: dict[str, str]) -> int:
+    """The stale-after period the drivers run with (4 heartbeat intervals)."""
+    interval = int(env["SRNAS_HEARTBEAT_S"])
+    return 4 * interval
+
+
+def _wait_running_longer_than(url: str, seconds: float, timeout: float = 120) -> None:
+    """Until a RUNNING trial started more than ``seconds`` ago (by its own start time): only
+    then does "not stale" show that its driver's heartbeat, not its youth, keeps it alive."""
+    from datetime import datetime
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        trials = optuna.load_study(study_name="f", storage=url).trials
+        started = [t.datetime_start for t in trials if t.state == RUNNING and t.datetime_start]
+        if started and (datetime.now() - min(started)).total_seconds() > seconds:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no trial ran for more than {seconds} s within {timeout} s")
 
 
 def _wait_for(url: str, done: int, timeout: float = 120) -> None:
@@ -70,25 +95,29 @@ def env() -> dict[str, str]:
 def test_a_killed_driver_loses_nothing_and_its_trial_is_failed_on_relaunch(
         tmp_path: Path, space: Path, env: dict[str, str]) -> None:
     url = f"sqlite:///{tmp_path / 'f.db'}"
-    driver = _driver(url, space, 20, env)
+    # Trials long enough (seconds each) that one outlives the grace period while it runs.
+    driver = _driver(url, space, 20, env, steps=LONG_STEPS)
     try:
         _wait_for(url, done=1)
         # A live driver beats for its trials: past the grace period, nothing of it is stale.
-        time.sleep(5)
+        _wait_running_longer_than(url, _grace(env) + 1)
         fix = subprocess.run([*SRNAS, "studies", "list", "--storage", url, "--fix-stale"],
                              env=env, capture_output=True, text=True, timeout=60)
         assert fix.returncode == 0 and "whose driver died" not in fix.stderr, fix.stderr
         assert driver.poll() is None and "FAIL" not in {s.name for s in _states(url)}
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=30)
+        killed = time.monotonic()
     finally:
         if driver.poll() is None:
             driver.kill()
     before = optuna.load_study(study_name="f", storage=url).trials
     complete_before = {t.number: t.values for t in before if t.state == COMPLETE}
     assert RUNNING in [t.state for t in before]  # the killed driver's trial, left behind
-    time.sleep(5)  # past the grace period (4 s)
-    relaunch = subprocess.run(_search_argv(url, space, 2), env=env, capture_output=True,
+    # Its last beat is at most one interval before the kill: once the grace period has passed
+    # since the kill, the trial is stale by definition (a deadline, not a guess).
+    time.sleep(max(0.0, killed + _grace(env) + 1 - time.monotonic()))
+    relaunch = subprocess.run(_search_argv(url, space, 2, LONG_STEPS), env=env, capture_output=True,
                               text=True, timeout=300)
     assert relaunch.returncode == 0, relaunch.stderr[-2000:]
     assert "left RUNNING by a driver that died (lost heartbeat)" in relaunch.stdout
