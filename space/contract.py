@@ -15,6 +15,17 @@ Study level
     ``measurement``: the settings every figure of the study was measured under (see
     :data:`MEASUREMENT_KEYS`). Written once, when the study is created; a launch with other
     settings is refused, so one study never mixes figures that do not compare.
+  - ``bicubic`` (:data:`ATTR_BICUBIC`): the bicubic baseline measured under the study's own
+    settings (scale, validation data, device kind, latency input), written once, at creation
+    or at the first launch of an older study: ``psnr``, ``ssim``, ``images`` (scored like a
+    network, ``srnas evaluate --bicubic``'s path) and ``latency_ms``, ``memory_mb``,
+    ``device``, ``input_hw``, ``method`` (timed as an upsampling on that device). No network
+    that is not above its PSNR is on a front.
+  - ``reference_point`` (:data:`ATTR_REFERENCE_POINT`): the hypervolume's fixed reference,
+    ``{"values": {objective: value}, "rules": {objective: why}}``. Quality objectives take
+    bicubic's value and budgeted ones their budget at creation; the others are fixed at the end
+    of the first launch that completes a feasible trial (its worst value + 10 % of the range).
+    Readers use it for every hypervolume, so adding a trial never moves the figure.
 
 Trial level (user attrs, all JSON-serialisable)
   - ``arch``: the architecture config (``ArchConfig.to_dict()``), ``arch_id`` (canonical)
@@ -38,6 +49,9 @@ Trial level (user attrs, all JSON-serialisable)
     for other trials on the device; ``eval_seconds`` is their sum, the evaluation's wall time
   - ``rung_psnr``: {steps: psnr} for every rung reached (multi-fidelity searches; the last
     rung's PSNR is ``psnr`` for trials that completed their schedule)
+  - ``rung_results`` (:data:`ATTR_RUNG_RESULTS`): {steps: {objective: value}}, the vector the
+    MO-ASHA scheduler ranked the trial by at each rung, written by the deciding driver at
+    decision time (while the trial runs), so other drivers and later launches rank against it
   - ``status``: one of :data:`STATUSES`; ``failure_reason`` for failed trials,
     ``infeasible_reason`` for trials not trained because a budget was already broken
   - ``baseline``: the preset name when the trial evaluated a known config (e.g. "esc-light")
@@ -97,6 +111,13 @@ ATTR_MEASUREMENT = "measurement"
 ATTR_VERSION = "srnas_version"
 # {trial number: reason} for trials failed because their driver died (lost heartbeat).
 ATTR_LOST_TRIALS = "lost_trials"
+# The bicubic baseline under the study's own settings, and the fixed hypervolume reference.
+ATTR_BICUBIC = "bicubic"
+ATTR_REFERENCE_POINT = "reference_point"
+
+# -- trial-level attrs written by the scheduler ------------------------------------------------
+ATTR_RUNG_PSNR = "rung_psnr"
+ATTR_RUNG_RESULTS = "rung_results"
 
 # The measurement settings a study records at creation; two launches compare only if all agree.
 MEASUREMENT_KEYS: dict[str, str] = {
@@ -133,10 +154,14 @@ def _normal(value: Any) -> Any:
 
 
 __all__ = [
+    "ATTR_BICUBIC",
     "ATTR_BUDGETS",
     "ATTR_LOST_TRIALS",
     "ATTR_MEASUREMENT",
     "ATTR_OBJECTIVES",
+    "ATTR_REFERENCE_POINT",
+    "ATTR_RUNG_PSNR",
+    "ATTR_RUNG_RESULTS",
     "ATTR_SCALE",
     "ATTR_SPACE",
     "ATTR_VERSION",

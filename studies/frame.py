@@ -201,7 +201,23 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     objectives = study_objectives(study)
     rows = [trial_row(t, study.study_name, objectives)
             for t in study.get_trials(deepcopy=False)]
-    return _frame(rows, objectives, [study.study_name], training_text(study))
+    frame = _frame(rows, objectives, [study.study_name], training_text(study))
+    return _with_references(frame, [study])
+
+
+def _with_references(frame: pd.DataFrame, studies: Sequence[optuna.Study]) -> pd.DataFrame:
+    """``frame.attrs``: ``bicubic`` (the recorded baseline; of several studies, the one with
+    the highest PSNR: no front member may be below any of them) and ``reference`` (the fixed
+    reference point, when every study records the same one; None otherwise)."""
+    from srnas.studies.reference import bicubic_of, recorded_reference
+
+    attrs = [s.user_attrs for s in studies]
+    bicubics = [b for b in map(bicubic_of, attrs) if b is not None]
+    frame.attrs["bicubic"] = max(bicubics, key=lambda b: b["psnr"]) if bicubics else None
+    references = [recorded_reference(a) for a in attrs]
+    same = all(r == references[0] for r in references)
+    frame.attrs["reference"] = references[0] if references and same else None
+    return frame
 
 
 def training_text(study: optuna.Study) -> list[str]:
@@ -253,8 +269,9 @@ def merge_studies(studies: Sequence[optuna.Study]) -> pd.DataFrame:
                 [s.study_name for s in studies])
         rows += [trial_row(t, study.study_name, objectives)
                  for t in study.get_trials(deepcopy=False)]
-    return _frame(rows, objectives, [s.study_name for s in studies],
-                  [text for s in studies for text in training_text(s)])
+    frame = _frame(rows, objectives, [s.study_name for s in studies],
+                   [text for s in studies for text in training_text(s)])
+    return _with_references(frame, studies)
 
 
 def _objectives_text(objectives: Objectives) -> str:

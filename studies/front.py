@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from srnas.space.contract import BUDGET_KEYS, MEASURE_COLUMNS, OBJECTIVE_DIRECTIONS
 from srnas.space.errors import ConfigError, StudyError
 from srnas.studies import pareto
+from srnas.studies import reference as refs
 from srnas.studies.frame import (
     Objectives,
     hw_text,
@@ -48,6 +49,7 @@ __all__ = [
     "default_reference_point",
     "feasible_candidates",
     "hypervolume",
+    "hypervolume_history",
     "load_study",
     "loss_matrix",
     "merge_studies",
@@ -58,6 +60,7 @@ __all__ = [
     "select_input",
     "study_names",
     "study_objectives",
+    "study_reference_point",
     "trials_frame",
 ]
 
@@ -224,6 +227,31 @@ def default_reference_point(candidates: pd.DataFrame, objectives: Objectives,
     return reference
 
 
+def study_reference_point(attrs: Mapping[str, Any], candidates: pd.DataFrame,
+                          objectives: Objectives, budgets: Mapping[str, float] | None = None,
+                          ) -> tuple[dict[str, float], dict[str, str]]:
+    """(reference point, the rule each coordinate came from). Per objective: a budget given
+    for it here (the box asked about), else the study's fixed reference point
+    (``attrs["reference"]``, see :mod:`srnas.studies.reference`), else today's moving rule
+    over ``candidates`` (:func:`default_reference_point`; rule :data:`refs.RULE_MOVING`)."""
+    recorded = (attrs.get("reference") or {}).get("values") or {}
+    recorded_rules = (attrs.get("reference") or {}).get("rules") or {}
+    values: dict[str, float] = {}
+    rules: dict[str, str] = {}
+    moving = [(n, d) for n, d in objectives
+              if not (budgets and n in budgets and d == "minimize") and n not in recorded]
+    fallback = default_reference_point(candidates, moving) if moving else {}
+    for name, direction in objectives:
+        if budgets and name in budgets and direction == "minimize":
+            values[name], rules[name] = float(budgets[name]), refs.RULE_BUDGET
+        elif name in recorded:
+            values[name] = float(recorded[name])
+            rules[name] = recorded_rules.get(name, "recorded")
+        else:
+            values[name], rules[name] = fallback[name], refs.RULE_MOVING
+    return values, rules
+
+
 def feasible_candidates(frame: pd.DataFrame, budgets: Mapping[str, float] | None = None,
                         device: str | None = None,
                         input_hw: Sequence[int] | str | None = None) -> pd.DataFrame:
@@ -278,7 +306,12 @@ def pareto_front(source: optuna.Study | pd.DataFrame, budgets: Mapping[str, floa
         raise ConfigError("sort", f"must be one of {', '.join(sortable)}", sort)
 
     candidates = feasible_candidates(frame, checked, device, input_hw)
-    front = candidates[non_dominated(candidates, objectives)]
+    # Bicubic costs next to nothing: a network not above its PSNR is dominated by it.
+    bicubic = frame.attrs.get("bicubic")
+    below = refs.below_bicubic(candidates["psnr"].to_numpy(dtype=float, na_value=float("nan")),
+                              bicubic)
+    judged = candidates[~below]
+    front = judged[non_dominated(judged, objectives)]
     ascending = OBJECTIVE_DIRECTIONS.get(sort, "minimize") == "minimize"
     front = front.sort_values([sort, "study", "number"], ascending=[ascending, True, True],
                               na_position="last", kind="stable").reset_index(drop=True)
@@ -292,9 +325,43 @@ def pareto_front(source: optuna.Study | pd.DataFrame, budgets: Mapping[str, floa
         "inputs": _inputs(front),
         "n_candidates": len(candidates),
         "training": list(frame.attrs.get("training", [])),
-        "reference_point": default_reference_point(candidates, objectives, checked),
+        "bicubic": bicubic,
+        "below_bicubic": _labels(candidates[below], len(studies) > 1),
     }
+    front.attrs["reference_point"], front.attrs["reference_rules"] = study_reference_point(
+        frame.attrs, candidates, objectives, checked)
     return front
+
+
+def _labels(rows: pd.DataFrame, merged: bool) -> list[str]:
+    """Trials as the tables name them: ``#3`` (``study#3`` in a merge)."""
+    return [f"{s}#{n}" if merged else f"#{n}" for s, n in zip(rows["study"], rows["number"],
+                                                               strict=True)]
+
+
+def hypervolume_history(frame: pd.DataFrame, every: int, reference: Mapping[str, float],
+                        budgets: Mapping[str, float] | None = None, device: str | None = None,
+                        input_hw: Sequence[int] | str | None = None) -> list[dict[str, Any]]:
+    """Hypervolume of the front after every ``every`` trials in trial order (and after the
+    last), at one ``reference`` point, so the figures compare: ``{"trials", "front",
+    "hypervolume"}`` each. A prefix with no feasible complete trial yet has an empty front."""
+    ordered = frame.sort_values(["study", "number"], kind="stable")
+    total = len(ordered)
+    cuts = list(range(every, total + 1, every))
+    if not cuts or cuts[-1] != total:
+        cuts.append(total)
+    history = []
+    for cut in cuts:
+        prefix = ordered.iloc[:cut]
+        prefix.attrs = dict(frame.attrs)
+        try:
+            front = pareto_front(prefix, budgets=budgets, device=device, input_hw=input_hw)
+        except StudyError:
+            history.append({"trials": cut, "front": 0, "hypervolume": 0.0})
+            continue
+        history.append({"trials": cut, "front": len(front),
+                        "hypervolume": hypervolume(front, reference)})
+    return history
 
 
 def hypervolume(front: pd.DataFrame, reference_point: Mapping[str, float] | None = None,
@@ -341,7 +408,10 @@ def pick(front: pd.DataFrame, how: str) -> pd.Series:
     if how not in PICKS:
         raise ConfigError("pick", f"must be one of {', '.join(PICKS)}", how)
     if front.empty:
-        raise StudyError("pick", "the front is empty", how)
+        below = front.attrs.get("below_bicubic") or []
+        why = (f": all {len(below)} feasible complete trials are not above bicubic's PSNR "
+               "(below bicubic)" if below else "")
+        raise StudyError("pick", f"the front is empty{why}", how)
     if how == "knee":
         return _knee(front)
     keys = {

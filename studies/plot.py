@@ -4,12 +4,16 @@ Every complete trial is a point; memory is the colour; the Pareto front (over al
 objectives) is highlighted, and its PSNR-latency envelope is drawn as a staircase joining the
 front trials that are non-dominated in those two measures alone (joining every front trial in
 latency order would zigzag, since memory keeps some of them on the front). Baseline trials
-(user attr ``baseline``) carry their preset name.
+(user attr ``baseline``) carry their preset name. The study's bicubic baseline is a
+horizontal line at its PSNR (and a point at its latency as an upsampling, when that was timed on
+the same device); trials not above it are drawn apart, marked ``below bicubic``: none is ever
+on the front.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +26,7 @@ from srnas.studies.front import (
     pareto_front,
     trials_frame,
 )
+from srnas.studies.reference import RULE_MOVING, below_bicubic
 
 if TYPE_CHECKING:
     import optuna
@@ -94,11 +99,16 @@ def _layers(source: optuna.Study | pd.DataFrame, budgets: Mapping[str, float] | 
     reference = front.attrs["reference_point"]
     hv = hypervolume(front)
     ref_text = ", ".join(f"{k}={v:.4g}" for k, v in reference.items())
+    fixed = all(r != RULE_MOVING for r in (front.attrs.get("reference_rules") or {}).values())
+    ref_text += " fixed with the study" if fixed else " (not fixed with the study)"
     where = "; ".join(front.attrs["devices"]) or "an unrecorded device"
     if front.attrs.get("inputs"):
         where += f" at input {', '.join(front.attrs['inputs'])}"
     title = (f"{', '.join(frame.attrs['studies'])} on {where}: {len(front)} front trials of "
              f"{len(candidates)}; hypervolume {hv:.4g} at ({ref_text})")
+    below = front.attrs.get("below_bicubic") or []
+    if below:
+        title += f"; {len(below)} below bicubic"
     return others, candidates.dropna(subset=["psnr", "latency_ms"]), front, title
 
 
@@ -109,15 +119,48 @@ def plot_front(source: optuna.Study | pd.DataFrame, out: str | Path, *,
     and ``input_hw`` narrow the trials as in :func:`studies.front.pareto_front`."""
     path = check_plot_out(out)
     others, candidates, front, title = _layers(source, budgets, device, input_hw)
+    bicubic = front.attrs.get("bicubic")
+    below = below_bicubic(candidates["psnr"].to_numpy(dtype=float), bicubic)
+    layers = Layers(others, candidates[~below], candidates[below], front, bicubic,
+                    _same_device(bicubic, front))
     if path.suffix.lower() == ".png":
-        _png(path, others, candidates, front, title, budgets or {})
+        _png(path, layers, title, budgets or {})
     else:
-        _html(path, others, candidates, front, title, budgets or {})
+        _html(path, layers, title, budgets or {})
     return path
 
 
-def _png(path: Path, others: pd.DataFrame, candidates: pd.DataFrame, front: pd.DataFrame,
-         title: str, budgets: Mapping[str, float]) -> None:
+@dataclass
+class Layers:
+    """What a plot draws: the grey ``others``, the feasible trials above bicubic and below
+    it, the front, and bicubic itself (``bicubic_point``: its latency is comparable, i.e. it
+    was timed on the front's device at its input)."""
+
+    others: pd.DataFrame
+    candidates: pd.DataFrame
+    below: pd.DataFrame
+    front: pd.DataFrame
+    bicubic: dict[str, Any] | None
+    bicubic_point: bool
+
+
+def _same_device(bicubic: Mapping[str, Any] | None, front: pd.DataFrame) -> bool:
+    if not bicubic or not isinstance(bicubic.get("latency_ms"), int | float):
+        return False
+    hw = bicubic.get("input_hw")
+    hw_text = f"{hw[0]}x{hw[1]}" if isinstance(hw, list | tuple) and len(hw) == 2 else None
+    return (front.attrs.get("devices") in ([bicubic.get("device")], [])
+            and front.attrs.get("inputs") in ([hw_text], []))
+
+
+def _bicubic_label(bicubic: Mapping[str, Any]) -> str:
+    return f"bicubic ({bicubic['psnr']:.2f} dB)"
+
+
+def _png(path: Path, layers: Layers, title: str, budgets: Mapping[str, float]) -> None:
+    import pandas as pd
+
+    others, candidates, front = layers.others, layers.candidates, layers.front
 
     # A bare Figure (no pyplot): renders with Agg without switching the backend of a notebook
     # that calls this, and leaves no global figure behind.
@@ -140,13 +183,26 @@ def _png(path: Path, others: pd.DataFrame, candidates: pd.DataFrame, front: pd.D
     line = envelope(front)
     ax.step(line["latency_ms"], line["psnr"], where="post", color="crimson", lw=1.2,
             label="PSNR-latency trade-off")
-    for _, row in _baselines(others, candidates).iterrows():
+    if len(layers.below):
+        ax.scatter(layers.below["latency_ms"], layers.below["psnr"], marker="v", s=30,
+                   c="darkorange", label="below bicubic (never on the front)")
+    baselines = _baselines(others, candidates, layers.below)
+    if len(baselines):
+        ax.scatter(baselines["latency_ms"], baselines["psnr"], marker="D", s=40,
+                   facecolors="none", edgecolors="black", label="baselines (--baseline)")
+    for _, row in baselines.iterrows():
         ax.annotate(str(row["baseline"]), (row["latency_ms"], row["psnr"]),
                     textcoords="offset points", xytext=(6, 6), fontsize=9)
+    if layers.bicubic is not None:
+        ax.axhline(layers.bicubic["psnr"], color="darkorange", ls=":", lw=1.2,
+                   label=_bicubic_label(layers.bicubic))
+        if layers.bicubic_point:
+            ax.scatter([layers.bicubic["latency_ms"]], [layers.bicubic["psnr"]], marker="*",
+                       s=120, c="darkorange", label="bicubic as an upsampling")
     if "latency_ms" in budgets:
         ax.axvline(budgets["latency_ms"], color="0.3", ls="--", lw=1,
                    label=f"latency budget {budgets['latency_ms']:g} ms")
-    latency = candidates["latency_ms"]
+    latency = pd.concat([candidates["latency_ms"], layers.below["latency_ms"]])
     if latency.min() > 0 and latency.max() / latency.min() > 20:
         ax.set_xscale("log")
     finish_png(fig, ax, path, title, "latency (ms, median)", "PSNR (dB)")
@@ -188,10 +244,10 @@ def _hover(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _html(path: Path, others: pd.DataFrame, candidates: pd.DataFrame, front: pd.DataFrame,
-          title: str, budgets: Mapping[str, float]) -> None:
+def _html(path: Path, layers: Layers, title: str, budgets: Mapping[str, float]) -> None:
     import plotly.graph_objects as go
 
+    others, candidates, front = layers.others, layers.candidates, layers.front
     fig = go.Figure()
     if len(others):
         fig.add_trace(go.Scatter(x=others["latency_ms"], y=others["psnr"], mode="markers",
@@ -215,9 +271,24 @@ def _html(path: Path, others: pd.DataFrame, candidates: pd.DataFrame, front: pd.
                              hoverinfo="text",
                              marker={"size": 15, "color": "rgba(0,0,0,0)",
                                      "line": {"color": "crimson", "width": 2}}))
-    for _, row in _baselines(others, candidates).iterrows():
+    if len(layers.below):
+        fig.add_trace(go.Scatter(x=layers.below["latency_ms"], y=layers.below["psnr"],
+                                 mode="markers", name="below bicubic (never on the front)",
+                                 marker={"symbol": "triangle-down", "color": "darkorange",
+                                         "size": 9},
+                                 text=_hover(layers.below), hoverinfo="text"))
+    for _, row in _baselines(others, candidates, layers.below).iterrows():
         fig.add_annotation(x=row["latency_ms"], y=row["psnr"], text=str(row["baseline"]),
                            showarrow=True, arrowhead=1)
+    if layers.bicubic is not None:
+        fig.add_hline(y=layers.bicubic["psnr"], line_dash="dot", line_color="darkorange",
+                      annotation_text=_bicubic_label(layers.bicubic))
+        if layers.bicubic_point:
+            fig.add_trace(go.Scatter(x=[layers.bicubic["latency_ms"]],
+                                     y=[layers.bicubic["psnr"]], mode="markers",
+                                     name="bicubic as an upsampling",
+                                     marker={"symbol": "star", "color": "darkorange",
+                                             "size": 14}))
     if "latency_ms" in budgets:
         fig.add_vline(x=budgets["latency_ms"], line_dash="dash",
                       annotation_text=f"latency budget {budgets['latency_ms']:g} ms")

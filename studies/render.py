@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
-# Units of the objectives and measures: the objective registry's (a live view).
-from srnas.space.objectives import UNITS
+# Units and cell formats of the objectives and measures: the objective registry's.
+from srnas.space.objectives import OBJECTIVES, UNITS
+from srnas.studies import reference as refs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -116,21 +117,16 @@ def _visible_columns(front: pd.DataFrame) -> list[str]:
     return columns
 
 
+# Measures that are not objectives but share one's format.
+_FORMAT_OF = {"latency_iqr_ms": "latency_ms"}
+
+
 def _cell(name: str, value: Any) -> str:
     if value is None or (not isinstance(value, (str, dict, list)) and _isna(value)):
         return "-"
-    if name == "psnr":
-        return f"{value:.3f}"
-    if name == "ssim":
-        return f"{value:.4f}"
-    if name in ("latency_ms", "latency_iqr_ms"):
-        return f"{value:.3f}"
-    if name == "memory_mb":
-        return f"{value:.1f}" if value >= 1 else f"{value:.3g}"
-    if name == "params":
-        return f"{int(value):,}"
-    if name == "flops":
-        return _si(int(value))
+    objective = _FORMAT_OF.get(name, name)
+    if objective in OBJECTIVES and not isinstance(value, (str, dict, list)):
+        return OBJECTIVES.get(objective).display(value)
     if name == "node":
         return str(value)[:NODE_ID_CHARS]
     if name == "gpu_ids":
@@ -138,14 +134,6 @@ def _cell(name: str, value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
-
-
-def _si(count: int) -> str:
-    """Multiply-adds with an SI prefix: 91.04G, 5.33M (a tiny test input would read 0.00G)."""
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if abs(count) >= factor:
-            return f"{count / factor:.2f}{prefix}"
-    return str(count)
 
 
 def _plural(n: int, word: str) -> str:
@@ -173,15 +161,66 @@ def front_header(front: pd.DataFrame, hv: float, reference: Mapping[str, float],
     training = "; ".join(attrs.get("training") or []) or "not recorded"
     units = " x ".join(UNITS.get(n, n) for n, _ in objectives)
     ref_text = ", ".join(f"{n}={_number(reference[n])}" for n, _ in objectives)
-    rule = "given with --reference-point" if reference_given else REFERENCE_RULE
+    below = attrs.get("below_bicubic") or []
+    left_off = (f"; {_plural(len(below), 'feasible trial')} not above it left off the front "
+                f"(below bicubic): {_shown(below)}" if below else "")
     return [
         f"study {', '.join(attrs['studies'])} ({storage}): {_plural(len(front), 'trial')} on the "
         f"Pareto front of {_plural(attrs['n_candidates'], 'feasible complete trial')}",
         f"objectives: {', '.join(f'{n} ({d[:3]})' for n, d in objectives)}; device: {devices}; "
         f"input: {inputs}; budgets: {budget_text}",
         f"psnr after training: {training}",
-        f"hypervolume: {_number(hv)} ({units}) at reference point {ref_text} ({rule})",
+        refs.bicubic_text(attrs.get("bicubic")) + left_off,
+        f"hypervolume: {_number(hv)} ({units}) at reference point {ref_text} "
+        f"({reference_rule(front, reference_given)})",
     ]
+
+
+def _shown(labels: Sequence[str], limit: int = 12) -> str:
+    more = f", ... ({len(labels) - limit} more)" if len(labels) > limit else ""
+    return ", ".join(labels[:limit]) + more
+
+
+def reference_rule(front: pd.DataFrame, reference_given: bool) -> str:
+    """Where the reference point came from, per objective: fixed with the study (bicubic, a
+    budget, the first launch's bound) or, for a study that records none, today's moving rule,
+    said so."""
+    if reference_given:
+        return "given with --reference-point"
+    rules = front.attrs.get("reference_rules") or {}
+    if not rules:
+        return REFERENCE_RULE
+    moving = [n for n, r in rules.items() if r == refs.RULE_MOVING]
+    fixed = ", ".join(f"{n}: {r}" for n, r in rules.items() if r != refs.RULE_MOVING)
+    if not moving:
+        return f"fixed with the study; {fixed}"
+    if not fixed:
+        return f"{refs.NOT_RECORDED}: {refs.RULE_MOVING}"
+    return f"{fixed}; {', '.join(moving)}: {refs.RULE_MOVING}, not yet fixed with the study"
+
+
+HISTORY_HEADER = ("trials", "front", "hypervolume")
+
+
+def history_lines(history: Sequence[Mapping[str, Any]], every: int,
+                  markdown: bool = False) -> list[str]:
+    """``srnas pareto --history``: the hypervolume after every ``every`` trials (a title line,
+    a blank line in Markdown, then the table)."""
+    rows = [(str(h["trials"]), str(h["front"]), _number(h["hypervolume"])) for h in history]
+    title = (f"hypervolume after every {_plural(every, 'trial')} (trial order, the reference "
+             "point above):")
+    if markdown:
+        return [title, "", _markdown(rows, HISTORY_HEADER, right={0, 1, 2})]
+    return [title, _align([HISTORY_HEADER, *rows], right={0, 1, 2})]
+
+
+def history_csv(history: Sequence[Mapping[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["trials", "front", "hypervolume"])
+    for h in history:
+        writer.writerow([h["trials"], h["front"], h["hypervolume"]])
+    return out.getvalue()
 
 
 def _front_rows(front: pd.DataFrame) -> tuple[list[str], list[list[str]], set[int]]:
@@ -227,7 +266,10 @@ def front_json(front: pd.DataFrame, records: list[dict[str, Any]], hv: float,
         "n_candidates": attrs["n_candidates"],
         "hypervolume": hv,
         "reference_point": dict(reference),
-        "reference_rule": "given" if reference_given else REFERENCE_RULE,
+        "reference_rule": "given" if reference_given else reference_rule(front, False),
+        "reference_rules": {} if reference_given else dict(attrs.get("reference_rules") or {}),
+        "bicubic": attrs.get("bicubic"),
+        "below_bicubic": list(attrs.get("below_bicubic") or []),
         "trials": records,
     }
     return json.dumps(document, indent=2)

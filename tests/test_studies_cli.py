@@ -85,9 +85,11 @@ def test_pareto_table_header(capsys, db) -> None:
     assert lines[0].startswith("study known (sqlite:///") and "5 trials on the Pareto front of 6"\
         in lines[0]
     assert lines[2] == "psnr after training: 200 steps (fifo)"
-    assert lines[3].startswith("hypervolume: ") and "at reference point psnr=27.6, " \
-        "latency_ms=43.5, memory_mb=322" in lines[3]
-    table = lines[5:]
+    assert lines[3].startswith("bicubic: not recorded with this study")
+    # A study without a recorded reference point: today's moving rule, said so.
+    assert lines[4].startswith("hypervolume: ") and "at reference point psnr=27.6, " \
+        "latency_ms=43.5, memory_mb=322" in lines[4] and "records no fixed reference" in lines[4]
+    table = lines[6:]
     assert table[0].split()[:3] == ["trial", "arch_id", "psnr"]
     assert [int(r.split()[0]) for r in table[1:]] == [8, 1, 0, 2, 4]
 

@@ -45,6 +45,9 @@ def register(sub: Subcommands, name: str) -> list[Args]:
     a.add("--fidelity", type=positive_int, metavar="N",
           help="rank with the PSNR after N training steps where `srnas fidelity` retrained a "
           "trial (column psnr_steps says which budget each PSNR is from)")
+    a.add("--history", type=positive_int, metavar="N",
+          help="also the hypervolume after every N trials (trial order) at the same reference "
+          "point; with --format csv only that history is printed")
     add_storage(a)
     a.run(_run)
     return [a]
@@ -93,13 +96,23 @@ def _front_source(args: argparse.Namespace
 
 
 def _run(args: argparse.Namespace) -> int:
+    import json
+
     from srnas.studies import render
-    from srnas.studies.front import front_records, hypervolume, pareto_front
+    from srnas.studies.front import (
+        front_records,
+        hypervolume,
+        hypervolume_history,
+        pareto_front,
+    )
     from srnas.studies.storage import mask_url
 
     if args.fidelity is not None and args.all_studies:  # refused before any study is read
         raise ConfigError("fidelity", "reads one study's retrains; give a study, not "
                           "--all-studies", args.fidelity)
+    if args.history is not None and args.all_studies:
+        raise ConfigError("history", "follows one study's trial order; give a study, not "
+                          "--all-studies", args.history)
     url, store, study, frame = _front_source(args)
     if study is not None and args.fidelity is not None:
         frame = _with_fidelity(args, store, study, frame)
@@ -110,13 +123,23 @@ def _run(args: argparse.Namespace) -> int:
     reference = reference or front.attrs["reference_point"]
     hv = hypervolume(front, reference)
     storage = mask_url(url)
+    history = None if args.history is None else hypervolume_history(
+        frame, args.history, reference, budgets=budgets(args), device=args.device,
+        input_hw=args.input_hw)
     if args.format == "json":
         text = render.front_json(front, front_records(front), hv, reference, given, storage)
+        if history is not None:
+            document = json.loads(text)
+            document["history"] = {"every": args.history, "points": history}
+            text = json.dumps(document, indent=2)
     elif args.format == "csv":
-        text = render.front_csv(front)
+        text = render.front_csv(front) if history is None else render.history_csv(history)
     else:
         table = render.front_markdown if args.format == "markdown" else render.front_table
         text = table(front, render.front_header(front, hv, reference, given, storage))
+        if history is not None:
+            text += "\n\n" + "\n".join(render.history_lines(
+                history, args.history, markdown=args.format == "markdown"))
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
 
