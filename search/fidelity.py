@@ -30,8 +30,10 @@ from srnas.studies.schema import (
     BRIEF_PSNR,
     BRIEF_STEPS,
     FIDELITY_FORMAT,
+    MAX_STUDY_NAME,
     SOURCE_TRIAL,
     STEPS,
+    check_sibling,
     fidelity_study_name,
 )
 
@@ -208,6 +210,20 @@ def open_sibling(study: optuna.Study, storage: optuna.storages.BaseStorage | str
     return sibling
 
 
+def check_sibling_name(name: str, storage: optuna.storages.BaseStorage) -> None:
+    """The sibling study can be made (its name fits Optuna's column) and, when it exists, is
+    one `srnas fidelity` made for this study: a same-named study of the user's is not written
+    into."""
+    sibling_name = fidelity_study_name(name)
+    if len(sibling_name) > MAX_STUDY_NAME:
+        raise StudyError("study", f"is too long for a fidelity sibling: {sibling_name[:20]}... "
+                         f"would be {len(sibling_name)} characters, Optuna keeps at most "
+                         f"{MAX_STUDY_NAME}", f"{name[:20]}... ({len(name)} characters)")
+    sibling = fid.load_sibling(name, storage)
+    if sibling is not None:
+        check_sibling(sibling.user_attrs, name, len(sibling.get_trials(deepcopy=False)))
+
+
 def plan(settings: FidelitySettings) -> tuple[optuna.Study, optuna.storages.BaseStorage, int,
                                                list[int]]:
     """Every check before anything is written or started: the study, the budget, the trials."""
@@ -217,6 +233,7 @@ def plan(settings: FidelitySettings) -> tuple[optuna.Study, optuna.storages.Base
                          settings.study)
     storage = storage_url.open_for_write(target)
     study = load_study(settings.study, storage)
+    check_sibling_name(study.study_name, storage)
     brief_steps = fid.study_steps(study)
     steps = settings.steps if settings.steps is not None else (
         fid.DEFAULT_FACTOR * brief_steps if brief_steps else None)

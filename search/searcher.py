@@ -24,6 +24,7 @@ from ray.tune.search import Searcher
 
 from srnas.search.record import record_failure, record_result
 from srnas.space.contract import BUDGET_KEYS
+from srnas.studies.schema import check_search_study_name
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class SrnasSearcher(Searcher):
         # The searcher keeps the storage object it opened the study on: the heartbeat needs it,
         # and a study does not hand its storage out publicly.
         self.storage = storage if storage is not None else optuna.storages.InMemoryStorage()
+        check_search_study_name(study_name)  # before a study of a reserved name is created
         # Optuna's TPE when no sampler is given and no pruner: what OptunaSearch did; stopping
         # trials early is the scheduler's job.
         self.study = optuna.create_study(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from srnas.space.contract import STATUS_INFEASIBLE
 from srnas.studies.frame import as_storage, is_feasible, study_names, study_objectives
+from srnas.studies.schema import FIDELITY_SUFFIX, is_fidelity_study, is_sibling_of
 
 if TYPE_CHECKING:
     import optuna
@@ -60,18 +61,42 @@ def summarize(study: optuna.Study) -> dict[str, Any]:
 
 
 def list_studies(storage: BaseStorage | str | None = None) -> list[dict[str, Any]]:
-    """Summaries of every study, by name; an empty storage is an error."""
+    """Summaries of every study, by name; an empty storage is an error.
+
+    A study named like a sibling (``X:fidelity``) that `srnas fidelity` did not make is listed
+    as a study of its own, and not counted as retrains of ``X``."""
     import optuna
 
     from srnas.studies.fidelity import budgets_measured, load_sibling, retrains
 
     store = as_storage(storage)
+    names = study_names(store)
     summaries = []
-    for name in study_names(store):
+    for name in names:
         summary = summarize(optuna.load_study(study_name=name, storage=store))
         # Retrains of `srnas fidelity` live in a sibling study: shown with their source.
         sibling = load_sibling(name, store)
+        if sibling is not None and not is_sibling_of(sibling.user_attrs, name):
+            sibling = None
         summary["fidelity"] = {str(steps): len(retrains(sibling, steps))
                                for steps in budgets_measured(sibling)}
         summaries.append(summary)
-    return summaries
+    for name in _impostors(store):
+        summary = summarize(optuna.load_study(study_name=name, storage=store))
+        summaries.append({**summary, "fidelity": {}})
+    return sorted(summaries, key=lambda s: s["name"])
+
+
+def _impostors(store: BaseStorage) -> list[str]:
+    """Studies named like a sibling that srnas did not make (e.g. by Optuna directly)."""
+    import optuna
+
+    found = []
+    for summary in optuna.get_all_study_summaries(store, include_best_trial=False):
+        name = summary.study_name
+        if not is_fidelity_study(name):
+            continue
+        source = name[: -len(FIDELITY_SUFFIX)]
+        if not is_sibling_of(summary.user_attrs, source):
+            found.append(name)
+    return found

@@ -272,6 +272,10 @@ def check_for_write(url: str | None = None) -> StorageURL:
         if path is not None and path.is_file():
             if not os.access(path, os.R_OK | os.W_OK):
                 raise storage_error(f"{path} cannot be written by this process", target.url)
+            if not os.access(path.resolve().parent, os.W_OK | os.X_OK):
+                # SQLite writes its journal beside the file: the first write would fail.
+                raise storage_error(f"its folder {path.parent} cannot be written by this "
+                                    "process (SQLite keeps its journal there)", target.url)
             probe(target, require_tables=False)  # a file that is not a database says so here
         elif path is not None and not os.access(path.resolve().parent, os.W_OK):
             raise storage_error(f"its folder {path.parent} cannot be written by this process",
