@@ -6,8 +6,14 @@ far, optimizer state, torch's CPU and CUDA generator states) and, in the file's 
 JSON for everything else: the step, the trainer's bookkeeping, the optimizer's hyperparameters,
 numpy's and Python's generator states. One file, so one ``os.replace`` moves the whole state in:
 a kill while writing leaves the previous checkpoint in place and at worst a stray temporary
-file (removed by ``srnas.space.atomic.remove_stale_temps``). A SHA-256 of the tensors, kept
-in the header, turns a damaged file into a one-line error instead of a silently different run.
+file (removed by ``srnas.space.atomic.remove_stale_temps``). A SHA-256 of the tensors and of
+every other header field, kept in the header as ``digest``, turns a damaged or edited file
+(the step, the lr, a generator state) into a one-line error instead of a silently different
+run.
+
+Format ``srnas-checkpoint/1`` (before the header was covered) is still read, by its format:
+its ``sha256`` covers the tensors only, as when it was written. A version-2 file edited to
+claim version 1 has no ``sha256`` and is refused.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ from torch import nn
 from srnas.evaluators.tensorfile import load_strict, save_tensors
 from srnas.space.errors import ConfigError
 
-FORMAT = "srnas-checkpoint/1"
+FORMAT = "srnas-checkpoint/2"
+FORMAT_V1 = "srnas-checkpoint/1"  # digest of the tensors only ("sha256")
+DIGEST = "digest"
 
 Tensors = dict[str, torch.Tensor]
 
@@ -67,17 +75,33 @@ def save_checkpoint(path: str | Path, *, step: int, info: Mapping[str, Any],
         "info": json.dumps(dict(info)),
         "optimizer": json.dumps(optim_json),
         "rng": json.dumps(rng_json),
-        "sha256": _digest(tensors),
     }
+    header[DIGEST] = _digest(tensors, header)
     return save_tensors(tensors, Path(path), header)
 
 
-def _digest(tensors: Mapping[str, torch.Tensor]) -> str:
+def _tensor_hash(tensors: Mapping[str, torch.Tensor]) -> Any:  # a hashlib sha256 object
     h = hashlib.sha256()
     for name in sorted(tensors):
         t = tensors[name]
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+    return h
+
+
+def tensor_digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    """The tensors' SHA-256 alone: the digest of format ``srnas-checkpoint/1``."""
+    return _tensor_hash(tensors).hexdigest()
+
+
+def _digest(tensors: Mapping[str, torch.Tensor], header: Mapping[str, str]) -> str:
+    """SHA-256 of the tensors, then of every header field but the digest itself (sorted; each
+    with its length, so no two headers hash alike by moving text between fields)."""
+    h = _tensor_hash(tensors)
+    for key in sorted(k for k in header if k != DIGEST):
+        value = str(header[key])
+        h.update(f"header|{len(key)}|{key}|{len(value)}|".encode())
+        h.update(value.encode())
     return h.hexdigest()
 
 
@@ -145,7 +169,7 @@ def read_header(path: str | Path) -> dict[str, str]:
             header = dict(handle.metadata() or {})
     except Exception as e:  # safetensors raises its own types for a short or garbled file
         raise _damaged(file, f"unreadable safetensors: {e}") from None
-    if header.get("format") != FORMAT:
+    if header.get("format") not in (FORMAT, FORMAT_V1):
         raise ConfigError("checkpoint", f"is not an srnas checkpoint (format "
                           f"{header.get('format')!r}, expected {FORMAT!r})", str(file))
     return header
@@ -174,8 +198,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         tensors = load_file(str(file))
     except Exception as e:
         raise _damaged(file, f"unreadable tensors: {e}") from None
-    if _digest(tensors) != header.get("sha256"):
-        raise _damaged(file, "its tensors do not match the digest written with them")
+    if header["format"] == FORMAT_V1:
+        if set(header) - {"format", "step", "info", "optimizer", "rng", "sha256"} or \
+                tensor_digest(tensors) != header.get("sha256"):
+            raise _damaged(file, "its tensors do not match the digest written with them")
+    elif _digest(tensors, header) != header.get(DIGEST):
+        raise _damaged(file, "its header or tensors do not match the digest written with them")
     try:
         optim_json = json.loads(header["optimizer"])
         rng = json.loads(header["rng"])
@@ -213,6 +241,7 @@ def load_group(module: nn.Module, checkpoint: Checkpoint, prefix: str) -> None:
 
 __all__ = [
     "FORMAT",
+    "FORMAT_V1",
     "Checkpoint",
     "capture_rng",
     "load_checkpoint",
@@ -221,4 +250,5 @@ __all__ = [
     "read_info",
     "restore_rng",
     "save_checkpoint",
+    "tensor_digest",
 ]
