@@ -48,8 +48,6 @@ class PerTrialSeeded(BaseSampler):
         self._inner.reseed_rng()
 
 
-
-
 def make_sampler(name: str, seed: int | None) -> BaseSampler:
     """The sampler of a search: seeded per trial when a seed is given."""
     return base_sampler(name, None) if seed is None else PerTrialSeeded(name, seed)

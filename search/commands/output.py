@@ -7,19 +7,13 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from srnas.space.errors import ConfigError
-
 if TYPE_CHECKING:
     import pandas as pd
 
 
 def frame_markdown(frame: pd.DataFrame) -> str:
-    """A pipe table (pandas' ``to_markdown``, which needs the tabulate package)."""
-    try:
-        return frame.to_markdown(index=False) + "\n"
-    except ImportError:
-        raise ConfigError("format", "markdown needs the tabulate package (pip install "
-                          "tabulate)", "markdown") from None
+    """A pipe table (pandas' ``to_markdown``, through tabulate: a dependency of srnas)."""
+    return frame.to_markdown(index=False) + "\n"
 
 
 def records_text(records: Sequence[Mapping[str, Any]], fmt: str) -> str:
