@@ -166,6 +166,15 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
         record.init_study(study, settings.objectives, scale=settings.scale,
                           space=settings.space.to_data(), measurement=measurement)
     record.set_budgets(study, settings.budgets)
+    # Fronts are judged against bicubic, measured once under the study's own settings; a new
+    # study fixes its hypervolume reference point now (an older one keeps the moving rule).
+    from srnas.search import references
+    from srnas.studies.frame import study_objectives
+
+    bicubic = references.record_bicubic(study, settings, resources.cpus, gpus, out)
+    if not existed:
+        references.record_initial_reference(study, study_objectives(study), bicubic,
+                                            dict(settings.budgets))
     queued = _enqueue_baselines(study, settings)
     before = len(study.get_trials(deepcopy=False))
     cpus, concurrency = resources.cpus, resources.concurrency
@@ -177,6 +186,8 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
           + (f"; baselines {', '.join(queued)}" if queued else ""), file=out, flush=True)
     print(f"measured under: {describe_measurement(measurement)}", file=out, flush=True)
     scheduler = make_scheduler(settings)
+    if hasattr(scheduler, "attach_history"):
+        attach_history(scheduler, searcher, storage, settings, out)
     note = describe_scheduler(settings)
     if note:
         print(note, file=out, flush=True)
@@ -201,6 +212,7 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
     else:
         unfinished = 0
     wall = time.monotonic() - started
+    references.complete_reference(study, study_objectives(study))
     after = len(study.get_trials(deepcopy=False))
     # Every requested trial ran, or the --time-budget deadline ended proposals: a finished
     # launch. Anything else (Ctrl-C, SIGTERM) is an interrupted one.
@@ -209,6 +221,26 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
     return SearchOutcome(settings.study_name, target.url, after - before, wall,
                          study_summary(study), study, interrupted=interrupted,
                          finished=searcher.finished - unfinished, requested=total)
+
+
+def attach_history(scheduler: Any, searcher: Any, storage: optuna.storages.BaseStorage,
+                   settings: SearchSettings, out: TextIO) -> None:
+    """Rank at each rung against the study's whole history (earlier launches, other drivers),
+    not this launch's results alone (see :mod:`srnas.search.rung_history`)."""
+    from srnas.search.rung_history import RungHistory
+
+    history = RungHistory(storage, settings.study_name, settings.objectives,
+                          scheduler.rungs[:-1])
+
+    def locate(trial_id: str) -> tuple[int, int] | None:
+        trial = searcher.trials.get(trial_id)
+        return None if trial is None else (trial.number, searcher.storage_ids[trial_id])
+
+    scheduler.attach_history(history, locate)
+    sizes = history.sizes()
+    if any(sizes.values()):
+        print("rung history of the study: " + ", ".join(
+            f"{n} result(s) at {r} steps" for r, n in sizes.items()), file=out, flush=True)
 
 
 def check_data(settings: SearchSettings) -> None:
