@@ -54,10 +54,39 @@ def read_metadata(path: str | Path) -> dict[str, str]:
                           str(path)) from None
 
 
+# A config's JSON is a few hundred bytes; a header field far beyond that is not one.
+MAX_ARCH_JSON = 1 << 20
+
+
 def weights_config(path: str | Path) -> ArchConfig | None:
-    """The config recorded in a weights file's header, if any."""
+    """The config recorded in a weights file's header, if any; a header ``arch`` that is not
+    a config (not JSON, nested absurdly deep, of the wrong shape or fields) is one
+    :class:`ConfigError` naming the file."""
     text = read_metadata(path).get("arch")
-    return from_dict(json.loads(text), source=f"{path} arch") if text else None
+    if not text:
+        return None
+    if len(text) > MAX_ARCH_JSON:
+        raise ConfigError("weights", f"record an arch of {len(text):,} characters in their "
+                          "header, not a config", str(path))
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise ConfigError("weights", "record an arch in their header nested too deep to be "
+                          "a config", str(path)) from None
+    except ValueError as e:
+        raise ConfigError("weights", f"record an arch in their header that is not valid JSON "
+                          f"({e})", str(path)) from None
+    if not isinstance(data, dict):
+        raise ConfigError("weights", f"record an arch in their header that is a JSON "
+                          f"{type(data).__name__}, not a config object", str(path))
+    try:
+        return from_dict(data, source=f"{path} arch")
+    except RecursionError:
+        raise ConfigError("weights", "record an arch in their header nested too deep to be "
+                          "a config", str(path)) from None
+    except ConfigError as e:
+        raise ConfigError("weights", f"record an arch in their header that this srnas "
+                          f"rejects: {e}", str(path)) from None
 
 
 def _existing(path: str | Path) -> Path:

@@ -20,6 +20,11 @@ from srnas.search.commands.args import (
 )
 from srnas.space.errors import ConfigError
 
+# The largest latency/memory input: one 4K frame (2160x3840 input pixels, a 16K output at x4).
+# Past it a float32 activation of a 64-channel network alone passes 2 GiB per image; an input
+# of 100000x100000 asked the allocator for 120 GB and died in a traceback.
+MAX_INPUT_PIXELS = 2160 * 3840
+
 SOURCES = ("a training run folder RUN/ (config.yaml + best.safetensors), a .safetensors file, "
            "a config file or a preset (with --weights), or a study with --trial N")
 
@@ -54,15 +59,24 @@ def register(sub: Subcommands, name: str) -> list[Args]:
     return [a]
 
 
+def check_input_size(text: str) -> tuple[int, int]:
+    """``HxW`` within :data:`MAX_INPUT_PIXELS`, checked before any network is built."""
+    from srnas.space.parsing import parse_hw
+
+    h, w = parse_hw(text)
+    if h * w > MAX_INPUT_PIXELS:
+        raise ConfigError("input_hw", f"must be at most {MAX_INPUT_PIXELS:,} input pixels "
+                          f"(one 2160x3840 frame; {text} is {h * w:,})", text)
+    return h, w
+
+
 def _run(args: argparse.Namespace) -> int:
     from srnas.evaluators.benchmark import benchmark
     from srnas.evaluators.benchmark_render import render
     from srnas.search.models import resolve_models
-    from srnas.space.parsing import parse_hw
-
     if not args.val:
         raise ConfigError("val", "is required: a benchmark folder (HR + LR_bicubic/X<s>)")
-    input_hw = parse_hw(args.input_hw) if args.input_hw else None
+    input_hw = check_input_size(args.input_hw) if args.input_hw else None
     models = resolve_models(args.models, args.weights or [], trial=args.trial,
                             storage=args.storage, scale=args.scale, untrained=args.untrained)
     table = benchmark(models, args.val, resolve_auto(args.device), input_hw=input_hw,
