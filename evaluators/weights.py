@@ -69,10 +69,15 @@ def weights_config(path: str | Path) -> ArchConfig | None:
         raise ConfigError("weights", f"record an arch of {len(text):,} characters in their "
                           "header, not a config", str(path))
     try:
-        data = json.loads(text)
+        return _arch_from_json(text, path)
     except RecursionError:
         raise ConfigError("weights", "record an arch in their header nested too deep to be "
                           "a config", str(path)) from None
+
+
+def _arch_from_json(text: str, path: str | Path) -> ArchConfig:
+    try:
+        data = json.loads(text)
     except ValueError as e:
         raise ConfigError("weights", f"record an arch in their header that is not valid JSON "
                           f"({e})", str(path)) from None
@@ -81,9 +86,6 @@ def weights_config(path: str | Path) -> ArchConfig | None:
                           f"{type(data).__name__}, not a config object", str(path))
     try:
         return from_dict(data, source=f"{path} arch")
-    except RecursionError:
-        raise ConfigError("weights", "record an arch in their header nested too deep to be "
-                          "a config", str(path)) from None
     except ConfigError as e:
         raise ConfigError("weights", f"record an arch in their header that this srnas "
                           f"rejects: {e}", str(path)) from None
