@@ -55,9 +55,9 @@ from srnas.evaluators.latency import (
 )
 from srnas.evaluators.lock import device_lock
 from srnas.evaluators.memory import MemoryResult, measure_memory
+from srnas.evaluators.runtime_names import PRECISIONS, RUNTIME_NAMES
 from srnas.space.errors import ConfigError, SrnasError
 
-PRECISIONS = ("fp32", "fp16", "bf16")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # Largest |runtime - PyTorch fp32| accepted on the fixed input in [0, 1). fp32: export's own
 # tolerance. Reduced precisions: 16-bit floats carry 3 (bf16: 2) significant digits and the
@@ -136,6 +136,9 @@ RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
             "none (GPU); the host thread count is recorded",
             "engine device memory + engine bytes (TensorRT's own)"),
 )}
+
+
+assert tuple(RUNTIMES) == RUNTIME_NAMES  # one list of names, the flags' and the registry's
 
 
 def torch_precisions(device: torch.device) -> tuple[str, ...]:

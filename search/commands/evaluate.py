@@ -20,6 +20,7 @@ from srnas.search.commands.args import (
     resolve_auto,
     seed,
 )
+from srnas.search.commands.runtime_flags import add_runtime_flags, runtime_spec
 from srnas.space.errors import ConfigError
 
 
@@ -39,6 +40,7 @@ def register(sub: Subcommands, name: str) -> list[Args]:
     add_data(a)
     add_device(a)
     add_input(a, "latency/memory/FLOPs input size")
+    add_runtime_flags(a)
     a.add("--seed", type=seed, default=0)
     a.add("--bicubic", action="store_true", help="score bicubic up-scaling on --val")
     add_format(a, json_alias=True)
@@ -61,23 +63,72 @@ def _run(args: argparse.Namespace) -> int:
                           args.patch_size)
     recipe = Recipe.brief(steps=args.steps, lr=args.lr, batch_size=args.batch_size,
                           patch_size=args.patch_size, seed=args.seed)
+    device = resolve_auto(args.device)
+    spec = runtime_spec(args, _checked_device(device))  # before anything is trained
+    input_hw = parse_hw(args.input_hw) if args.input_hw else None
     bar = _progress_bar(args.steps, quiet=args.format != "table")
     try:
-        result = evaluate(config, recipe, DataSpec(args.train, args.val),
-                          resolve_auto(args.device), seconds=args.train_seconds,
-                          input_hw=parse_hw(args.input_hw) if args.input_hw else None,
+        result = evaluate(config, recipe, DataSpec(args.train, args.val), device,
+                          seconds=args.train_seconds, input_hw=input_hw,
                           progress=bar.update if bar else None)
     finally:
         if bar is not None:
             bar.close()
     out = result.to_dict()
+    out = _with_runtime(out, config, spec, recipe.seed, device)
     if args.format == "table":
         _print_result(out)
     else:
         from srnas.search.commands.output import records_text
 
         sys.stdout.write(records_text([out], args.format))
-    return 0 if result.status == "ok" else 1
+    return 0 if out["status"] == "ok" else 1
+
+
+def _checked_device(name: str) -> Any:
+    from srnas.evaluators.device import resolve_device
+
+    return resolve_device(name)
+
+
+_MEASURED = ("latency_ms", "latency_iqr_ms", "latency_cv", "latency_foreign_cpu", "memory_mb",
+             "memory_bytes", "memory_method", "dtype")
+
+
+def _with_runtime(out: dict[str, Any], config: Any, spec: Any, seed: int,
+                  device: str) -> dict[str, Any]:
+    """The result's latency and memory as ``spec``'s runtime measures them (eager PyTorch fp32,
+    what evaluate() measured, stays beside them as ``eager_latency_ms``/``eager_memory_mb``).
+
+    A network the runtime cannot run or that disagrees with PyTorch is a failed evaluation
+    with that reason. The runtime's figures replace the eager ones after training, on a network
+    built from the same config and seed: latency and memory do not depend on the weights."""
+    import time
+
+    import torch
+
+    from srnas.evaluators.runtime import RuntimeCheckError
+    from srnas.space.network import build_model
+    from srnas.space.objectives import derived_values
+
+    if (spec.runtime, spec.precision) == ("torch", "fp32"):
+        return {**out, "runtime": "torch", "runtime_version": torch.__version__,
+                "precision": "fp32"}
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    try:
+        measured = spec.measure(build_model(config), tuple(out["input_hw"]), device)
+    except RuntimeCheckError as exc:
+        # No latency or memory under the runtime: the eager figures keep their own names only.
+        kept = {k: v for k, v in out.items() if k not in _MEASURED}
+        return {**kept, "eager_latency_ms": out["latency_ms"], "eager_memory_mb":
+                out["memory_mb"], "runtime": spec.runtime, "precision": spec.precision,
+                "status": "failed", "failure_reason": str(exc)}
+    fields = {k: v for k, v in measured.fields().items() if v is not None}
+    out = {**out, "eager_latency_ms": out["latency_ms"], "eager_memory_mb": out["memory_mb"],
+           **fields}
+    out["phase_seconds"] = {**out["phase_seconds"], "runtime": time.perf_counter() - started}
+    return {**out, **derived_values(out)}
 
 
 class _Bar:
@@ -108,9 +159,16 @@ def _print_result(out: dict[str, Any]) -> None:
                                             if "failure_reason" in out else ""))
     print(f"psnr / ssim {psnr} / {ssim}  after {out['steps']} steps "
           f"({out['train_seconds']:.1f} s)")
-    print(f"latency     {out['latency_ms']:.2f} ms median (IQR {out['latency_iqr_ms']:.2f} ms) "
-          f"at {h}x{w} on {out['device']}, {out['threads']} threads")
-    print(f"memory      {out['memory_mb']:.2f} MB peak ({out['memory_method']})")
+    runtime = f"{out.get('runtime', 'torch')} {out.get('precision', 'fp32')}"
+    if "latency_ms" in out:
+        print(f"latency     {out['latency_ms']:.2f} ms median (IQR {out['latency_iqr_ms']:.2f} "
+              f"ms) at {h}x{w} on {out['device']}, {out['threads']} threads, {runtime}"
+              + (f" (eager PyTorch fp32: {out['eager_latency_ms']:.2f} ms)"
+                 if "eager_latency_ms" in out else ""))
+        print(f"memory      {out['memory_mb']:.2f} MB peak ({out['memory_method']})")
+    else:
+        print(f"latency     - ({runtime} could not measure it; eager PyTorch fp32: "
+              f"{out['eager_latency_ms']:.2f} ms)")
     print(f"params      {out['params']:,}")
     print(f"flops       {out['flops'] / 1e9:.3f} G multiply-adds at {h}x{w}")
     phases = ", ".join(f"{k} {v:.2f}s" for k, v in out["phase_seconds"].items())
