@@ -11,17 +11,24 @@ training, and a rerun skips every (trial, steps) pair already measured.
 from __future__ import annotations
 
 import math
+import os
+import re
+import shutil
+import socket
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 import optuna
 
+from srnas.search.resources import check_trial_resources
 from srnas.search.tuner import run_tuner, start_cluster
 from srnas.space.contract import ATTR_MEASUREMENT, STATUS_FAILED, STATUS_OK, STATUS_TRAINING
-from srnas.space.errors import ConfigError, StudyError
+from srnas.space.errors import ConfigError, StorageError, StudyError
 from srnas.studies import fidelity as fid
 from srnas.studies import storage as storage_url
 from srnas.studies.frame import load_study, nested_attr
@@ -65,10 +72,8 @@ class FidelitySettings:
                               "of fewer pairs says nothing)", self.trials)
         if self.top_k < 1:
             raise ConfigError("top_k", "must be >= 1", self.top_k)
-        if not self.cpus_per_trial > 0:
-            raise ConfigError("cpus_per_trial", "must be positive", self.cpus_per_trial)
-        if self.concurrency is not None and self.concurrency < 1:
-            raise ConfigError("concurrency", "must be >= 1", self.concurrency)
+        # Negative or NaN GPUs left every retrain PENDING forever (Ray takes them silently).
+        check_trial_resources(self.cpus_per_trial, self.gpus_per_trial, self.concurrency)
         if self.seed is not None and not 0 <= self.seed < 2**32:
             raise ConfigError("seed", "must be between 0 and 2**32 - 1", self.seed)
         if len(set(self.numbers)) != len(self.numbers):
@@ -201,6 +206,22 @@ def record_retrain(sibling: optuna.Study, job: dict[str, Any], steps: int,
 
 def open_sibling(study: optuna.Study, storage: optuna.storages.BaseStorage | str
                  ) -> optuna.Study:
+    """Create (or open) the sibling study, with the attrs that mark it as srnas's; a storage
+    that refuses the write is one :class:`StorageError` line."""
+    from sqlalchemy import exc
+
+    try:
+        return _open_sibling(study, storage)
+    except exc.SQLAlchemyError as e:
+        url = getattr(storage, "url", None)
+        where = storage_url.mask_url(url) if isinstance(url, str) else type(storage).__name__
+        reason = storage_url.redact(str(getattr(e, "orig", e)).strip().splitlines()[0],
+                                    url if isinstance(url, str) else "")
+        raise StorageError("storage", f"cannot be written: {reason}", where) from None
+
+
+def _open_sibling(study: optuna.Study, storage: optuna.storages.BaseStorage | str
+                  ) -> optuna.Study:
     sibling = optuna.create_study(study_name=fidelity_study_name(study.study_name),
                                   storage=storage, direction="maximize", load_if_exists=True)
     if sibling.user_attrs.get(ATTR_FIDELITY_OF) is None:
@@ -222,6 +243,41 @@ def check_sibling_name(name: str, storage: optuna.storages.BaseStorage) -> None:
     sibling = fid.load_sibling(name, storage)
     if sibling is not None:
         check_sibling(sibling.user_attrs, name, len(sibling.get_trials(deepcopy=False)))
+
+
+EXPERIMENT_PREFIX = "srnas-fidelity-"
+_EXPERIMENT_RE = re.compile(rf"^{EXPERIMENT_PREFIX}(\d+)@(.+)-[^-]+$")
+
+
+def experiment_prefix() -> str:
+    """Tune's temporary experiment folder of this driver: named by its pid and host, so a
+    later driver can tell a killed one's leftover (:func:`sweep_dead_experiments`)."""
+    return f"{EXPERIMENT_PREFIX}{os.getpid()}@{socket.gethostname()}-"
+
+
+def sweep_dead_experiments(root: Path | None = None) -> list[Path]:
+    """Remove the experiment folders that drivers killed on this host left behind (a process
+    that no longer exists); the folders of live drivers, and of other hosts sharing the
+    temporary folder, stay. Returns what was removed."""
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{EXPERIMENT_PREFIX}*"):
+        match = _EXPERIMENT_RE.match(folder.name)
+        if match is None or match.group(2) != socket.gethostname() or not folder.is_dir():
+            continue
+        if not _process_alive(int(match.group(1))):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def plan(settings: FidelitySettings) -> tuple[optuna.Study, optuna.storages.BaseStorage, int,
@@ -247,40 +303,45 @@ def plan(settings: FidelitySettings) -> tuple[optuna.Study, optuna.storages.Base
 
 
 def run_fidelity(settings: FidelitySettings, out: TextIO | None = None) -> FidelityOutcome:
+    """Plan (read only), then check the data, the cluster (``--address``) and the resources,
+    and only then create or open the sibling study, say what runs, and run it."""
     out = out or sys.stdout
     study, storage, steps, numbers = plan(settings)
     measurement = study.user_attrs.get(ATTR_MEASUREMENT) or {}
-    sibling = open_sibling(study, storage)
-    done = fid.retrains(sibling, steps)
+    done = fid.retrains(fid.load_sibling(study.study_name, storage), steps)
     todo = [n for n in numbers if n not in done]
     skipped = [n for n in numbers if n in done]
     outcome = FidelityOutcome(study, storage, steps, numbers, skipped, 0)
+    train, val = recorded_data(study)
+    scale = int(study.user_attrs.get("scale") or measurement.get("scale") or 4)
+    resources = None
+    if todo:
+        from srnas.evaluators.data import benchmark_set, check_folder
+
+        if train is not None:
+            check_folder(train)
+        if val is not None:
+            benchmark_set(val, scale)
+        resources = start_cluster(settings.address, settings.verbose,
+                                  cpus_per_trial=settings.cpus_per_trial,
+                                  gpus_per_trial_requested=settings.gpus_per_trial,
+                                  concurrency=settings.concurrency)
+    sibling = open_sibling(study, storage)
     print(f"study {study.study_name!r}: retraining {len(todo)} of {len(numbers)} trials for "
           f"{steps} steps (brief: {fid.study_steps(study)} steps)"
           + (f"; {len(skipped)} already measured: {', '.join(map(str, skipped))}"
              if skipped else "") + f"; results in study {sibling.study_name!r}",
           file=out, flush=True)
-    if not todo:
+    if resources is None:
         return outcome
     from ray import tune
 
-    from srnas.evaluators.data import benchmark_set, check_folder
-
-    train, val = recorded_data(study)
-    scale = int(study.user_attrs.get("scale") or measurement.get("scale") or 4)
-    if train is not None:
-        check_folder(train)
-    if val is not None:
-        benchmark_set(val, scale)
-    resources = start_cluster(settings.address, settings.verbose,
-                              cpus_per_trial=settings.cpus_per_trial,
-                              gpus_per_trial_requested=settings.gpus_per_trial,
-                              concurrency=settings.concurrency)
     kind = resources.device_kind
     if measurement.get("device_kind") not in (None, kind):
         print(f"warning: the study was measured on {measurement['device_kind']}, these "
               f"retrains run on {kind}: PSNR does not depend on the device beyond float "
               "rounding, but note it", file=out, flush=True)
+    sweep_dead_experiments()
     jobs = jobs_for(study, todo, steps, settings.seed)
     val_every = settings.val_every if settings.val_every is not None else max(steps // 4, 1)
     from srnas.search.live import RetrainView
@@ -288,7 +349,7 @@ def run_fidelity(settings: FidelitySettings, out: TextIO | None = None) -> Fidel
     view = RetrainView(sibling, steps, out, record_retrain)
     started = time.monotonic()
     run_tuner(retrain_trainable(steps, scale, train, val, val_every, resources.gpus), resources,
-              name=f"{study.study_name}-fidelity", folder_prefix="srnas-fidelity-",
+              name=f"{study.study_name}-fidelity", folder_prefix=experiment_prefix(),
               verbose=settings.verbose, callbacks=[view],
               param_space={"job": tune.grid_search(jobs)})
     outcome.wall_seconds = time.monotonic() - started
@@ -297,5 +358,5 @@ def run_fidelity(settings: FidelitySettings, out: TextIO | None = None) -> Fidel
     return outcome
 
 
-__all__ = ["FidelityOutcome", "FidelitySettings", "jobs_for", "plan", "record_retrain",
-           "recorded_data", "run_fidelity"]
+__all__ = ["FidelityOutcome", "FidelitySettings", "experiment_prefix", "jobs_for", "plan",
+           "record_retrain", "recorded_data", "run_fidelity", "sweep_dead_experiments"]

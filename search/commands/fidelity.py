@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from typing import Any
@@ -19,7 +20,7 @@ from srnas.search.commands.args import (
     positive_int,
     seed,
 )
-from srnas.space.errors import ConfigError
+from srnas.space.errors import ConfigError, SrnasError
 
 
 def register(sub: Subcommands, name: str) -> list[Args]:
@@ -79,20 +80,31 @@ def _run(args: argparse.Namespace) -> int:
     log = sys.stderr if args.format != "table" else sys.stdout
     if args.report_only:
         study, storage, steps, _ = plan(settings)
-        interrupted = False
-    else:
+        _report(args, study, storage, steps)
+        return 0
+    try:
         outcome = run_fidelity(settings, out=log)
-        study, storage, steps = outcome.study, outcome.storage, outcome.steps
-        interrupted = outcome.interrupted
-        if outcome.failed:
-            print(f"{len(outcome.failed)} retrain(s) failed: " + "; ".join(
-                f"trial {n}: {why}" for n, why in outcome.failed), file=log)
-    _report(args, study, storage, steps)
-    if interrupted:
-        print("srnas fidelity: interrupted: run the same command again to retrain what is "
-              "missing", file=sys.stderr)
-        return 130
-    return 0
+    except KeyboardInterrupt:  # Ctrl-C outside Tune's own handling (start-up, a second one)
+        return _interrupted()
+    if outcome.failed:
+        print(f"{len(outcome.failed)} retrain(s) failed: " + "; ".join(
+            f"trial {n}: {why}" for n, why in outcome.failed), file=log)
+    if not outcome.interrupted:
+        _report(args, outcome.study, outcome.storage, outcome.steps)
+        return 0
+    # What is measured so far, when there is enough of it to say anything (too few retrains
+    # yet is no error of the user's: the resume hint is what matters).
+    with contextlib.suppress(SrnasError, KeyboardInterrupt):
+        _report(args, outcome.study, outcome.storage, outcome.steps)
+    return _interrupted()
+
+
+def _interrupted() -> int:
+    """Ctrl-C: 130, as a shell expects of SIGINT, and how to go on (results so far are kept:
+    each retrain is added to the sibling study when it ends)."""
+    print("srnas fidelity: interrupted: run the same command again to retrain what is "
+          "missing (finished retrains are kept)", file=sys.stderr)
+    return 130
 
 
 def _report(args: argparse.Namespace, study: Any, storage: Any, steps: int) -> None:
