@@ -315,14 +315,16 @@ def pareto_front(source: optuna.Study | pd.DataFrame, budgets: Mapping[str, floa
     ascending = OBJECTIVE_DIRECTIONS.get(sort, "minimize") == "minimize"
     front = front.sort_values([sort, "study", "number"], ascending=[ascending, True, True],
                               na_position="last", kind="stable").reset_index(drop=True)
+    shown = front if len(front) else candidates
     front.attrs = {
         "objectives": list(objectives),
         "studies": list(studies),
         "budgets": checked,
         "device": device,
-        "devices": sorted({str(d) for d in front["device"].dropna()}),
+        # An empty front (every candidate below bicubic) still says where they were measured.
+        "devices": sorted({str(d) for d in shown["device"].dropna()}),
         "input_hw": check_input_hw(input_hw),
-        "inputs": _inputs(front),
+        "inputs": _inputs(shown),
         "n_candidates": len(candidates),
         "training": list(frame.attrs.get("training", [])),
         "bicubic": bicubic,

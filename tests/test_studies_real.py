@@ -49,13 +49,26 @@ def test_real_study_list_pareto_and_optuna_agree(capsys, real) -> None:
                            "--storage", real, "-f", "json"], capture_output=True, text=True,
                           check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert main(["pareto", "real", "--storage", real, "--format", "json"]) == 0
-    ours = sorted(t["number"] for t in json.loads(capsys.readouterr().out)["trials"])
-    assert ours == sorted(t["number"] for t in json.loads(done.stdout))
+    document = json.loads(capsys.readouterr().out)
+    ours = sorted(t["number"] for t in document["trials"])
+    # Optuna's front knows nothing of bicubic: ours is its members above bicubic's PSNR (the
+    # study's own, measured by the search), the rest are listed below bicubic.
+    bicubic = document["bicubic"]["psnr"]
+    trials = optuna.load_study(study_name="real", storage=real).trials
+    psnr = {t["number"]: trials[t["number"]].values[0] for t in json.loads(done.stdout)}
+    above = sorted(n for n, p in psnr.items() if p > bicubic)
+    below = sorted(f"#{n}" for n, p in psnr.items() if p <= bicubic)
+    assert ours == above and sorted(document["below_bicubic"]) == below
 
 
 def test_real_export_rebuilds_the_measured_network(capsys, real, tmp_path) -> None:
     out = tmp_path / "knee.yaml"
-    assert main(["export", "real", "--pick", "knee", "--storage", real, "--out", str(out)]) == 0
+    # Two training steps leave the networks below bicubic, so the front may be empty: the
+    # trial is named, not picked from it.
+    complete = [t.number for t in optuna.load_study(study_name="real", storage=real).trials
+                if t.state.name == "COMPLETE"]
+    assert main(["export", "real", "--trial", str(complete[0]), "--storage", real, "--out",
+                 str(out)]) == 0
     capsys.readouterr()
     import yaml
 
