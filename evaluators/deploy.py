@@ -25,17 +25,19 @@ import copy
 import io
 import json
 import logging
+import os
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from glob import escape as glob_escape
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from srnas.evaluators.data import _skimage_data_dir, load_image
-from srnas.space.atomic import atomic_write
+from srnas.space.atomic import TEMP_SUFFIX, atomic_write
 from srnas.space.config import ArchConfig
 from srnas.space.errors import ConfigError, DataError, SrnasError
 from srnas.space.network import SRNet
@@ -239,22 +241,89 @@ def export_checked(model: SRNet, path: str | Path, *, image: str | Path | None =
         raise ConfigError("onnx", "its folder does not exist", str(path))
     inputs = check_inputs(model.config, image)  # a bad image fails before the slow export
     started = time.perf_counter()
-    with atomic_write(target) as tmp:
-        traced = export_onnx(model, tmp, opset=opset, metadata=metadata)
-        try:
-            checks = compare(model, tmp, inputs)
-        except Exception as e:  # onnxruntime's errors: a graph that does not run is a bad file
-            raise ExportCheckError("onnx", f"onnxruntime cannot run the export "
-                                   f"({type(e).__name__}: {e}); nothing written",
-                                   str(path)) from None
-        worst = max(checks, key=lambda c: c.max_abs_diff)
-        if not worst.max_abs_diff <= tolerance:
-            raise ExportCheckError("onnx", f"onnxruntime differs from PyTorch by "
-                                   f"{worst.max_abs_diff:.3g} (tolerance {tolerance:g}) on "
-                                   f"{worst.image}; nothing written", str(path))
+    remove_dead_temps(target)
+    try:
+        with atomic_write(target) as tmp, _held(tmp):
+            traced = export_onnx(model, tmp, opset=opset, metadata=metadata)
+            try:
+                checks = compare(model, tmp, inputs)
+            except Exception as e:  # onnxruntime's: a graph that does not run is a bad file
+                raise ExportCheckError("onnx", f"onnxruntime cannot run the export "
+                                       f"({type(e).__name__}: {e}); nothing written",
+                                       str(path)) from None
+            worst = max(checks, key=lambda c: c.max_abs_diff)
+            if not worst.max_abs_diff <= tolerance:
+                raise ExportCheckError("onnx", f"onnxruntime differs from PyTorch by "
+                                       f"{worst.max_abs_diff:.3g} (tolerance {tolerance:g}) on "
+                                       f"{worst.image}; nothing written", str(path))
+    except SrnasError:
+        raise
+    except Exception as e:  # a full disk, a read-only folder: torch wraps the OSError at times
+        cause = _os_error(e)
+        if cause is None:
+            raise
+        raise ConfigError("onnx", f"cannot be written: {cause.strerror or cause}; nothing "
+                          "written", str(path)) from None
     return OnnxExport(str(target), opset, EXPORTER, traced, min_input_side(model.config),
                       tuple(checks), tolerance, time.perf_counter() - started,
                       target.stat().st_size)
+
+
+def _os_error(error: BaseException) -> OSError | None:
+    """The OSError behind ``error`` (itself, or its cause or context, as torch's exporter
+    re-raises a failed write), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError) and current.errno is not None:
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+@contextlib.contextmanager
+def _held(tmp: Path) -> Iterator[None]:
+    """An exclusive lock on the export's temporary file while it is written and checked: the
+    mark of a live export for :func:`remove_dead_temps` (the kernel drops it when the process
+    dies, however it dies)."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): leftovers are then never removed automatically
+        yield
+        return
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def remove_dead_temps(target: str | Path) -> list[Path]:
+    """Remove the temporary files (``.NAME.onnx.*.tmp``) that killed exports to ``target``
+    left; a live export holds a lock on its own (:func:`_held`) and keeps it."""
+    try:
+        import fcntl
+    except ImportError:
+        return []
+    target = Path(target)
+    removed = []
+    for tmp in sorted(target.parent.glob(f".{glob_escape(target.name)}.*{TEMP_SUFFIX}")):
+        try:
+            fd = os.open(tmp, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # held: an export in progress
+        else:
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+        finally:
+            os.close(fd)
+    return removed
 
 
 def read_onnx_metadata(path: str | Path) -> dict[str, str]:
@@ -274,4 +343,5 @@ def config_of(path: str | Path) -> ArchConfig:
 
 __all__ = ["EXPORTER", "OPSET", "TOLERANCE", "ExportCheckError", "OnnxCheck", "OnnxExport",
            "check_inputs", "check_sizes", "compare", "config_of", "export_checked",
-           "export_onnx", "min_input_side", "read_onnx_metadata", "trace_hw"]
+           "export_onnx", "min_input_side", "read_onnx_metadata", "remove_dead_temps",
+           "trace_hw"]
