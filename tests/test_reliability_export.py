@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,21 +13,14 @@ import pytest
 
 from srnas.evaluators.deploy import remove_dead_temps
 from tests.cli import assert_usage_error, run
+from tests.tmpfs import tmpfs
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs: room for nothing an export writes. Skips where mounting is refused."""
-    folder = tmp_path / "full"
-    folder.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
-                          capture_output=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()[:200]}")
-    try:
+    """A 64 KiB tmpfs: room for nothing an export writes."""
+    with tmpfs(tmp_path / "full", "64k") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
 
 
 def test_export_onto_a_full_disk_is_one_line_and_leaves_nothing(

@@ -10,7 +10,6 @@ is written.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from srnas.studies.schema import (
 from tests.cli import assert_usage_error, run
 from tests.fabricate import fake_trial, make_study
 from tests.test_fidelity import KNOWN, _arch
+from tests.tmpfs import remount_read_only, tmpfs
 
 
 def _study(url: str, name: str = "s") -> optuna.Study:
@@ -127,23 +127,9 @@ def test_fidelity_of_a_study_whose_sibling_name_is_too_long(
 
 @pytest.fixture
 def read_only_folder(tmp_path: Path) -> Iterator[Path]:
-    """A small tmpfs, later remounted read-only (as root, permissions do not make a folder
-    read-only; a read-only mount does). Skips where mounting is not allowed."""
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)],
-                          capture_output=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()[:200]}")
-    try:
+    """A small tmpfs, remounted read-only by the test once its study is in place."""
+    with tmpfs(tmp_path / "ro", "8m") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
-
-
-def _remount_read_only(folder: Path) -> None:
-    subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True,
-                   capture_output=True)
 
 
 def test_fidelity_into_a_read_only_storage_is_one_line(
@@ -153,7 +139,7 @@ def test_fidelity_into_a_read_only_storage_is_one_line(
     made = read_only_folder.parent / "made.db"
     _study(f"sqlite:///{made}")  # made elsewhere: an open database file blocks the remount
     shutil.copy(made, read_only_folder / "study.db")
-    _remount_read_only(read_only_folder)
+    remount_read_only(read_only_folder)
     url = f"sqlite:///{read_only_folder / 'study.db'}"
     before = optuna.get_all_study_names(url)
     assert_usage_error(capsys, "fidelity", "s", "--storage", url, "--steps", "2000",
