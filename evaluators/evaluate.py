@@ -136,8 +136,17 @@ def _train_data(folders: tuple[str, ...], manifest: str | None, cache: str | Non
                 ) -> TrainData:
     if not folders:
         return tuple(bundled_images(DEFAULT_TRAIN))
-    # A bar only on a terminal (srnas train / evaluate); a Ray trial's stderr is a log.
-    return train_store(folders, cache, manifest=manifest, progress=sys.stderr.isatty())
+    return train_store(folders, cache, manifest=manifest, progress=_on_terminal())
+
+
+def _on_terminal() -> bool:
+    """A progress bar only on a terminal (srnas train / evaluate): a Ray trial's stderr is a
+    log (and Ray's stand-in for it has no ``isatty``)."""
+    isatty = getattr(sys.stderr, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except (OSError, ValueError):
+        return False
 
 
 @functools.lru_cache(maxsize=8)

@@ -241,7 +241,8 @@ def _write(tmp: Path, sources: Sequence[_Source], index: dict[str, Any], progres
         n = workers or min(os.cpu_count() or 1, 8)
         bar = _bar(len(jobs), progress)
         digests = []
-        if n <= 1 or len(jobs) < 2:
+        # A daemonic process (a multiprocessing pool's worker) may not start children.
+        if n <= 1 or len(jobs) < 2 or multiprocessing.current_process().daemon:
             _open_worker(str(data))
             try:
                 for job in jobs:

@@ -27,6 +27,7 @@ from srnas.space.version import srnas_version
 COMMANDS: dict[str, str] = {
     "arch": "srnas.search.commands.arch",
     "evaluate": "srnas.search.commands.evaluate",
+    "data": "srnas.search.commands.data",
     "search": "srnas.search.commands.search",
     "train": "srnas.search.commands.train",
     "studies": "srnas.search.commands.studies",

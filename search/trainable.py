@@ -16,6 +16,7 @@ import math
 import os
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ray import tune
@@ -67,9 +68,13 @@ def trial_data(settings: SearchSettings) -> DataSpec:
     cache the driver was given (``$SRNAS_CACHE``; unset: each node's platform cache)."""
     from srnas.evaluators.evaluate import DataSpec
     from srnas.evaluators.store import CACHE_ENV, train_manifest
+    from srnas.evaluators.store_format import as_folders
 
-    manifest = train_manifest(settings.train) if settings.train is not None else None
-    return DataSpec(settings.train, settings.val, manifest, os.environ.get(CACHE_ENV) or None)
+    # Absolute: a trial runs in its own working folder (Ray Tune changes into it).
+    train = tuple(str(Path(f).resolve()) for f in as_folders(settings.train))
+    val = str(Path(settings.val).resolve()) if settings.val is not None else None
+    manifest = train_manifest(train) if train else None
+    return DataSpec(train, val, manifest, os.environ.get(CACHE_ENV) or None)
 
 
 def search_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], None]:
