@@ -24,14 +24,28 @@ def study_summary(study: optuna.Study) -> dict[str, Any]:
     stopped = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
     infeasible = [t for t in done if t.user_attrs.get("status") == STATUS_INFEASIBLE
                   or any(v > 0 for v in t.constraints.values())]
-    front = study.best_trials if done else []
-    psnrs = [t.user_attrs["psnr"] for t in front
-             if isinstance(t.user_attrs.get("psnr"), int | float)
-             and t.user_attrs.get("status") != STATUS_INFEASIBLE]
+    front_size, psnrs = _front(study) if done else (0, [])
     return {"complete": len(done), "failed": len(failed), "running": len(running),
             "stopped": len(stopped),
-            "infeasible": len(infeasible), "front": len(front),
+            "infeasible": len(infeasible), "front": front_size,
             "best_psnr": max(psnrs) if psnrs else None}
+
+
+def _front(study: optuna.Study) -> tuple[int, list[float]]:
+    """Size and PSNRs of the study's front as ``srnas pareto`` draws it (feasible, above
+    bicubic); Optuna's own ``best_trials`` where that front cannot be drawn yet (e.g. trials
+    on more than one device)."""
+    from srnas.space.errors import SrnasError
+    from srnas.studies.front import pareto_front
+
+    try:
+        front = pareto_front(study)
+        return len(front), [float(v) for v in front["psnr"].dropna()]
+    except SrnasError:
+        best = study.best_trials
+        return len(best), [t.user_attrs["psnr"] for t in best
+                           if isinstance(t.user_attrs.get("psnr"), int | float)
+                           and t.user_attrs.get("status") != STATUS_INFEASIBLE]
 
 
 # Tune colours parts of a worker's traceback.
