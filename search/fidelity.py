@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 import optuna
 
-from srnas.search.resources import check_trial_resources
+from srnas.search.resources import check_storage_retry, check_trial_resources
 from srnas.search.tuner import run_tuner, start_cluster
 from srnas.space.contract import ATTR_MEASUREMENT, STATUS_FAILED, STATUS_OK, STATUS_TRAINING
 from srnas.space.errors import ConfigError, StorageError, StudyError
@@ -65,6 +65,7 @@ class FidelitySettings:
     seed: int | None = None  # None: each trial's recorded training seed
     verbose: bool = False
     val_every: int | None = None  # progress validations (None: 4 along the way)
+    storage_retry_s: float | None = None  # None: srnas.studies.retry.DEFAULT_STORAGE_RETRY_S
 
     def __post_init__(self) -> None:
         if self.trials < fid.MIN_PAIRS:
@@ -74,6 +75,7 @@ class FidelitySettings:
             raise ConfigError("top_k", "must be >= 1", self.top_k)
         # Negative or NaN GPUs left every retrain PENDING forever (Ray takes them silently).
         check_trial_resources(self.cpus_per_trial, self.gpus_per_trial, self.concurrency)
+        check_storage_retry(self.storage_retry_s)
         if self.seed is not None and not 0 <= self.seed < 2**32:
             raise ConfigError("seed", "must be between 0 and 2**32 - 1", self.seed)
         if len(set(self.numbers)) != len(self.numbers):
@@ -287,7 +289,7 @@ def plan(settings: FidelitySettings) -> tuple[optuna.Study, optuna.storages.Base
     if not storage_url.exists(target):
         raise StudyError("study", f"does not exist: {target.masked} holds no studies yet",
                          settings.study)
-    storage = storage_url.open_for_write(target)
+    storage = storage_url.open_for_write(target, retry_s=settings.storage_retry_s)
     study = load_study(settings.study, storage)
     check_sibling_name(study.study_name, storage)
     brief_steps = fid.study_steps(study)

@@ -36,4 +36,11 @@ def check_time_budget(seconds: float | None) -> None:
         raise ConfigError("time_budget_s", "must be a positive number of seconds", seconds)
 
 
-__all__ = ["check_time_budget", "check_trial_resources"]
+def check_storage_retry(seconds: float | None) -> None:
+    """How long a writer waits out a database outage (None: the default): finite, >= 0."""
+    if seconds is not None and not (_finite(seconds) and seconds >= 0):
+        raise ConfigError("storage_retry_s", "must be a finite number of seconds >= 0",
+                          seconds)
+
+
+__all__ = ["check_storage_retry", "check_time_budget", "check_trial_resources"]

@@ -177,6 +177,10 @@ class StorageURL:
     def masked(self) -> str:
         return mask_url(self.url)
 
+    def redact(self, text: str) -> str:
+        """``text`` (a driver's message) with this URL's secrets taken out."""
+        return redact(text, self.url)
+
     def engine_kwargs(self) -> dict[str, Any]:
         """SQLAlchemy engine settings: a connect timeout and a bounded pool for a server
         (:data:`POOL_KWARGS`); SQLite keeps SQLAlchemy's defaults (a file, no server)."""
@@ -308,19 +312,29 @@ def _rdb(target: StorageURL, *, heartbeat: bool, **kwargs: Any) -> RDBStorage:
                                           **kwargs)
 
 
-def open_for_write(target: StorageURL) -> RDBStorage:
+def open_for_write(target: StorageURL, *, retry_s: float | None = None) -> RDBStorage:
     """An ``RDBStorage`` object with heartbeats (srnas's searcher and the heartbeat thread
     share the object, hence one connection pool, rather than each opening the URL). Drivers
     starting together on an empty storage race to create Optuna's schema (an IntegrityError
     on ``alembic_version``, or on PostgreSQL's ``CREATE TYPE``): the loser retries, and finds
-    the schema made."""
+    the schema made.
+
+    On a database server, every later connection waits out an outage for ``retry_s`` seconds
+    (None: :data:`srnas.studies.retry.DEFAULT_STORAGE_RETRY_S`; 0: no waiting), see
+    :mod:`srnas.studies.retry`; opening itself is not retried (a dead host fails in seconds)."""
     import time
 
     from sqlalchemy import exc
 
+    from srnas.studies.retry import DEFAULT_STORAGE_RETRY_S, wait_out_outages
+
     for attempt in range(8):
         try:
-            return _rdb(target, heartbeat=True)
+            storage = _rdb(target, heartbeat=True)
+            if target.dialect in ("postgresql", "mysql"):
+                wait_out_outages(storage, DEFAULT_STORAGE_RETRY_S if retry_s is None
+                                 else retry_s, target.masked, scrub=target.redact)
+            return storage
         except (exc.IntegrityError, exc.ProgrammingError, exc.OperationalError) as error:
             if attempt == 7 or not _schema_race(error):
                 raise storage_error(f"cannot be opened: {_reason(error, target.url)}",

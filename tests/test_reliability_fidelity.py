@@ -42,6 +42,8 @@ def url(tmp_path: Path) -> str:
     ("cpus_per_trial", {"cpus_per_trial": math.nan}),
     ("cpus_per_trial", {"cpus_per_trial": -2.0}),
     ("concurrency", {"concurrency": 0}),
+    ("storage_retry_s", {"storage_retry_s": math.nan}),
+    ("storage_retry_s", {"storage_retry_s": -1.0}),
 ])
 def test_fidelity_settings_refuse_requests_ray_would_leave_pending(field: str,
                                                                    kwargs: dict) -> None:

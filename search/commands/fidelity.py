@@ -54,6 +54,9 @@ def register(sub: Subcommands, name: str) -> list[Args]:
           "else 0")
     a.add("--seed", type=seed, help="training seed (default: each trial's recorded training "
           "seed, i.e. the search's)")
+    a.add("--storage-retry-s", type=nonnegative_float, metavar="SECONDS",
+          help="how long to wait for the study database when it goes away mid-run (a restart, "
+          "a failover) before giving up (default 180; 0: do not wait)")
     a.add("--verbose", action="store_true", help="show Ray's own logs")
     a.run(_run)
     return [a]
@@ -75,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
         numbers=tuple(args.trial), include_pruned=args.include_pruned, top_k=args.top_k,
         address=args.address, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, concurrency=args.concurrency, seed=args.seed,
-        verbose=args.verbose)
+        verbose=args.verbose, storage_retry_s=args.storage_retry_s)
     # Progress goes to stderr when the report is machine-readable, so stdout stays parseable.
     log = sys.stderr if args.format != "table" else sys.stdout
     if args.report_only:
