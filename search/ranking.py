@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping, Sequence
-from typing import TypeVar
-
-import numpy as np
+from typing import TYPE_CHECKING, TypeVar
 
 from srnas.space.errors import ConfigError
-from srnas.studies import pareto
+
+if TYPE_CHECKING:
+    import numpy as np
 
 K = TypeVar("K", bound=Hashable)
 
@@ -50,6 +50,10 @@ def default_min_steps(steps: int, eta: int) -> int:
 
 
 def _losses(vectors: Mapping[K, Sequence[float]], maximize: Sequence[bool]) -> np.ndarray:
+    # numpy is imported on the first decision, not with the scheduler table: `srnas --help`
+    # reads that table.
+    from srnas.studies import pareto
+
     return pareto.losses([vectors[k] for k in vectors], maximize)
 
 
@@ -60,6 +64,8 @@ def rank(vectors: Mapping[K, Sequence[float]], maximize: Sequence[bool]) -> list
     keys = list(vectors)
     if not keys:
         return []
+    from srnas.studies import pareto
+
     return [keys[i] for i in pareto.order(_losses(vectors, maximize))]
 
 
@@ -72,6 +78,8 @@ def promote(key: K, vectors: Mapping[K, Sequence[float]], maximize: Sequence[boo
     keep = math.ceil(len(vectors) / eta)
     # Only the front the cut falls in is ordered: the decision is membership of the top keep.
     position = list(vectors).index(key)
+    from srnas.studies import pareto
+
     return position in pareto.order(_losses(vectors, maximize), limit=keep)
 
 
