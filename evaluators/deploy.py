@@ -117,7 +117,10 @@ def check_inputs(config: ArchConfig, image: str | Path | None = None
     """Centre crops of ``image`` (default: a bundled photograph) at :func:`check_sizes`, as
     (name, RGB uint8); an image smaller than a crop is used at its own size."""
     path = Path(image) if image is not None else _skimage_data_dir() / CHECK_PHOTO
-    photo = load_image(path)
+    try:
+        photo = load_image(path)
+    except DataError as e:  # load_image names the file as its field: this one is a flag's
+        raise DataError("check_image", f"cannot be used: {e.rule}", str(path)) from None
     smallest = min_input_side(config)
     if min(photo.shape[:2]) < smallest:
         raise DataError("check_image", f"needs sides of at least {smallest} pixels for this "

@@ -58,3 +58,16 @@ def test_the_next_export_cleans_the_leftover(tmp_path: Path,
                          "--onnx", str(target))
     assert code == 0, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+@pytest.mark.parametrize("content", [None, b"not an image"])
+def test_a_bad_check_image_names_the_flag(tmp_path: Path, content: bytes | None,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    image = tmp_path / "photo.png"
+    if content is not None:
+        image.write_bytes(content)
+    target = tmp_path / "m.onnx"
+    line = assert_usage_error(capsys, "export", "tiny", "--untrained", "--scale", "2",
+                              "--onnx", str(target), "--check-image", str(image),
+                              needles=("srnas export: error: --check-image: cannot be used",))
+    assert str(image) in line and not target.exists()
