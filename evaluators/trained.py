@@ -85,7 +85,11 @@ def from_run(folder: str | Path) -> Trained:
     run = Path(folder)
     if not is_run_folder(run):
         raise ConfigError("run", f"must be a training run folder holding {RUN_CONFIG}", str(folder))
-    config = load_config(run / RUN_CONFIG)
+    try:
+        config = load_config(run / RUN_CONFIG)
+    except RecursionError:  # YAML/JSON nested thousands deep: the parser's stack, not a config
+        raise ConfigError("run", f"{RUN_CONFIG} is nested too deep to be a config",
+                          str(folder)) from None
     weights = next((run / n for n in RUN_WEIGHTS if (run / n).is_file()), None)
     if weights is None:
         raise ConfigError("run", f"holds no weights ({' or '.join(RUN_WEIGHTS)})", str(folder))

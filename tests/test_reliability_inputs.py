@@ -87,3 +87,15 @@ def test_the_input_bound_admits_a_4k_frame(val: Path) -> None:
     assert MAX_INPUT_PIXELS == 2160 * 3840
     with pytest.raises(ConfigError):
         check_input_size("2161x3840")
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, "a:\n" + "  - " * 1 + "[" * 50_000])
+def test_a_run_folder_whose_config_is_nested_absurdly_deep_is_one_line(
+        tmp_path: Path, val: Path, text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    run_folder = tmp_path / "run"
+    run_folder.mkdir()
+    (run_folder / "config.yaml").write_text(text)
+    save_weights(build_model(get_preset("tiny", 2)), run_folder / "best.safetensors",
+                 get_preset("tiny", 2))
+    assert_usage_error(capsys, "benchmark", str(run_folder), "--val", str(val),
+                       needles=("config.yaml",))
