@@ -5,6 +5,7 @@ size trials against the nodes, keep Tune quiet. Shared by ``srnas search`` and
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 from typing import Any
@@ -142,6 +143,8 @@ def gpus_per_trial(requested: float | None) -> float:
                    if n.get("Alive")), default=0.0)
     if requested is None:
         return 1.0 if largest >= 1 else 0.0
+    if not math.isfinite(requested) or requested < 0:
+        raise ConfigError("gpus_per_trial", "must be a finite number >= 0", requested)
     if requested > largest:
         total = float(ray.cluster_resources().get("GPU", 0))
         raise ConfigError("gpus_per_trial", f"must not exceed the {largest:g} GPU(s) Ray sees "
