@@ -193,6 +193,27 @@ def test_slow_networks_stop_at_the_floor_of_runs_once_past_the_maximum_time(
     assert slow.median_ms == pytest.approx(1500.0)
 
 
+def test_time_runs_is_the_loop_every_runtime_shares(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(latency_mod, "time", _CLOCK)
+    calls: list[str] = []
+    settled: list[int] = []
+
+    def run() -> None:  # a runtime's one inference: 2 fake ms
+        _CLOCK.now += 2e-3
+        calls.append("run")
+
+    timing = latency_mod.time_runs(run, latency_mod.wall_ms(run), warmup=3, runs=4,
+                                   min_warmup_s=0.0, min_timed_s=0.0,
+                                   settle=lambda: settled.append(len(calls)))
+    assert (timing.warmup, len(timing.times), len(calls)) == (3, 4, 7)
+    assert settled == [3]  # after the warm-up, before the first timed run
+    assert timing.times == pytest.approx([2.0] * 4)
+    result = latency_mod.latency_result(timing, (8, 8), torch.device("cpu"), "float32", 1,
+                                        runtime="onnxruntime", settings={"threads": 1})
+    assert (result.median_ms, result.iqr_ms, result.runs) == (pytest.approx(2.0), 0.0, 4)
+    assert result.runtime == "onnxruntime" and result.to_dict()["settings"] == {"threads": 1}
+
+
 def test_threads_are_set_for_the_measurement_only(tiny: torch.nn.Module) -> None:
     before = torch.get_num_threads()
     assert measure_latency(tiny, (16, 16), "cpu", threads=1, **FAST).threads == 1
