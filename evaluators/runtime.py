@@ -143,6 +143,8 @@ assert tuple(RUNTIMES) == RUNTIME_NAMES  # one list of names, the flags' and the
 
 def torch_precisions(device: torch.device) -> tuple[str, ...]:
     if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return ()
         return ("fp32", "fp16", "bf16") if torch.cuda.is_bf16_supported() else ("fp32", "fp16")
     # fp16 convolutions on a CPU are emulated (slower than fp32): no deployment runs them.
     return ("fp32", "bf16")
@@ -196,6 +198,9 @@ class RuntimeMeasurement:
     check_max_abs_diff: float | None  # None for torch (it is the reference)
     tolerance: float | None
     export_seconds: float | None
+    # Where it was measured when not in the calling process (search.target: measured_node,
+    # measured_host, measured_device, target, measure_seconds ...).
+    where: dict[str, Any] = field(default_factory=dict)
 
     @property
     def memory_is_proxy(self) -> bool:
@@ -206,17 +211,23 @@ class RuntimeMeasurement:
         d["latency"], d["memory"] = self.latency.to_dict(), self.memory.to_dict()
         return d
 
+    def conditions(self) -> dict[str, Any]:
+        """How the figures were taken, beside the figures a trial records: the runtime, its
+        version and settings, the precision, the check against PyTorch, where."""
+        lat = self.latency
+        return {"runtime": self.runtime, "runtime_version": lat.runtime_version,
+                "precision": self.precision, "runtime_settings": dict(lat.settings),
+                "runtime_check_max_abs_diff": self.check_max_abs_diff, **self.where}
+
     def fields(self) -> dict[str, Any]:
-        """The flat fields a trial records (EvalResult's names plus the runtime's)."""
+        """The flat fields a trial records (EvalResult's names plus :meth:`conditions`)."""
         lat = self.latency
         return {
             "latency_ms": lat.median_ms, "latency_iqr_ms": lat.iqr_ms, "latency_cv": lat.cv,
             "latency_foreign_cpu": lat.foreign_cpu, "memory_mb": self.memory.peak_mb,
             "memory_bytes": self.memory.peak_bytes, "memory_method": self.memory.method,
             "device": lat.device, "dtype": lat.dtype, "threads": lat.threads,
-            "runtime": self.runtime, "runtime_version": lat.runtime_version,
-            "precision": self.precision, "runtime_settings": dict(lat.settings),
-            "runtime_check_max_abs_diff": self.check_max_abs_diff,
+            **self.conditions(),
         }
 
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import ray
@@ -146,13 +147,20 @@ class TargetMeasurement:
     task_seconds: float  # on the node: build + export + check + timing
     total_seconds: float  # at the caller: dispatch + waiting for the node + the task
 
-    def fields(self) -> dict[str, Any]:
-        """The trial's measured figures plus where they were measured (``measured_*``)."""
-        return {**self.measurement.fields(), "target": self.target,
-                "measured_node": self.node, "measured_host": self.host,
-                "measured_device": self.device,
-                "measure_seconds": self.total_seconds,
+    def where(self) -> dict[str, Any]:
+        """Where and at what cost it was measured (``measured_*``, beside the trial's own
+        ``node``/``host``, where it trained)."""
+        return {"target": self.target, "measured_node": self.node, "measured_host": self.host,
+                "measured_device": self.device, "measure_seconds": self.total_seconds,
                 "measure_dispatch_seconds": max(0.0, self.total_seconds - self.task_seconds)}
+
+    def located(self) -> RuntimeMeasurement:
+        """The measurement with :meth:`where` in it (what ``evaluate``'s hook records)."""
+        return replace(self.measurement, where=self.where())
+
+    def fields(self) -> dict[str, Any]:
+        """The trial's measured figures plus where they were measured."""
+        return self.located().fields()
 
 
 def _lost(target: str, why: str) -> TargetLost:
@@ -210,5 +218,18 @@ def measure_on_target(config: ArchConfig, input_hw: tuple[int, int] | None, targ
                              where["device"], task_s, time.perf_counter() - started)
 
 
+def target_measurer(target: str, spec: RuntimeSpec | None = None, *, device: str = "auto",
+                    seed: int = 0, timeout_s: float | None = None
+                    ) -> Callable[[Any, Any, Any], RuntimeMeasurement]:
+    """A ``measure(model, input_hw, device)`` for ``evaluate``: measures ``model.config`` on
+    target node ``target`` (the trial's own device is not used; ``device`` is the target's)."""
+
+    def measure(model: Any, input_hw: Any, _trial_device: Any) -> RuntimeMeasurement:
+        return measure_on_target(model.config, input_hw, target, spec, device=device,
+                                 seed=seed, timeout_s=timeout_s).located()
+
+    return measure
+
+
 __all__ = ["PREFIX", "TargetLost", "TargetMeasurement", "advertised_targets", "check_target",
-           "measure_on_target", "resource", "target_name", "target_nodes"]
+           "measure_on_target", "resource", "target_measurer", "target_name", "target_nodes"]

@@ -24,9 +24,11 @@ from srnas.search.target import (  # noqa: E402
     check_target,
     measure_on_target,
     resource,
+    target_measurer,
     target_name,
 )
 from srnas.space.errors import ConfigError  # noqa: E402
+from srnas.space.network import build_model  # noqa: E402
 from srnas.space.presets import get_preset  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -88,6 +90,15 @@ def test_a_measurement_runs_on_the_target_node(cluster) -> None:
     assert 0 < done.task_seconds <= done.total_seconds
     assert done.measurement.check_max_abs_diff <= 1e-4
     assert done.measurement.latency.input_hw == (32, 32)
+
+
+def test_target_measurer_is_evaluates_measure_hook(cluster) -> None:
+    measure = target_measurer("edge", RuntimeSpec("onnxruntime", options=FAST), device="cpu")
+    done = measure(build_model(get_preset("tiny", scale=4)), (24, 24), "cpu")
+    conditions = done.conditions()  # what evaluate() records beside the figures
+    assert conditions["measured_node"] == cluster["edge"].node_id
+    assert conditions["runtime"] == "onnxruntime" and conditions["target"] == "edge"
+    assert done.latency.input_hw == (24, 24) and done.memory.method.startswith("proxy:")
 
 
 def test_a_target_that_leaves_fails_the_waiting_measurement(cluster) -> None:

@@ -64,7 +64,7 @@ def _run(args: argparse.Namespace) -> int:
     recipe = Recipe.brief(steps=args.steps, lr=args.lr, batch_size=args.batch_size,
                           patch_size=args.patch_size, seed=args.seed)
     device = resolve_auto(args.device)
-    spec = runtime_spec(args, _checked_device(device))  # before anything is trained
+    spec = runtime_spec(args, device)  # before anything is trained
     input_hw = parse_hw(args.input_hw) if args.input_hw else None
     bar = _progress_bar(args.steps, quiet=args.format != "table")
     try:
@@ -83,12 +83,6 @@ def _run(args: argparse.Namespace) -> int:
 
         sys.stdout.write(records_text([out], args.format))
     return 0 if out["status"] == "ok" else 1
-
-
-def _checked_device(name: str) -> Any:
-    from srnas.evaluators.device import resolve_device
-
-    return resolve_device(name)
 
 
 _MEASURED = ("latency_ms", "latency_iqr_ms", "latency_cv", "latency_foreign_cpu", "memory_mb",

@@ -64,6 +64,10 @@ def runtime_spec(args: argparse.Namespace, device: Any = None, **options: Any) -
     runtime = getattr(args, "runtime", DEFAULT_RUNTIME)
     precision = getattr(args, "precision", DEFAULT_PRECISION)
     if device is not None and getattr(args, "target", None) is None:
+        if isinstance(device, str):
+            from srnas.evaluators.device import resolve_device
+
+            device = resolve_device(device)  # "--device: CUDA was asked for but ..." first
         check_runtime(runtime, precision, device)
     return RuntimeSpec(runtime, precision, options=options)
 
