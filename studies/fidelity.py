@@ -4,7 +4,11 @@ Reads a study and its sibling ``STUDY:fidelity`` (see :mod:`srnas.studies.schema
 trials to retrain, the (brief, long) PSNR pairs, and the agreement between the two rankings --
 Kendall's tau and Spearman's rho with paired-bootstrap 95 % intervals (scipy.stats), the
 overlap of the top k, and whether the brief front's members stay non-dominated when the long
-PSNR replaces the brief one. No torch and no Ray: the retraining itself is search/'s job.
+PSNR replaces the brief one. Per rung of the search (each steps value at which MO-ASHA ranked
+trials, and the full budget), Kendall's tau between the PSNR there and the long PSNR over the
+retrained trials that reached it, with a normal-approximation interval (:func:`tau_interval`),
+and the ``--min-steps`` that follows for the next study (:func:`recommend_min_steps`). No torch
+and no Ray: the retraining itself is search/'s job.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from srnas.space.contract import ATTR_MEASUREMENT
+from srnas.space.contract import ATTR_MEASUREMENT, ATTR_RUNG_PSNR, ATTR_RUNG_RESULTS
 from srnas.space.errors import ConfigError, StudyError
 from srnas.studies.frame import get_trial, nested_attr, require_arch, study_objectives
 from srnas.studies.front import non_dominated, pareto_front
 from srnas.studies.schema import (
+    ATTR_FIDELITY_OF,
     BRIEF_PSNR,
     BRIEF_STEPS,
     SOURCE_TRIAL,
@@ -36,6 +41,16 @@ DEFAULT_FACTOR = 10  # the long budget: 10x the study's steps unless told
 DEFAULT_TOP_K = 3
 MIN_PAIRS = 3  # a rank correlation of fewer pairs says nothing
 BOOTSTRAP_RESAMPLES = 2000
+# The rung a study may stop trials at: its tau with the long ranking is at least this, at the
+# 95 % interval's lower bound. At tau 0.5 three of four pairs of trials are ordered there as
+# after long training ((1 + tau) / 2 of the pairs agree); tau 0 is a coin flip. A rung that
+# keeps the best third and stops the rest on a ranking worse than that stops as many good
+# networks as it keeps.
+MIN_RUNG_TAU = 0.5
+Z_95 = 1.959963984540054  # the standard normal's 97.5 % quantile (scipy.stats.norm.ppf(0.975))
+RUNG_CI_METHOD = ("normal approximation, Var(tau) = 2(2n+5)/(9n(n-1)) (its value under "
+                  "independence: the largest in the bivariate-normal model, so never too narrow)")
+ATTR_RUNG_FIDELITY = "rung_fidelity_{steps}"  # sibling study attr: the per-rung figures
 
 
 @dataclass(frozen=True)
@@ -183,11 +198,77 @@ def budgets_measured(sibling: optuna.Study | None) -> list[int]:
                    if t.state.name == "COMPLETE" and STEPS in t.user_attrs})
 
 
-def pairs_frame(trials: pd.DataFrame, steps: int, sibling: optuna.Study | None) -> pd.DataFrame:
+def rung_psnrs(study: optuna.Study) -> tuple[dict[int, dict[int, float]], list[int]]:
+    """Every trial's PSNR per rung reached ({number: {steps: psnr}}) and the study's rungs
+    (every steps value any trial was measured at, the full budget included, ascending).
+
+    From ``rung_psnr`` (the trainable's record, the full budget included for a trial that
+    completed), else the psnr of ``rung_results`` (the scheduler's record while the trial ran),
+    and for a COMPLETE trial of an older study without either, its psnr at its ``steps``."""
+    objectives = study_objectives(study)
+    found: dict[int, dict[int, float]] = {}
+    rungs: set[int] = set()
+    full = study_steps(study)
+    if full is not None:
+        rungs.add(full)
+    for trial in study.get_trials(deepcopy=False):
+        attrs = trial.user_attrs
+        psnrs: dict[int, float] = {}
+        written = attrs.get(ATTR_RUNG_RESULTS)
+        for key, values in (written.items() if isinstance(written, Mapping) else ()):
+            if isinstance(values, Mapping) and _finite(values.get("psnr")):
+                psnrs[int(key)] = float(values["psnr"])
+        recorded = attrs.get(ATTR_RUNG_PSNR)
+        for key, value in (recorded.items() if isinstance(recorded, Mapping) else ()):
+            if _finite(value):
+                psnrs[int(key)] = float(value)
+        brief = brief_of(trial, objectives)
+        if brief is not None and brief.complete:
+            psnrs.setdefault(brief.steps, brief.psnr)
+        rungs.update(psnrs)
+        if psnrs:
+            found[trial.number] = psnrs
+    return found, sorted(rungs)
+
+
+def _finite(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def rung_column(steps: int) -> str:
+    """The pairs frame's column of the PSNR at one rung."""
+    return f"psnr_at_{steps}"
+
+
+def _source_study(sibling: optuna.Study) -> optuna.Study | None:
+    """The study a sibling holds retrains of, in the sibling's own storage (Optuna keeps the
+    storage as ``Study._storage``; a Study has no public accessor)."""
+    import optuna
+
+    name = sibling.user_attrs.get(ATTR_FIDELITY_OF)
+    storage = getattr(sibling, "_storage", None)
+    if not isinstance(name, str) or storage is None:
+        return None
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return None
+
+
+def pairs_frame(trials: pd.DataFrame, steps: int, sibling: optuna.Study | None, *,
+                study: optuna.Study | None = None) -> pd.DataFrame:
     """One row per retrained trial of a study (``trials``: its :func:`trials_frame`):
     ``number``, ``brief_psnr``, ``brief_steps``, ``long_psnr``, ``gain`` (long - brief),
-    ``on_brief_front``, and the study's other objectives (from the source trial)."""
+    ``on_brief_front``, the study's other objectives (from the source trial), and the PSNR at
+    each of the study's rungs (:func:`rung_column`; NaN where the trial stopped before it).
+    The rungs come from ``study`` (default: the sibling's source study, in its storage);
+    ``attrs["rungs"]`` lists them."""
     import pandas as pd
+
+    source = study if study is not None else (
+        _source_study(sibling) if sibling is not None else None)
+    per_trial, rungs = rung_psnrs(source) if source is not None else ({}, [])
 
     done = retrains(sibling, steps)
     front = set(int(n) for n in pareto_front(trials)["number"]) if done else set()
@@ -205,14 +286,19 @@ def pairs_frame(trials: pd.DataFrame, steps: int, sibling: optuna.Study | None) 
         for name, _ in objectives:
             if name != "psnr":
                 row[name] = float(frame.loc[number, name])
+        for rung in rungs:
+            row[rung_column(rung)] = per_trial.get(number, {}).get(rung, math.nan)
         rows.append(row)
     columns = ["number", "state", "arch_id", "brief_psnr", "brief_steps", "long_psnr",
                "long_steps", "gain", "on_brief_front"] + [n for n, _ in objectives
                                                           if n != "psnr"]
-    result = pd.DataFrame(rows, columns=columns)
+    result = pd.DataFrame(rows, columns=columns + [rung_column(r) for r in rungs])
+    for rung in rungs:
+        result[rung_column(rung)] = result[rung_column(rung)].astype("float64")
     result.attrs["objectives"] = objectives
     result.attrs["study"] = ", ".join(trials.attrs.get("studies", []))
     result.attrs["steps"] = steps
+    result.attrs["rungs"] = rungs
     return result
 
 
@@ -241,6 +327,104 @@ def _interval(x: Sequence[float], y: Sequence[float], statistic: Any,
             values = values[np.isfinite(values)]
             low, high = np.percentile(values, [2.5, 97.5]) if values.size else (math.nan,) * 2
     return float(low), float(high)
+
+
+def tau_variance(n: int) -> float:
+    """The variance of Kendall's tau over ``n`` pairs under independence, 2(2n+5)/(9n(n-1)).
+
+    Why this and not a bootstrap or a plug-in estimate: those shrink to nothing when a rung
+    happens to rank its few trials perfectly (every resample of 4 concordant pairs has tau 1:
+    the interval is [1, 1]), and the recommendation would then trust a rung on 3 trials. This
+    one depends on ``n`` alone. In the bivariate-normal model the variance of tau falls from
+    this value at independence to 0 at |tau| = 1 ((4/n)(1/9 - (4/pi^2) asin(rho/2)^2)), so for
+    a positive tau the interval is, if anything, too wide: it errs towards a later rung (more
+    training), never towards trusting a rung that ranks at random."""
+    return 2.0 * (2 * n + 5) / (9.0 * n * (n - 1))
+
+
+def tau_interval(tau: float, n: int) -> tuple[float, float]:
+    """The 95 % normal-approximation interval of a tau over ``n`` pairs, within [-1, 1]."""
+    half = Z_95 * math.sqrt(tau_variance(n))
+    return max(-1.0, tau - half), min(1.0, tau + half)
+
+
+def pairs_needed(tau: float, threshold: float = MIN_RUNG_TAU, limit: int = 100_000
+                 ) -> int | None:
+    """The fewest pairs at which a tau this large would have its lower bound at or above
+    ``threshold`` (None: never, the tau itself is not above it)."""
+    if not tau > threshold:
+        return None
+    n = MIN_PAIRS
+    while tau_interval(tau, n)[0] < threshold:
+        n += 1
+        if n > limit:
+            return None
+    return n
+
+
+def rung_agreement(pairs: pd.DataFrame, threshold: float = MIN_RUNG_TAU) -> list[dict[str, Any]]:
+    """Per rung of the study (``pairs.attrs["rungs"]``): over the retrained trials that reached
+    it, Kendall's tau between their PSNR there and their long PSNR, its interval, and whether
+    its lower bound clears ``threshold``. Fewer than :data:`MIN_PAIRS` trials, or PSNRs all
+    equal at the rung, give no tau, and ``note`` says why."""
+    from scipy import stats
+
+    found = []
+    for rung in pairs.attrs.get("rungs") or []:
+        reached = pairs[pairs[rung_column(rung)].notna()]
+        n = len(reached)
+        row: dict[str, Any] = {"steps": int(rung), "pairs": n, "kendall_tau": None,
+                               "kendall_ci": None, "clears": False, "pairs_needed": None,
+                               "note": None}
+        at_rung = reached[rung_column(rung)].to_list()
+        if n < MIN_PAIRS:
+            row["note"] = (f"{n} retrained trial(s) reached this rung; a rank correlation "
+                           f"needs at least {MIN_PAIRS}")
+        elif len(set(at_rung)) < 2 or reached["long_psnr"].nunique() < 2:
+            row["note"] = "the PSNRs are all equal here: no ranking to compare"
+        else:
+            tau = float(stats.kendalltau(at_rung, reached["long_psnr"].to_list()).statistic)
+            low, high = tau_interval(tau, n)
+            row.update(kendall_tau=tau, kendall_ci=(low, high), clears=low >= threshold)
+            if not row["clears"]:
+                row["pairs_needed"] = pairs_needed(tau, threshold)
+        found.append(row)
+    return found
+
+
+def recommend_min_steps(rungs: Sequence[Mapping[str, Any]], threshold: float = MIN_RUNG_TAU
+                        ) -> dict[str, Any]:
+    """The ``--min-steps`` for the next study: the lowest rung below the full budget (the
+    last, largest steps value: ``--min-steps`` must be below ``--steps``) whose tau's lower
+    bound clears ``threshold``; else None, and ``text`` says what would let one clear."""
+    if not rungs:
+        return {"min_steps": None, "text": "no rung recorded: nothing to recommend"}
+    full = max(r["steps"] for r in rungs)
+    below = sorted((r for r in rungs if r["steps"] < full), key=lambda r: r["steps"])
+    clearing = [r for r in below if r["clears"]]
+    bar = f"the 95% lower bound of tau >= {threshold:g}"
+    if clearing:
+        best = clearing[0]
+        return {"min_steps": best["steps"], "text": (
+            f"--min-steps {best['steps']}: the lowest rung where {bar} (tau "
+            f"{best['kendall_tau']:+.2f}, lower bound {best['kendall_ci'][0]:+.2f}, "
+            f"{best['pairs']} pairs)")}
+    last = next(r for r in rungs if r["steps"] == full)
+    parts = [f"no rung below {full} steps has {bar}" if below else
+             f"the study has no rung below its {full} steps"]
+    if last["clears"]:
+        parts.append(f"the full {full} steps does (tau {last['kendall_tau']:+.2f})")
+    hopeful = [r for r in below if r["pairs_needed"] is not None]
+    if hopeful:
+        r = hopeful[0]
+        parts.append(f"rung {r['steps']} would with {r['pairs_needed']} pairs if its tau "
+                     f"{r['kendall_tau']:+.2f} held (it has {r['pairs']}): retrain more "
+                     "trials")
+    elif below:
+        parts.append(f"no rung below {full} steps has a tau above {threshold:g} itself: more "
+                     "pairs would not change that; stop no trial that early (keep fifo or a "
+                     "later --min-steps)")
+    return {"min_steps": None, "text": "; ".join(parts)}
 
 
 def top_k_overlap(brief: Sequence[float], long: Sequence[float], numbers: Sequence[int],
@@ -301,7 +485,74 @@ def agreement(pairs: pd.DataFrame, *, top_k: int = DEFAULT_TOP_K,
         "mean_gain": float(pairs["gain"].mean()),
         "brief_steps": sorted({int(v) for v in pairs["brief_steps"]}),
         "same_budget": same_budget,
+        **rung_figures(pairs),
     }
+
+
+def rung_figures(pairs: pd.DataFrame, threshold: float = MIN_RUNG_TAU) -> dict[str, Any]:
+    """The per-rung figures of the report: ``rungs`` (:func:`rung_agreement`), how their
+    intervals are made, the threshold, and the ``recommendation``."""
+    rungs = rung_agreement(pairs, threshold)
+    return {"rungs": rungs, "rung_ci_method": RUNG_CI_METHOD, "rung_tau_threshold": threshold,
+            "recommendation": recommend_min_steps(rungs, threshold)}
+
+
+def rung_table_lines(figures: Mapping[str, Any]) -> list[str]:
+    """The per-rung table of the text report, then the recommendation."""
+    rungs = figures.get("rungs") or []
+    if not rungs:
+        return ["per rung: the study records no rung PSNRs"]
+    lines = [f"per rung: Kendall tau of the PSNR there vs the long PSNR (95% CI: normal "
+             f"approximation, Var(tau) under independence; clears: lower bound >= "
+             f"{figures['rung_tau_threshold']:g})",
+             f"{'steps':>6}  {'pairs':>5}  {'tau':>6}  {'95% CI':>13}  clears"]
+    for r in rungs:
+        if r["kendall_tau"] is None:
+            lines.append(f"{r['steps']:>6}  {r['pairs']:>5}  {'-':>6}  {'-':>13}  -      "
+                         f"{r['note']}")
+            continue
+        low, high = r["kendall_ci"]
+        need = f"  (needs {r['pairs_needed']} pairs at this tau)" if r["pairs_needed"] else ""
+        lines.append(f"{r['steps']:>6}  {r['pairs']:>5}  {r['kendall_tau']:+6.2f}  "
+                     f"{low:+5.2f} .. {high:+5.2f}  {'yes' if r['clears'] else 'no':<6}"
+                     f"{need}".rstrip())
+    lines.append(f"recommendation: {figures['recommendation']['text']}")
+    return lines
+
+
+def rung_markdown(figures: Mapping[str, Any]) -> str:
+    """The per-rung table as a pipe table, then the recommendation (``--format markdown``)."""
+    import pandas as pd
+
+    rows = [{"steps": r["steps"], "pairs": r["pairs"],
+             "kendall_tau": None if r["kendall_tau"] is None else round(r["kendall_tau"], 3),
+             "ci_low": None if r["kendall_ci"] is None else round(r["kendall_ci"][0], 3),
+             "ci_high": None if r["kendall_ci"] is None else round(r["kendall_ci"][1], 3),
+             "clears": r["clears"], "note": r["note"] or "",
+             # blank, not nan, where none is needed or none would do
+             "pairs_needed": "" if r["pairs_needed"] is None else str(r["pairs_needed"])}
+            for r in figures.get("rungs") or []]
+    table = pd.DataFrame(rows, columns=["steps", "pairs", "kendall_tau", "ci_low", "ci_high",
+                                        "clears", "pairs_needed", "note"])
+    return (table.to_markdown(index=False) + "\n\n"
+            f"Recommendation: {figures['recommendation']['text']}\n")
+
+
+def store_rung_fidelity(sibling: optuna.Study, steps: int, figures: Mapping[str, Any]) -> None:
+    """Keep the per-rung figures with the retrains (sibling attr ``rung_fidelity_<steps>``),
+    for readers that do not recompute them."""
+    keys = ("rungs", "rung_ci_method", "rung_tau_threshold", "recommendation")
+    value = {k: figures[k] for k in keys}
+    value["rungs"] = [{**r, "kendall_ci": None if r["kendall_ci"] is None
+                       else list(r["kendall_ci"])} for r in figures["rungs"]]
+    sibling.set_user_attr(ATTR_RUNG_FIDELITY.format(steps=steps), value)
+
+
+def stored_rung_fidelity(sibling: optuna.Study | None, steps: int) -> dict[str, Any] | None:
+    """What :func:`store_rung_fidelity` kept for ``steps`` (None: nothing yet)."""
+    if sibling is None:
+        return None
+    return sibling.user_attrs.get(ATTR_RUNG_FIDELITY.format(steps=steps))
 
 
 def with_long_psnr(frame: pd.DataFrame, pairs: pd.DataFrame, steps: int,
@@ -358,9 +609,14 @@ def report_lines(pairs: pd.DataFrame, figures: Mapping[str, Any], steps: int) ->
         lines.append(f"among the {same['pairs']} trials measured after {same['brief_steps']} "
                      f"steps alone: Kendall tau {same['kendall_tau']:+.3f} (95% bootstrap CI "
                      f"{same['kendall_ci'][0]:+.2f} .. {same['kendall_ci'][1]:+.2f})")
+    if "rungs" in f:
+        lines += rung_table_lines(f)
     return lines
 
 
-__all__ = ["Brief", "agreement", "brief_of", "briefs", "budgets_measured", "check_request",
-           "load_sibling", "pairs_frame", "report_lines", "retrains", "select_trials",
-           "study_steps", "top_k_overlap", "with_long_psnr"]
+__all__ = ["MIN_RUNG_TAU", "Brief", "agreement", "brief_of", "briefs", "budgets_measured",
+           "check_request", "load_sibling", "pairs_frame", "pairs_needed",
+           "recommend_min_steps", "report_lines", "retrains", "rung_agreement", "rung_column",
+           "rung_figures", "rung_markdown", "rung_psnrs", "rung_table_lines", "select_trials",
+           "store_rung_fidelity", "stored_rung_fidelity", "study_steps", "tau_interval",
+           "tau_variance", "top_k_overlap", "with_long_psnr"]

@@ -1,0 +1,237 @@
+"""``srnas fidelity`` per rung: Kendall tau between the PSNR at each rung and the long PSNR,
+its interval, the ``--min-steps`` recommendation; on fabricated studies whose taus are known
+exactly, and the edge cases (too few pairs at a rung, equal PSNRs, no rung below the full
+budget)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import optuna
+import pytest
+from scipy import stats
+
+from srnas.search.cli import main
+from srnas.search.fidelity import open_sibling, record_retrain
+from srnas.space.config import ArchConfig
+from srnas.studies import fidelity as fid
+from srnas.studies.frame import trials_frame
+from tests.fabricate import fake_trial, make_study
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+N = 10
+# The long PSNR rises with the trial number. At rung 69 the order is the same (tau +1), at
+# rung 23 it is reversed (tau -1), at the full 200 steps trials 0 and 1 are swapped: one
+# discordant pair of 45, tau = (44 - 1) / 45.
+LONG = [30.0 + 0.1 * i for i in range(N)]
+AT_69 = [25.0 + 0.2 * i for i in range(N)]
+AT_23 = [24.0 - 0.3 * i for i in range(N)]
+AT_200 = [27.1, 27.0] + [27.0 + 0.1 * i for i in range(2, N)]
+# Variance under independence at n = 10: 2 (2n + 5) / (9 n (n - 1)) = 50 / 810.
+HALF_10 = 1.959963984540054 * math.sqrt(50 / 810)  # 0.48696
+
+
+def _arch(i: int) -> ArchConfig:
+    return ArchConfig(dim=16 + 8 * i, kernel_size=7 + 2 * (i % 4), n_blocks=1 + i % 3)
+
+
+def _retrain(sibling: optuna.Study, number: int, brief: float, brief_steps: int,
+             long: float) -> None:
+    job = {"source_trial": number, "arch_id": _arch(number).arch_id, "seed": 0,
+           "train": {"lr": 5e-4}, "brief_psnr": brief, "brief_steps": brief_steps}
+    assert record_retrain(sibling, job, 2000, {"status": "ok", "psnr": long})
+
+
+def _pruned(study: optuna.Study, i: int, rungs: dict[str, float]) -> int:
+    """A trial MO-ASHA stopped at its last rung, as the search records one."""
+    trial = study.ask()
+    trial.set_user_attr("arch", _arch(i).to_dict())
+    trial.set_user_attr("rung_psnr", rungs)
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    return trial.number
+
+
+def _laddered(url: str) -> optuna.Study:
+    """Ten complete trials with rungs 23, 69, 200 (``rung_psnr`` as the trainable records it,
+    the full budget included), and one trial stopped at rung 23, all retrained: rung 23 has 11
+    pairs (the stopped one, best at 23 and worst after long training, keeps it reversed)."""
+    study = make_study(url, "s")
+    for i in range(N):
+        rungs = {"23": AT_23[i], "69": AT_69[i], "200": AT_200[i]}
+        fake_trial(study, psnr=AT_200[i], latency_ms=10.0 - 0.5 * i, memory_mb=10.0,
+                   arch=_arch(i), extra={"rung_psnr": rungs})
+    stopped = _pruned(study, N, {"23": 30.0})
+    sibling = open_sibling(study, url)
+    for i in range(N):
+        _retrain(sibling, i, AT_200[i], 200, LONG[i])
+    _retrain(sibling, stopped, 30.0, 23, 29.0)
+    return study
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'f.db'}"
+
+
+def _pairs(study: optuna.Study, url: str) -> pd.DataFrame:
+    return fid.pairs_frame(trials_frame(study), 2000, fid.load_sibling("s", url))
+
+
+def test_taus_per_rung_are_the_known_ones_with_their_intervals(url: str) -> None:
+    study = _laddered(url)
+    pairs = _pairs(study, url)
+    assert pairs.attrs["rungs"] == [23, 69, 200]
+    assert list(pairs["psnr_at_69"].iloc[:N]) == pytest.approx(AT_69)
+    assert math.isnan(pairs["psnr_at_69"].iloc[N])  # the stopped trial never reached 69
+    # The same columns whether the caller passes the study or the sibling leads to it.
+    explicit = fid.pairs_frame(trials_frame(study), 2000, fid.load_sibling("s", url),
+                               study=study)
+    assert explicit.equals(pairs)
+    rungs = {r["steps"]: r for r in fid.agreement(pairs)["rungs"]}
+    assert [rungs[s]["pairs"] for s in (23, 69, 200)] == [N + 1, N, N]
+    assert rungs[69]["kendall_tau"] == pytest.approx(1.0)
+    assert rungs[69]["kendall_ci"] == pytest.approx((1.0 - HALF_10, 1.0))
+    assert rungs[69]["clears"] and rungs[69]["pairs_needed"] is None
+    assert rungs[23]["kendall_tau"] == pytest.approx(-1.0)
+    half_11 = 1.959963984540054 * math.sqrt(2 * 27 / (9 * 11 * 10))
+    assert rungs[23]["kendall_ci"] == pytest.approx((-1.0, -1.0 + half_11))
+    assert not rungs[23]["clears"] and rungs[23]["pairs_needed"] is None  # never, at tau -1
+    tau = 43 / 45
+    assert rungs[200]["kendall_tau"] == pytest.approx(tau)
+    assert rungs[200]["kendall_ci"][0] == pytest.approx(tau - HALF_10)  # 0.469: short of 0.5
+    assert not rungs[200]["clears"]
+    # By hand: the bound needs Var <= ((43/45 - 0.5) / 1.96)^2 = 0.05403; n = 11 gives
+    # 54/990 = 0.05455, n = 12 gives 58/1188 = 0.04882.
+    assert rungs[200]["pairs_needed"] == 12
+
+
+def test_recommendation_is_the_lowest_clearing_rung(url: str) -> None:
+    pairs = _pairs(_laddered(url), url)
+    figures = fid.agreement(pairs)
+    assert figures["rung_tau_threshold"] == fid.MIN_RUNG_TAU == 0.5
+    assert figures["recommendation"]["min_steps"] == 69
+    assert figures["recommendation"]["text"].startswith("--min-steps 69: the lowest rung")
+    # Rung 23 clearing too (its order made concordant) moves the recommendation down to it.
+    pairs["psnr_at_23"] = pairs["long_psnr"] - 5.0
+    assert fid.agreement(pairs)["recommendation"]["min_steps"] == 23
+
+
+def test_variance_is_scipys_under_independence() -> None:
+    """scipy's asymptotic p-value of tau (no ties) is 2 * sf(|tau| / sqrt(Var0))."""
+    for x, y in (([1, 2, 3, 4, 5, 6], [2, 1, 4, 3, 6, 5]),
+                 ([1, 2, 3, 4, 5, 6, 7, 8, 9], [9, 1, 8, 2, 7, 3, 6, 4, 5])):
+        result = stats.kendalltau(x, y, method="asymptotic")
+        z = abs(result.statistic) / math.sqrt(fid.tau_variance(len(x)))
+        assert 2 * stats.norm.sf(z) == pytest.approx(result.pvalue)
+
+
+def test_too_few_pairs_at_a_rung_give_no_tau_and_say_so(url: str) -> None:
+    """Four complete trials from a 23/200 ladder and two stopped at 69 (a launch with another
+    --min-steps): rung 69 has 2 pairs. Rung 23 ranks its 6 perfectly, yet 6 pairs cannot show
+    tau >= 0.5 (lower bound 1 - 1.96 sqrt(34/270) = 0.30): 10 would."""
+    study = make_study(url, "s")
+    for i in range(4):
+        fake_trial(study, psnr=27.0 + i, latency_ms=10.0 - i, memory_mb=10.0, arch=_arch(i),
+                   extra={"rung_psnr": {"23": 20.0 + i, "200": 27.0 + i}})
+    stopped = [_pruned(study, 4 + i, {"23": 24.0 + i, "69": 25.0 + i}) for i in range(2)]
+    sibling = open_sibling(study, url)
+    for i in range(4):
+        _retrain(sibling, i, 27.0 + i, 200, 30.0 + i)
+    for j, number in enumerate(stopped):
+        _retrain(sibling, number, 25.0 + j, 69, 34.0 + j)
+    figures = fid.agreement(_pairs(study, url))
+    rungs = {r["steps"]: r for r in figures["rungs"]}
+    assert rungs[69]["pairs"] == 2 and rungs[69]["kendall_tau"] is None
+    assert rungs[69]["kendall_ci"] is None and not rungs[69]["clears"]
+    assert "2 retrained trial(s) reached this rung" in rungs[69]["note"]
+    assert "needs at least 3" in rungs[69]["note"]
+    assert rungs[23]["pairs"] == 6 and rungs[23]["kendall_tau"] == pytest.approx(1.0)
+    assert rungs[23]["kendall_ci"][0] == pytest.approx(
+        1.0 - 1.959963984540054 * math.sqrt(34 / 270))
+    assert rungs[23]["pairs_needed"] == 10  # Var0(9) = 46/648 too big, Var0(10) = 50/810
+    rec = figures["recommendation"]
+    assert rec["min_steps"] is None
+    assert rec["text"].startswith("no rung below 200 steps has the 95% lower bound of tau")
+    assert "rung 23 would with 10 pairs if its tau +1.00 held (it has 6)" in rec["text"]
+    lines = fid.report_lines(_pairs(study, url), figures, 2000)
+    row_69 = next(line for line in lines if line.split()[:1] == ["69"])
+    assert "-" in row_69.split() and "needs at least 3" in row_69
+    assert lines[-1] == f"recommendation: {rec['text']}"
+
+
+@pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")  # the overall rho
+def test_equal_psnrs_and_no_rung_below_the_full_budget(url: str) -> None:
+    """A fifo study (no rung PSNRs recorded: the full budget from each trial's psnr) whose
+    three retrains came back equal."""
+    study = make_study(url, "s")
+    for i in range(3):
+        fake_trial(study, psnr=27.0 + i, latency_ms=10.0 - i, memory_mb=10.0, arch=_arch(i))
+    sibling = open_sibling(study, url)
+    for i in range(3):
+        _retrain(sibling, i, 27.0 + i, 200, 30.0)
+    figures = fid.agreement(_pairs(study, url))
+    assert [r["steps"] for r in figures["rungs"]] == [200]
+    assert figures["rungs"][0]["kendall_tau"] is None
+    assert figures["rungs"][0]["note"] == "the PSNRs are all equal here: no ranking to compare"
+    assert figures["recommendation"] == {
+        "min_steps": None, "text": "the study has no rung below its 200 steps"}
+
+
+def test_a_rung_whose_tau_is_below_the_threshold_needs_no_more_pairs() -> None:
+    rungs = [{"steps": 23, "pairs": 8, "kendall_tau": 0.3, "kendall_ci": (-0.27, 0.87),
+              "clears": False, "pairs_needed": fid.pairs_needed(0.3), "note": None},
+             {"steps": 200, "pairs": 8, "kendall_tau": 0.9, "kendall_ci": (0.33, 1.0),
+              "clears": False, "pairs_needed": fid.pairs_needed(0.9), "note": None}]
+    assert rungs[0]["pairs_needed"] is None and fid.pairs_needed(0.5) is None
+    text = fid.recommend_min_steps(rungs)["text"]
+    assert "no rung below 200 steps has a tau above 0.5 itself" in text
+
+
+def test_stored_with_the_retrains(url: str) -> None:
+    study = _laddered(url)
+    figures = fid.agreement(_pairs(study, url))
+    sibling = fid.load_sibling("s", url)
+    assert fid.stored_rung_fidelity(sibling, 2000) is None
+    fid.store_rung_fidelity(sibling, 2000, figures)
+    kept = fid.stored_rung_fidelity(fid.load_sibling("s", url), 2000)
+    assert kept["recommendation"]["min_steps"] == 69
+    assert [r["steps"] for r in kept["rungs"]] == [23, 69, 200]
+    assert kept["rungs"][1]["kendall_ci"] == pytest.approx([1.0 - HALF_10, 1.0])
+    assert fid.stored_rung_fidelity(sibling, 999) is None
+
+
+def test_command_prints_the_rungs_in_table_json_and_csv(
+        url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _laddered(url)
+    base = ["fidelity", "s", "--storage", url, "--steps", "2000", "--report-only"]
+    assert main(base) == 0
+    out = capsys.readouterr().out
+    assert "per rung: Kendall tau of the PSNR there vs the long PSNR" in out
+    row_69 = next(line for line in out.splitlines() if line.split()[:2] == ["69", "10"])
+    assert row_69.split()[2:6] == ["+1.00", f"{1.0 - HALF_10:+.2f}", "..", "+1.00"]
+    assert "yes" in row_69.split()
+    assert "recommendation: --min-steps 69" in out
+    assert main([*base, "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [r["steps"] for r in document["rungs"]] == [23, 69, 200]
+    assert document["recommendation"]["min_steps"] == 69
+    assert document["trials"][0]["psnr_at_23"] == pytest.approx(AT_23[0])
+    assert main([*base, "--format", "csv"]) == 0
+    header = capsys.readouterr().out.splitlines()[0].split(",")
+    assert header[-3:] == ["psnr_at_23", "psnr_at_69", "psnr_at_200"]
+
+
+def test_markdown_table_of_the_rungs(url: str) -> None:
+    text = fid.rung_markdown(fid.agreement(_pairs(_laddered(url), url)))
+    lines = text.splitlines()
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[:5]]
+    assert cells[0] == ["steps", "pairs", "kendall_tau", "ci_low", "ci_high", "clears",
+                        "pairs_needed", "note"]
+    assert [row[0] for row in cells[2:5]] == ["23", "69", "200"]
+    assert cells[3][1:6] == ["10", "1", f"{1.0 - HALF_10:.3f}", "1", "True"]
+    assert lines[-1].startswith("Recommendation: --min-steps 69")
