@@ -2,6 +2,7 @@
 
 .venv/bin/python benchmarks/bench_data.py [--n 200] [--scale 4] [--lr-patch 64] [--batch 16]
     [--workers 2] [--workdir DIR] [--keep]
+.venv/bin/python benchmarks/bench_data.py --phases STORAGE STUDY
 
 Makes ``--n`` SYNTHETIC DIV2K-size images (2040x1356 PNG: a smooth random field plus noise,
 so PNG sizes and decode times are of the order of DIV2K's; not photographs), then reports:
@@ -126,6 +127,23 @@ def two_holders(mode: str, path: Path, args: argparse.Namespace) -> list[tuple[f
             p.wait(timeout=60)
 
 
+# -- a real search's trials --------------------------------------------------------------------
+
+
+def print_phases(storage: str, study: str) -> None:
+    """Each trial's ``phase_seconds`` of a study (``srnas search --train DIR`` run apart, before
+    and after): what its data set-up cost against its training and the whole evaluation."""
+    import optuna
+
+    trials = optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+    print(f"study {study!r}: trial, state, phase_seconds data / train / all phases (s)")
+    for t in sorted(trials, key=lambda t: t.datetime_start or t.number):
+        phases = t.user_attrs.get("phase_seconds") or {}
+        print(f"  {t.number:3d} {t.state.name:9s} data {phases.get('data', float('nan')):7.3f}"
+              f"  train {phases.get('train', float('nan')):6.2f}"
+              f"  all {sum(phases.values()):6.2f}")
+
+
 # -- main ------------------------------------------------------------------------------------
 
 
@@ -139,6 +157,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the images and the store")
+    parser.add_argument("--phases", nargs=2, metavar=("STORAGE", "STUDY"),
+                        help="print the trials' phase_seconds of a study instead")
     parser.add_argument("--child", choices=["before", "after"], help=argparse.SUPPRESS)
     parser.add_argument("--child-path", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -146,6 +166,9 @@ def main() -> None:
     torch.set_num_threads(1)
     if args.child:
         child(args.child, args.child_path, args.scale, patch, args.batch)
+        return
+    if args.phases:
+        print_phases(*args.phases)
         return
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="srnas-bench-data-"))
