@@ -17,9 +17,13 @@ if TYPE_CHECKING:
 def _title(pairs: pd.DataFrame, figures: Mapping[str, Any], steps: int) -> str:
     brief = "/".join(map(str, figures["brief_steps"]))
     lo, hi = figures["kendall_ci"]
-    return (f"{pairs.attrs.get('study')}: PSNR after {brief} vs {steps} training steps, "
-            f"{figures['pairs']} trials; Kendall tau {figures['kendall_tau']:+.2f} "
-            f"(95% CI {lo:+.2f}..{hi:+.2f})")
+    title = (f"{pairs.attrs.get('study')}: PSNR after {brief} vs {steps} training steps, "
+             f"{figures['pairs']} trials; Kendall tau {figures['kendall_tau']:+.2f} "
+             f"(95% CI {lo:+.2f}..{hi:+.2f})")
+    # Which rung ranks as the long budget does, beside the mixed ranking the scatter shows.
+    rungs = [f"{r['steps']}: {r['kendall_tau']:+.2f}" if r["kendall_tau"] is not None
+             else f"{r['steps']}: -" for r in figures.get("rungs") or []]
+    return title + (f"\ntau per rung (steps: tau) {', '.join(rungs)}" if rungs else "")
 
 
 def plot_fidelity(pairs: pd.DataFrame, figures: Mapping[str, Any], steps: int,
@@ -44,8 +48,9 @@ def plot_fidelity(pairs: pd.DataFrame, figures: Mapping[str, Any], steps: int,
                 x=part["brief_psnr"], y=part["long_psnr"], mode="markers+text", name=name,
                 text=[f"#{n}" for n in part["number"]], textposition="top center",
                 marker=marker))
-        fig.update_layout(title={"text": title, "font": {"size": 12}}, xaxis_title=brief_label,
-                          yaxis_title=long_label, template="plotly_white")
+        fig.update_layout(title={"text": title.replace("\n", "<br>"), "font": {"size": 12}},
+                          xaxis_title=brief_label, yaxis_title=long_label,
+                          template="plotly_white")
         write_atomic(path, fig.to_html(include_plotlyjs=True, full_html=True))
         return path
     from matplotlib.figure import Figure

@@ -235,3 +235,15 @@ def test_markdown_table_of_the_rungs(url: str) -> None:
     assert [row[0] for row in cells[2:5]] == ["23", "69", "200"]
     assert cells[3][1:6] == ["10", "1", f"{1.0 - HALF_10:.3f}", "1", "True"]
     assert lines[-1].startswith("Recommendation: --min-steps 69")
+
+
+def test_plot_titles_carry_the_taus_per_rung(url: str, tmp_path: Path) -> None:
+    from srnas.studies.fidelity_plot import _title, plot_fidelity
+
+    pairs = _pairs(_laddered(url), url)
+    figures = fid.agreement(pairs)
+    assert _title(pairs, figures, 2000).splitlines()[1] == \
+        "tau per rung (steps: tau) 23: -1.00, 69: +1.00, 200: +0.96"
+    html = plot_fidelity(pairs, figures, 2000, tmp_path / "f.html").read_text()
+    assert "tau per rung (steps: tau) 23: -1.00" in html
+    assert plot_fidelity(pairs, figures, 2000, tmp_path / "f.png").stat().st_size > 1000
