@@ -71,6 +71,11 @@ class BenchTable:
     folders: list[ValFolder]
     rows: list[BenchRow] = field(default_factory=list)
     tf32: dict[str, bool] | None = None  # CUDA: TF32 allowed for matmuls / cuDNN convolutions
+    # What ran the networks for latency and memory (evaluators.runtime) and the runtime's
+    # settings as it reported them for the last network (threads, streams, providers).
+    runtime: str = "torch"
+    precision: str = "fp32"
+    runtime_settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def output_hw(self) -> tuple[int, int]:
@@ -114,10 +119,13 @@ def _unique_labels(models: Sequence[Trained]) -> list[str]:
 
 
 def benchmark(models: Sequence[Trained], val: Sequence[str | Path], device: str = "cpu", *,
-              input_hw: tuple[int, int] | None = None, latency: bool = True) -> BenchTable:
+              input_hw: tuple[int, int] | None = None, latency: bool = True,
+              spec: Any = None) -> BenchTable:
     """Measure every model (one scale for all) on every folder in ``val``; the first row is
     bicubic. ``input_hw`` (default: the LR input of a 1280x720 output) is the input of the
-    latency, memory and FLOPs figures; ``latency=False`` skips the timing only."""
+    latency, memory and FLOPs figures; ``latency=False`` skips the timing only. ``spec``
+    (evaluators.runtime.RuntimeSpec): the runtime and precision of latency and memory
+    (default eager PyTorch fp32); a network it refuses raises RuntimeCheckError."""
     if not models:
         raise ConfigError("models", "give at least one model")
     scales = sorted({m.config.scale for m in models})
@@ -133,7 +141,9 @@ def benchmark(models: Sequence[Trained], val: Sequence[str | Path], device: str 
     table = BenchTable(scale=scale, device=device_name(dev), threads=torch.get_num_threads(),
                        dtype="float32", input_hw=(int(hw[0]), int(hw[1])), latency=latency,
                        memory_method=None, folders=[f for f, _ in folders],
-                       tf32=tf32_flags() if dev.type == "cuda" else None)
+                       tf32=tf32_flags() if dev.type == "cuda" else None,
+                       runtime=spec.runtime if spec else "torch",
+                       precision=spec.precision if spec else "fp32")
     table.rows.append(BenchRow(BICUBIC, "-", {
         f.name: _mean(bicubic_baseline(pairs, scale)) for f, pairs in folders}))
     for label, model, net in zip(_unique_labels(models), models, networks, strict=True):
@@ -147,7 +157,10 @@ def benchmark(models: Sequence[Trained], val: Sequence[str | Path], device: str 
             placed = net.to(dev)
             for f, pairs in folders:
                 row.scores[f.name] = validate(placed, pairs, scale, dev)
-        lat, mem = _speed(placed, hw, dev, latency)
+        lat, mem = _speed(placed, hw, dev, latency, spec)
+        if lat is not None and spec is not None:
+            table.dtype, table.threads, table.runtime_settings = (lat.dtype, lat.threads,
+                                                                  dict(lat.settings))
         if lat is not None:
             row.latency_ms, row.latency_iqr_ms = lat.median_ms, lat.iqr_ms
             row.latency_foreign_cpu = lat.foreign_cpu
@@ -160,11 +173,14 @@ def _mean(scores: dict[str, float | int]) -> tuple[float, float]:
     return float(scores["psnr"]), float(scores["ssim"])
 
 
-def _speed(model: torch.nn.Module, hw: tuple[int, int], dev: torch.device, latency: bool
-           ) -> tuple[LatencyResult | None, MemoryResult]:
+def _speed(model: torch.nn.Module, hw: tuple[int, int], dev: torch.device, latency: bool,
+           spec: Any = None) -> tuple[LatencyResult | None, MemoryResult]:
     """Latency (unless skipped) under the exclusive device lock, memory under the shared one,
     as a search trial measures them (the memory count is no timing, and other processes do
-    not change it)."""
+    not change it). Under a runtime (``spec``): its export, check, timing and memory."""
+    if spec is not None and (spec.runtime, spec.precision) != ("torch", "fp32"):
+        done = spec.measure(model, hw, dev)
+        return (done.latency if latency else None), done.memory
     timed = measure_latency(model, hw, dev) if latency else None
     with device_lock(dev, shared=True):
         return timed, measure_memory(model, hw, dev)

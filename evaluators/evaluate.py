@@ -106,14 +106,24 @@ class EvalResult:
     phase_seconds: dict[str, float] = field(default_factory=dict)
     # Objectives computed from the figures above (``Objective.compute``), stored beside them.
     derived: dict[str, float] = field(default_factory=dict)
+    # How latency and memory were taken when ``measure`` took them (RuntimeMeasurement
+    # .conditions(): runtime, its version and settings, precision, the check against PyTorch,
+    # and on a target node measured_node/host/device), stored beside the figures.
+    measured_with: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """What the search stores (JSON-serialisable; None values dropped)."""
-        data = {k: v for k, v in asdict(self).items() if v is not None and k != "derived"}
-        return {**data, **self.derived}
+        data = {k: v for k, v in asdict(self).items()
+                if v is not None and k not in ("derived", "measured_with")}
+        return {**data, **{k: v for k, v in self.measured_with.items() if v is not None},
+                **self.derived}
 
 
 Measured = Callable[[dict[str, Any]], None]
+# Latency and memory taken otherwise than eager PyTorch here (evaluators.runtime.RuntimeSpec
+# .measure, search.target.target_measurer): (deployed network, input, device) -> an object with
+# .latency (LatencyResult), .memory (MemoryResult) and .conditions() (dict).
+Measure = Callable[[torch.nn.Module, tuple[int, int], torch.device], Any]
 
 
 @functools.cache
@@ -207,7 +217,7 @@ def evaluate(config: ArchConfig, recipe: Recipe | None = None,
              budgets: Mapping[str, float] | None = None,
              on_measured: Measured | None = None,
              progress: Callable[[int, float, float | None], None] | None = None,
-             train_model: bool = True) -> EvalResult:
+             train_model: bool = True, measure: Measure | None = None) -> EvalResult:
     """Build ``config``, measure parameters, FLOPs, latency and memory, then (unless a budget is
     already broken) train with ``recipe`` (default :meth:`Recipe.brief`; ``seconds``,
     ``val_every`` and ``val_at`` as :func:`~srnas.evaluators.train.train` takes them) and
@@ -216,7 +226,8 @@ def evaluate(config: ArchConfig, recipe: Recipe | None = None,
     FLOPs are fvcore multiply-adds at the latency input (``input_hw``; default: the 1280x720
     output input on CUDA, a 256x256 output on CPU), so they describe the measured workload.
     A non-finite loss gives ``status='failed'`` with the reason and step; the figures measured
-    before it are kept.
+    before it are kept. ``measure`` takes latency and memory instead of eager PyTorch (a
+    runtime, a target node); what it raises (RuntimeCheckError, TargetLost) propagates.
     """
     recipe = recipe or Recipe.brief()
     check_brief(recipe, seconds, val_every, val_at)  # before anything is measured
@@ -244,10 +255,16 @@ def evaluate(config: ArchConfig, recipe: Recipe | None = None,
     # Only the timing needs it: the memory count below is immune to other processes (CPU: live
     # tensor bytes; CUDA: this process's peak), so it runs as compute, under the shared lock,
     # and a first call's one-off cost (~1 s on CPU) never holds another trial back.
-    with phases("latency"):
-        lat = measure_latency(deployed, hw, dev)  # takes the exclusive lock itself
-    with phases("memory"), shared():
-        mem = measure_memory(deployed, hw, dev)
+    measured_with: dict[str, Any] = {}
+    if measure is not None:
+        with phases("latency"):  # exports, checks and times under its own device lock
+            done = measure(deployed, hw, dev)
+        lat, mem, measured_with = done.latency, done.memory, done.conditions()
+    else:
+        with phases("latency"):
+            lat = measure_latency(deployed, hw, dev)  # takes the exclusive lock itself
+        with phases("memory"), shared():
+            mem = measure_memory(deployed, hw, dev)
     del deployed
 
     # Only versions here: device, dtype and threads are fields of their own.
@@ -261,7 +278,7 @@ def evaluate(config: ArchConfig, recipe: Recipe | None = None,
         memory_method=mem.method, device=device_name(dev), dtype=lat.dtype,
         threads=lat.threads, latency_foreign_cpu=lat.foreign_cpu,
         versions=versions, tf32=env.get("tf32"),  # type: ignore[arg-type]
-        phase_seconds=phases.seconds,
+        phase_seconds=phases.seconds, measured_with=measured_with,
     )
     # Every objective the registry computes from these figures, then the budgets on them.
     result.derived = derived_values(result.to_dict())

@@ -95,12 +95,15 @@ class FidelityOutcome:
     interrupted: bool = False
 
 
-def recorded_data(study: optuna.Study) -> tuple[str | None, str | None]:
+def recorded_data(study: optuna.Study) -> tuple[str | tuple[str, ...] | None, str | None]:
     """The training and validation data the study's trials were measured on, as recorded at
     its creation (None: the built-in images)."""
     measurement = study.user_attrs.get(ATTR_MEASUREMENT) or {}
     train, val = (measurement.get(k) for k in ("train_data", "val_data"))
-    return (None if train in (None, "built-in") else str(train),
+    # Several training folders are recorded as a list (one as a plain string).
+    folders = tuple(train) if isinstance(train, list) else train
+    return (None if train in (None, "built-in") else
+            folders if isinstance(folders, tuple) else str(folders),
             None if val in (None, "built-in") else str(val))
 
 

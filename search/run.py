@@ -131,7 +131,8 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
     check_data(settings)
     # Opened once: here when a study may already exist (to check it before Ray starts), else
     # after the cluster checks, so a first launch with bad input creates no file.
-    storage = storage_url.open_for_write(target) if storage_url.exists(target) else None
+    storage = (storage_url.open_for_write(target, retry_s=settings.storage_retry_s)
+               if storage_url.exists(target) else None)
     existed = storage is not None and check_existing_study(storage, settings)
     resources = start_cluster(settings.address, settings.verbose,
                               cpus_per_trial=settings.cpus_per_trial,
@@ -139,6 +140,7 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
                               concurrency=settings.concurrency)
     gpus = resources.gpus
     measurement = settings.measurement(resources.device_kind)
+    check_measurement(settings, resources.device_kind)  # runtime/precision/target, no trial yet
     if existed:
         refuse_other_measurement(
             optuna.load_study(study_name=settings.study_name, storage=storage), measurement)
@@ -150,7 +152,7 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
     from srnas.search.searcher import SrnasSearcher
     from srnas.search.trainable import search_trainable
 
-    storage = storage or storage_url.open_for_write(target)
+    storage = storage or storage_url.open_for_write(target, retry_s=settings.storage_retry_s)
     searcher = SrnasSearcher(
         space=DefineByRun(settings.space, settings.scale), metric=list(settings.objectives),
         mode=settings.tune_modes(), sampler=sampler, study_name=settings.study_name,
@@ -241,6 +243,19 @@ def attach_history(scheduler: Any, searcher: Any, storage: optuna.storages.BaseS
     if any(sizes.values()):
         print("rung history of the study: " + ", ".join(
             f"{n} result(s) at {r} steps" for r, n in sizes.items()), file=out, flush=True)
+
+
+def check_measurement(settings: SearchSettings, device_kind: str) -> None:
+    """A runtime not installed, a precision the runtime or device lacks, a target no node
+    advertises (or whose node lacks the runtime): one line, before any trial starts."""
+    from srnas.evaluators.runtime import RuntimeSpec, check_runtime
+
+    if settings.target is None:
+        check_runtime(settings.runtime, settings.precision, device_kind)
+    else:
+        from srnas.search.target import check_target
+
+        check_target(settings.target, RuntimeSpec(settings.runtime, settings.precision))
 
 
 def check_data(settings: SearchSettings) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from srnas.evaluators.store_format import as_folders, check_train_folders, one_or_more
+from srnas.search.resources import check_storage_retry, check_time_budget, check_trial_resources
 from srnas.search.samplers import SAMPLER_TYPES, SAMPLERS
 from srnas.search.schedulers import (
     DEFAULT_TRAIN_SECONDS,
@@ -29,6 +30,7 @@ from srnas.space.contract import (
 )
 from srnas.space.errors import ConfigError
 from srnas.space.searchspace import SearchSpace
+from srnas.studies.schema import check_search_study_name
 from srnas.studies.storage import resolve_url
 
 
@@ -66,6 +68,12 @@ class SearchSettings:
     verbose: bool = False
     input_hw: tuple[int, int] | None = None
     val_every: int | None = None  # None: one mid-training validation (at steps // 2)
+    # How and where latency/memory are measured (evaluators.runtime, search.target).
+    runtime: str = "torch"
+    precision: str = "fp32"
+    target: str | None = None
+    # How long storage calls wait out a database outage (None: studies.retry's default).
+    storage_retry_s: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "train", one_or_more(self.train))
@@ -117,6 +125,7 @@ class SearchSettings:
             "train_seconds": self.train_seconds, "scheduler": self.scheduler_label,
             "train_data": _data_label(self.train), "val_data": _data_label(self.val),
             "device_kind": device_kind, "input_hw": list(hw),
+            "runtime": self.runtime, "precision": self.precision, "target": self.target,
         }
 
     def tune_modes(self) -> list[str]:
@@ -157,17 +166,11 @@ def _validate(s: SearchSettings) -> None:
                           s.train_seconds)
     if s.scale not in (2, 3, 4):
         raise ConfigError("scale", "must be 2, 3 or 4", s.scale)
-    if s.time_budget_s is not None and s.time_budget_s <= 0:
-        raise ConfigError("time_budget_s", "must be a positive number of seconds",
-                          s.time_budget_s)
-    if s.concurrency is not None and s.concurrency < 1:
-        raise ConfigError("concurrency", "must be >= 1", s.concurrency)
-    if not s.cpus_per_trial > 0:
-        raise ConfigError("cpus_per_trial", "must be positive", s.cpus_per_trial)
-    if s.gpus_per_trial is not None and s.gpus_per_trial < 0:
-        raise ConfigError("gpus_per_trial", "must be >= 0", s.gpus_per_trial)
-    if s.study is not None and not s.study.strip():
-        raise ConfigError("study", "must not be empty", s.study)
+    check_time_budget(s.time_budget_s)  # finite and positive (NaN passed a `<= 0` test)
+    check_trial_resources(s.cpus_per_trial, s.gpus_per_trial, s.concurrency)
+    check_storage_retry(s.storage_retry_s)
+    if s.study is not None:
+        check_search_study_name(s.study)  # not empty, not reserved, sibling name fits
     if s.seed is not None and not 0 <= s.seed < 2**32:
         raise ConfigError("seed", "must be between 0 and 2**32 - 1", s.seed)
     for name, folder in (*(("train", f) for f in as_folders(s.train)), ("val", s.val)):

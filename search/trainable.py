@@ -77,6 +77,21 @@ def trial_data(settings: SearchSettings) -> DataSpec:
     return DataSpec(train, val, manifest, os.environ.get(CACHE_ENV) or None)
 
 
+def trial_measure(settings: SearchSettings) -> Any:
+    """evaluate()'s ``measure``: on the target node, or under a runtime here; None for eager
+    PyTorch fp32 here (evaluate's own measurement)."""
+    from srnas.evaluators.runtime import RuntimeSpec
+
+    spec = RuntimeSpec(settings.runtime, settings.precision)
+    if settings.target is not None:
+        from srnas.search.target import target_measurer
+
+        return target_measurer(settings.target, spec, seed=settings.seed or 0)
+    if (spec.runtime, spec.precision) == ("torch", "fp32"):
+        return None
+    return spec.measure
+
+
 def search_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], None]:
     """The search's trial: evaluate one sampled architecture at the search's budget, reporting
     at each rung for the scheduler and once at the end for the searcher."""
@@ -125,7 +140,8 @@ def search_trainable(settings: SearchSettings) -> Callable[[dict[str, Any]], Non
                               seconds=settings.train_seconds,
                               val_every=settings.effective_val_every, val_at=rungs[:-1],
                               input_hw=settings.input_hw, budgets=settings.budgets,
-                              on_measured=on_measured, progress=progress).to_dict()
+                              on_measured=on_measured, progress=progress,
+                              measure=trial_measure(settings)).to_dict()
             if result["status"] == STATUS_OK and result["steps"] < settings.steps:
                 # The wall-time cap cut the schedule: its PSNR is not a result of the
                 # schedule the study promises, so the trial ends PRUNED at its last rung.

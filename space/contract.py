@@ -130,6 +130,9 @@ MEASUREMENT_KEYS: dict[str, str] = {
     "val_data": "validation images",
     "device_kind": "device kind the trials measure on",
     "input_hw": "latency/memory/FLOPs input (HxW)",
+    "runtime": "latency/memory runtime",
+    "precision": "latency/memory precision",
+    "target": "target node of the latency/memory measurement",
 }
 
 # -- storage -----------------------------------------------------------------------------------

@@ -87,6 +87,18 @@ def test_storage(capsys, _empty_cwd, path, value, rule) -> None:
     assert rule in line and "s3cret" not in line
 
 
+@pytest.mark.parametrize("path", using("storage_retry_s"), ids=" ".join)
+@pytest.mark.parametrize("value", ["nan", "-1", "inf", "x"])
+def test_storage_retry(capsys, _empty_cwd, path, value) -> None:
+    line = _refused(capsys, _empty_cwd, path, "--storage-retry-s", value)
+    assert line.startswith(f"srnas {path[0]}: error: --storage-retry-s: must be ")
+    assert "(got " in line
+
+
+def test_the_drivers_take_the_storage_retry() -> None:
+    assert {("search",), ("fidelity",)} <= set(using("storage_retry_s"))
+
+
 @pytest.mark.parametrize("path", using("input"), ids=" ".join)
 @pytest.mark.parametrize("value", ["16", "0x16", "axb", "16x-2", ""])
 def test_input(capsys, _empty_cwd, path, value) -> None:

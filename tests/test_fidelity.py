@@ -261,20 +261,26 @@ def test_retrains_run_on_ray_are_recorded_resumable_and_repeat_the_recipe(
     assert len(optuna.load_study(study_name="s:fidelity", storage=url).trials) == 3
 
 
-@pytest.mark.parametrize(("train", "val"), [(None, None), ("imgs", None), ("imgs", "Set5")])
+@pytest.mark.parametrize(("train", "val"), [(None, None), ("imgs", None), ("imgs", "Set5"),
+                                          (("a", "b"), "Set5")])
 def test_retrains_read_back_the_data_the_search_recorded(
-        tmp_path: Path, train: str | None, val: str | None) -> None:
-    """Round trip: the data a search records at creation is the data its retrains train on."""
+        tmp_path: Path, train: str | tuple[str, ...] | None, val: str | None) -> None:
+    """Round trip: the data a search records at creation is the data its retrains train on
+    (several training folders included)."""
     from srnas.search.fidelity import recorded_data
     from srnas.search.settings import SearchSettings
     from srnas.space.contract import ATTR_MEASUREMENT
 
-    folders = [None if f is None else str(tmp_path / f) for f in (train, val)]
-    for folder in folders:
-        if folder is not None:
-            Path(folder).mkdir()
-    settings = SearchSettings(train=folders[0], val=folders[1])
+    names = train if isinstance(train, tuple) else (train,)
+    trains = tuple(str(tmp_path / f) for f in names if f is not None)
+    for folder in (*trains, *([str(tmp_path / val)] if val else [])):
+        Path(folder).mkdir()
+    given = trains if len(trains) > 1 else (trains[0] if trains else None)
+    settings = SearchSettings(train=given, val=str(tmp_path / val) if val else None)
     study = optuna.create_study(directions=["maximize", "minimize"])
-    study.set_user_attr(ATTR_MEASUREMENT, settings.measurement("cpu"))
-    assert recorded_data(study) == tuple(folders)
+    # Through JSON, as the storage keeps it (a tuple comes back as a list).
+    import json
+
+    study.set_user_attr(ATTR_MEASUREMENT, json.loads(json.dumps(settings.measurement("cpu"))))
+    assert recorded_data(study) == (given, str(tmp_path / val) if val else None)
     assert recorded_data(optuna.create_study()) == (None, None)  # a study from before records

@@ -355,6 +355,15 @@ def add_storage(args: Args, help: str | None = None) -> None:
         f"study database, a SQLAlchemy URL (default ${STORAGE_ENV}, else {DEFAULT_STORAGE})"))
 
 
+def add_storage_retry(args: Args) -> None:
+    """``--storage-retry-s``: how long a driver waits out a database outage (studies.retry)."""
+    args.uses.add("storage_retry_s")
+    args.add("--storage-retry-s", dest="storage_retry_s", type=nonnegative_float,
+             metavar="SECONDS", help="how long to wait for the study database when it goes "
+             "away mid-run (a restart, a failover) before giving up (default 180; 0: do not "
+             "wait)")
+
+
 def add_scale(args: Args, help: str = "upscaling factor: 2, 3 or 4", **kwargs: Any) -> None:
     args.uses.add("scale")
     args.add("--scale", type=scale, help=help, **kwargs)

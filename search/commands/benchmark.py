@@ -18,6 +18,7 @@ from srnas.search.commands.args import (
     command,
     resolve_auto,
 )
+from srnas.search.commands.runtime_flags import add_runtime_flags, runtime_spec
 from srnas.space.errors import ConfigError
 
 # The largest latency/memory input: one 4K frame (2160x3840 input pixels, a 16K output at x4).
@@ -52,6 +53,7 @@ def register(sub: Subcommands, name: str) -> list[Args]:
     add_device(a)
     add_input(a, "latency/memory/FLOPs input (default: the 1280x720-output input, 180x320 at "
               "x4)")
+    add_runtime_flags(a)
     a.add("--no-latency", action="store_true",
           help="skip the latency timing (memory and FLOPs are still measured)")
     add_format(a)
@@ -77,9 +79,11 @@ def _run(args: argparse.Namespace) -> int:
     if not args.val:
         raise ConfigError("val", "is required: a benchmark folder (HR + LR_bicubic/X<s>)")
     input_hw = check_input_size(args.input_hw) if args.input_hw else None
+    device = resolve_auto(args.device)
+    spec = runtime_spec(args, device)  # one line for a runtime/precision the device lacks
     models = resolve_models(args.models, args.weights or [], trial=args.trial,
                             storage=args.storage, scale=args.scale, untrained=args.untrained)
-    table = benchmark(models, args.val, resolve_auto(args.device), input_hw=input_hw,
-                      latency=not args.no_latency)
+    table = benchmark(models, args.val, device, input_hw=input_hw,
+                      latency=not args.no_latency, spec=spec)
     sys.stdout.write(render(table, args.format))
     return 0

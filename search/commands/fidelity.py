@@ -13,6 +13,7 @@ from srnas.search.commands.args import (
     Subcommands,
     add_format,
     add_storage,
+    add_storage_retry,
     add_trial,
     command,
     nonnegative_float,
@@ -54,9 +55,7 @@ def register(sub: Subcommands, name: str) -> list[Args]:
           "else 0")
     a.add("--seed", type=seed, help="training seed (default: each trial's recorded training "
           "seed, i.e. the search's)")
-    a.add("--storage-retry-s", type=nonnegative_float, metavar="SECONDS",
-          help="how long to wait for the study database when it goes away mid-run (a restart, "
-          "a failover) before giving up (default 180; 0: do not wait)")
+    add_storage_retry(a)
     a.add("--verbose", action="store_true", help="show Ray's own logs")
     a.run(_run)
     return [a]

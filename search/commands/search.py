@@ -13,6 +13,7 @@ from srnas.search.commands.args import (
     add_input,
     add_scale,
     add_storage,
+    add_storage_retry,
     budgets,
     command,
     int_at_least,
@@ -23,6 +24,7 @@ from srnas.search.commands.args import (
     positive_int,
     seed,
 )
+from srnas.search.commands.runtime_flags import add_runtime_flags
 from srnas.search.settings import DEFAULT_TRAIN_SECONDS, DEFAULT_TRIALS, SAMPLERS, SCHEDULERS
 from srnas.space.contract import (
     BUDGET_KEYS,
@@ -115,6 +117,8 @@ def register(sub: Subcommands, name: str) -> list[Args]:
     a.add("--baseline", action="append", default=[], metavar="PRESET",
           type=one_of(PRESET_NAMES), help="evaluate a known config first (repeatable), e.g. "
           "esc-light")
+    add_runtime_flags(a, target=True)
+    add_storage_retry(a)
     a.add("--dry-run", action="store_true",
           help="sample and build --trials configs, print them, train nothing")
     a.add("--verbose", action="store_true", help="show Ray's own logs")
@@ -139,7 +143,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         train=args.train, val=args.val, scale=args.scale, objectives=args.objectives,
         budgets=budgets(args), baselines=tuple(args.baseline), dry_run=args.dry_run,
         verbose=args.verbose, input_hw=parse_hw(args.input_hw) if args.input_hw else None,
-        val_every=args.val_every,
+        val_every=args.val_every, runtime=args.runtime, precision=args.precision,
+        target=args.target, storage_retry_s=args.storage_retry_s,
         train_seconds=args.train_seconds if args.train_seconds is not None
         else DEFAULT_TRAIN_SECONDS.get(args.scheduler))
 
@@ -182,8 +187,11 @@ def print_final(outcome: Any, settings: Any) -> None:
                                                         False, storage)))
     st = f"--storage '{storage}' " if settings.storage else ""
     name = outcome.study_name
+    if len(front) == 0:
+        print("\nno network above bicubic yet: train longer (--steps) before exporting")
     print("\nnext:")
     print(f"  srnas pareto {name} {st}".rstrip())
     print(f"  srnas plot {name} {st}--out front.html")
-    print(f"  srnas export {name} {st}--pick knee --out best.yaml")
+    if len(front):
+        print(f"  srnas export {name} {st}--pick knee --out best.yaml")
     sys.stdout.flush()
