@@ -72,7 +72,7 @@ def load_image(path: str | Path) -> np.ndarray:
     which BasicSR uses), 16-bit gray is scaled to 8 bits.
     """
     path = Path(path)
-    with _image_errors(path), Image.open(path) as img:
+    with image_errors(path), Image.open(path) as img:
         img.load()  # decode now: a truncated file fails here, not later in a worker
         if img.mode in _16BIT_MODES:
             wide = np.asarray(img).astype(np.float64)
@@ -86,7 +86,7 @@ def load_image(path: str | Path) -> np.ndarray:
 
 
 @contextmanager
-def _image_errors(path: Path) -> Iterator[None]:
+def image_errors(path: Path) -> Iterator[None]:
     """PIL's failures on one file as a one-line DataError naming it."""
     try:
         yield
@@ -112,7 +112,7 @@ def check_folder(folders: str | Path | Sequence[str | Path]) -> int:
             continue
         files = list_images(folder, recursive=True)
         for path in files:
-            with _image_errors(path), Image.open(path) as img:
+            with image_errors(path), Image.open(path) as img:
                 img.verify()
         total += len(files)
     return total
@@ -179,7 +179,7 @@ DEFAULT_TRAIN: tuple[str, ...] = (
 DEFAULT_VAL: tuple[str, ...] = ("chelsea.png", "coffee.png")
 
 
-def _skimage_data_dir() -> Path:
+def skimage_data_dir() -> Path:
     # The package folder itself, not skimage.data.data_dir (which may point at pooch's cache).
     import skimage
 
@@ -195,7 +195,7 @@ def bundled_images(names: Sequence[str]) -> list[NamedImage]:
     """The named photographs of scikit-image's package folder (one half of
     :func:`default_images`: a trial on its own training folders decodes only the validation
     half)."""
-    folder = _skimage_data_dir()
+    folder = skimage_data_dir()
     return [(Path(n).stem, load_image(folder / n)) for n in names]
 
 
@@ -373,12 +373,12 @@ class PatchSampler:
             y = int(self._rng.integers(lr_img.shape[0] - p + 1))
             x = int(self._rng.integers(lr_img.shape[1] - p + 1))
             aug = int(self._rng.integers(8))
-            lrs[i] = _augment(lr_img[y : y + p, x : x + p], aug)
-            hrs[i] = _augment(hr_img[y * s : (y + p) * s, x * s : (x + p) * s], aug)
-        return _to_tensor(lrs), _to_tensor(hrs)
+            lrs[i] = augment(lr_img[y : y + p, x : x + p], aug)
+            hrs[i] = augment(hr_img[y * s : (y + p) * s, x * s : (x + p) * s], aug)
+        return to_tensor(lrs), to_tensor(hrs)
 
 
-def _augment(img: np.ndarray, aug: int) -> np.ndarray:
+def augment(img: np.ndarray, aug: int) -> np.ndarray:
     """One of the 8 symmetries of the square: bit 0 h-flip, bit 1 v-flip, bit 2 transpose."""
     if aug & 1:
         img = img[:, ::-1]
@@ -389,7 +389,7 @@ def _augment(img: np.ndarray, aug: int) -> np.ndarray:
     return img
 
 
-def _to_tensor(batch: np.ndarray) -> torch.Tensor:
+def to_tensor(batch: np.ndarray) -> torch.Tensor:
     # In numpy: torch's float() of a permuted (non-contiguous) uint8 view is ~50x slower on CPU.
     out = np.ascontiguousarray(batch.transpose(0, 3, 1, 2)).astype(np.float32)
     out /= np.float32(255.0)

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from srnas.evaluators.data import _skimage_data_dir, load_image
+from srnas.evaluators.data import load_image, skimage_data_dir
 from srnas.space.atomic import TEMP_SUFFIX, atomic_write
 from srnas.space.config import ArchConfig
 from srnas.space.errors import ConfigError, DataError, SrnasError
@@ -116,7 +116,7 @@ def check_inputs(config: ArchConfig, image: str | Path | None = None
                  ) -> list[tuple[str, np.ndarray]]:
     """Centre crops of ``image`` (default: a bundled photograph) at :func:`check_sizes`, as
     (name, RGB uint8); an image smaller than a crop is used at its own size."""
-    path = Path(image) if image is not None else _skimage_data_dir() / CHECK_PHOTO
+    path = Path(image) if image is not None else skimage_data_dir() / CHECK_PHOTO
     try:
         photo = load_image(path)
     except DataError as e:  # load_image names the file as its field: this one is a flag's

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from srnas.evaluators.data import NamedImage, _augment, usable_images
+from srnas.evaluators.data import NamedImage, augment, usable_images
 from srnas.evaluators.resize import check_scale, make_lr
 
 LR_MARGIN = 3  # LR pixels of context around a crop; 2 is the least that keeps LR exact
@@ -63,7 +63,7 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         k, y, x, aug = self.draw(index)
         lr, hr = self.crop(k, y, x)
-        return _chw(_augment(lr, aug)), _chw(_augment(hr, aug))
+        return _chw(augment(lr, aug)), _chw(augment(hr, aug))
 
 
 def crop_pair(hr: np.ndarray, scale: int, lr_patch: int, y: int, x: int

@@ -53,20 +53,20 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from srnas.evaluators.data import _image_errors, list_images, load_image
+from srnas.evaluators.data import image_errors, list_images, load_image
 from srnas.evaluators.store_format import (
     DATA_FILE,
     FORMAT,
     FORMAT_VERSION,
     INDEX_FILE,
     TrainStore,
-    _data_digest,
-    _digest,
-    _image_digest,
-    _reason,
     check_train_folders,
+    data_digest,
+    image_digest,
     is_store,
+    json_digest,
     open_store,
+    os_reason,
 )
 from srnas.space.atomic import fsync_dir
 from srnas.space.errors import DataError
@@ -120,7 +120,7 @@ def _manifest_rows(sources: Sequence[_Source]) -> list[list[Any]]:
 def folder_manifest(folders: Sequence[str | Path]) -> str:
     """The digest of what the folders hold (relative names, sizes, modification times): equal
     digests mean the store made from them is still theirs."""
-    return _digest(_manifest_rows(_sources(_check_folders(folders))))
+    return json_digest(_manifest_rows(_sources(_check_folders(folders))))
 
 
 def _check_folders(folders: Sequence[str | Path] | str | Path) -> list[Path]:
@@ -152,13 +152,13 @@ def prepare_store(folders: Sequence[str | Path] | str | Path, out: str | Path, *
     out = Path(out)
     sources = _sources(folder_paths)
     manifest = _manifest_rows(sources)
-    digest = _digest(manifest)
+    digest = json_digest(manifest)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DataError(field, f"cannot create the store's folder ({err.strerror})",
                         str(out.parent)) from err
-    with _store_lock(out, field):
+    with store_lock(out, field):
         reason = _reason_to_prepare(out, digest)
         if reason is None:
             return open_store(out)
@@ -186,12 +186,12 @@ def prepare_store(folders: Sequence[str | Path] | str | Path, out: str | Path, *
             if _manifest_rows(_sources(folder_paths)) != manifest:
                 raise DataError(folder_paths[0], "training folder changed while its store was "
                                 "being prepared: prepare it again", str(out))
-            index["digest"] = _digest(index)
+            index["digest"] = json_digest(index)
             _write_file(tmp / INDEX_FILE, json.dumps(index, separators=(",", ":")).encode())
             fsync_dir(tmp)
             _publish(tmp, out)
         except OSError as err:
-            raise DataError(field, f"cannot write the training store ({_reason(err)})",
+            raise DataError(field, f"cannot write the training store ({os_reason(err)})",
                             str(out)) from err
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -220,7 +220,7 @@ def _mb(shapes: Sequence[Sequence[int]]) -> str:
 def _headers(sources: Sequence[_Source]) -> list[list[int]]:
     shapes = []
     for s in sources:
-        with _image_errors(s.path), Image.open(s.path) as img:
+        with image_errors(s.path), Image.open(s.path) as img:
             w, h = img.size
         if min(w, h) < 1:
             raise DataError(s.path, "must decode to a non-empty RGB image", (h, w))
@@ -265,7 +265,7 @@ def _write(tmp: Path, sources: Sequence[_Source], index: dict[str, Any], progres
         os.fsync(fd)
     finally:
         os.close(fd)
-    return _data_digest(digests)
+    return data_digest(digests)
 
 
 def _reserve(fd: int, size: int) -> None:
@@ -302,7 +302,7 @@ def _decode_into(job: tuple[str, int, tuple[int, int, int]]) -> bytes:
     done = 0
     while done < len(view):
         done += os.pwrite(_worker_fd, view[done:], offset + done)
-    return _image_digest(arr)
+    return image_digest(arr)
 
 
 class _NoBar:
@@ -351,12 +351,12 @@ def _remove_temps(out: Path) -> None:
 
 
 @contextmanager
-def _store_lock(out: Path, field: str) -> Iterator[None]:
+def store_lock(out: Path, field: str) -> Iterator[None]:
     lock_path = out.parent / f".{out.name}.lock"
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as err:
-        raise DataError(field, f"cannot create the store's lock file ({_reason(err)})",
+        raise DataError(field, f"cannot create the store's lock file ({os_reason(err)})",
                         str(lock_path)) from err
     try:
         try:
@@ -389,7 +389,7 @@ def default_cache_dir() -> Path:
 def store_path_for(folders: Sequence[str | Path], cache_dir: str | Path | None = None) -> Path:
     """Where the automatic store of ``folders`` lives: one per list of folders (by resolved
     path), so a changed folder replaces its store rather than adding one to the cache."""
-    key = _digest([str(f.resolve()) for f in _check_folders(folders)])[:20]
+    key = json_digest([str(f.resolve()) for f in _check_folders(folders)])[:20]
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     return root / "stores" / key
 

@@ -30,12 +30,12 @@ def is_store(path: str | Path) -> bool:
     whether it is a good one."""
     return (Path(path) / INDEX_FILE).is_file()
 
-def _digest(obj: object) -> str:
+def json_digest(obj: object) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"))
                           .encode()).hexdigest()
 
 
-def _reason(err: OSError) -> str:
+def os_reason(err: OSError) -> str:
     return err.strerror or type(err).__name__
 
 
@@ -78,8 +78,8 @@ class TrainStore:
 
     def verify_data(self) -> None:
         """Read every byte and check the pixels' digest (O(size): for ``srnas data info``)."""
-        digests = (_image_digest(self.image(i)) for i in range(len(self)))
-        if _data_digest(digests) != self.index["data_sha256"]:
+        digests = (image_digest(self.image(i)) for i in range(len(self)))
+        if data_digest(digests) != self.index["data_sha256"]:
             raise DataError(self.path, "store's pixels do not match its index: prepare it again",
                             str(self.path / DATA_FILE))
 
@@ -92,14 +92,14 @@ class TrainStore:
         self.__dict__.update(other.__dict__)
 
 
-def _data_digest(image_digests: Iterable[bytes]) -> str:
+def data_digest(image_digests: Iterable[bytes]) -> str:
     h = hashlib.sha256()
     for d in image_digests:
         h.update(d)
     return h.hexdigest()
 
 
-def _image_digest(arr: np.ndarray) -> bytes:
+def image_digest(arr: np.ndarray) -> bytes:
     return hashlib.sha256(np.ascontiguousarray(arr).data).digest()
 
 
@@ -115,14 +115,14 @@ def open_store(path: str | Path) -> TrainStore:
     try:
         folder_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as err:
-        raise DataError(path, "store cannot be opened", _reason(err)) from err
+        raise DataError(path, "store cannot be opened", os_reason(err)) from err
     try:
         index = _read_index(path, folder_fd)
         try:
             data_fd = os.open(DATA_FILE, os.O_RDONLY, dir_fd=folder_fd)
         except OSError as err:
             raise DataError(path, f"store has no readable {DATA_FILE}: prepare it again",
-                            _reason(err)) from err
+                            os_reason(err)) from err
     finally:
         os.close(folder_fd)
     with open(data_fd, "rb") as data:
@@ -158,7 +158,7 @@ def _read_index(path: Path, folder_fd: int) -> dict[str, Any]:
         raise DataError(path, f"store has format version {index.get('version')!r}, this srnas "
                         f"reads {FORMAT_VERSION}: prepare it again", index.get("srnas"))
     body = {k: v for k, v in index.items() if k != "digest"}
-    if index.get("digest") != _digest(body):
+    if index.get("digest") != json_digest(body):
         raise DataError(path, "store index is damaged (digest mismatch): prepare it again",
                         str(path / INDEX_FILE))
     return index

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from srnas.evaluators.data import NamedImage, PatchSampler, _augment, _to_tensor, usable_indices
+from srnas.evaluators.data import NamedImage, PatchSampler, augment, to_tensor, usable_indices
 from srnas.evaluators.patches import PatchDataset, crop_pair
 from srnas.evaluators.resize import check_scale
 from srnas.evaluators.store import TrainStore
@@ -91,9 +91,9 @@ class StorePatchSampler:
             x = int(self._rng.integers(int(lr_shapes[k, 1]) - p + 1))
             aug = int(self._rng.integers(8))
             lr, hr = crop_pair(self._images[k], s, p, y, x)
-            lrs[i] = _augment(lr, aug)
-            hrs[i] = _augment(hr, aug)
-        return _to_tensor(lrs), _to_tensor(hrs)
+            lrs[i] = augment(lr, aug)
+            hrs[i] = augment(hr, aug)
+        return to_tensor(lrs), to_tensor(hrs)
 
 
 class StorePatchDataset(PatchDataset):

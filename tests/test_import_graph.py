@@ -193,3 +193,34 @@ def test_layering(package: str) -> None:
     _, edges = import_graph()
     broken = layering_violations([e for e in edges if package_of(e.source) == package])
     assert not broken, "\n".join(broken)
+
+
+SOURCE_FOLDERS = ("space", "evaluators", "studies", "search", "tests", "benchmarks", "scripts")
+
+
+def _from_imports() -> list[tuple[Path, ast.ImportFrom]]:
+    found = []
+    for folder in SOURCE_FOLDERS:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            found += [(path, node) for node in ast.walk(ast.parse(path.read_text()))
+                      if isinstance(node, ast.ImportFrom) and node.module and not node.level]
+    return found
+
+
+def test_code_imports_srnas_by_its_installed_name() -> None:
+    """``from srnas.space import x``, never ``from space import x``: the folders are only
+    packages under the installed name."""
+    wrong = [f"{path.relative_to(ROOT)}:{node.lineno}: {node.module}"
+             for path, node in _from_imports() if node.module.split(".")[0] in PACKAGES]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_private_name_crosses_a_module() -> None:
+    """A leading ``_`` means "this module's own": another module (a test included) that needs
+    it gets a public name instead, so a module's internals can change without breaking others."""
+    crossing = [f"{path.relative_to(ROOT)}:{node.lineno}: {node.module}.{alias.name}"
+                for path, node in _from_imports() if node.module.split(".")[0] == "srnas"
+                for alias in node.names
+                if (alias.name.startswith("_") and not alias.name.startswith("__"))
+                or any(p.startswith("_") for p in node.module.split("."))]
+    assert not crossing, "\n".join(crossing)

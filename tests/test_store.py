@@ -29,11 +29,11 @@ from srnas.evaluators.store import (
     DATA_FILE,
     INDEX_FILE,
     TrainStore,
-    _digest,
-    _store_lock,
+    json_digest,
     open_store,
     prepare_store,
     store_for_folders,
+    store_lock,
     store_path_for,
 )
 from srnas.evaluators.store_patches import StorePatchDataset, StorePatchSampler
@@ -185,7 +185,7 @@ def _rewrite_index(path: Path, **changes: object) -> None:
     index = json.loads((path / INDEX_FILE).read_text())
     index.update(changes)
     body = {k: v for k, v in index.items() if k != "digest"}
-    index["digest"] = _digest(body)
+    index["digest"] = json_digest(body)
     (path / INDEX_FILE).write_text(json.dumps(index))
 
 
@@ -236,7 +236,7 @@ def test_concurrent_preparers_prepare_once_the_other_waits(folder: Path, tmp_pat
     # The workers fork before the lock is taken (a forked copy of its descriptor would hold it).
     with multiprocessing.get_context("fork").Pool(2) as pool:
         # Holding the store's lock here makes both children reach it before either prepares.
-        with _store_lock(out, "test"):
+        with store_lock(out, "test"):
             pending = [pool.apply_async(_prepare_in_child, (str(folder), str(cache)))
                        for _ in range(2)]
             time.sleep(1.5)
