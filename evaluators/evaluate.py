@@ -32,9 +32,9 @@ from srnas.evaluators.lock import device_lock, waited_seconds
 from srnas.evaluators.memory import measure_memory
 from srnas.evaluators.recipe import Recipe
 from srnas.evaluators.store import TrainStore, train_store
-from srnas.evaluators.store_format import as_folders, one_or_more
 from srnas.evaluators.store_patches import patch_sampler
 from srnas.evaluators.train import check_brief, train, validate
+from srnas.evaluators.train_folders import as_folders, one_or_more
 from srnas.space.config import ArchConfig
 from srnas.space.contract import STATUS_FAILED, STATUS_INFEASIBLE, STATUS_OK
 from srnas.space.errors import ConfigError, TrainingError

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from srnas.evaluators.store_format import as_folders, check_train_folders, one_or_more
+from srnas.evaluators.train_folders import as_folders, check_train_folders, one_or_more
 from srnas.search.resources import check_storage_retry, check_time_budget, check_trial_resources
 from srnas.search.samplers import SAMPLER_TYPES, SAMPLERS
 from srnas.search.schedulers import (

@@ -68,7 +68,7 @@ def trial_data(settings: SearchSettings) -> DataSpec:
     cache the driver was given (``$SRNAS_CACHE``; unset: each node's platform cache)."""
     from srnas.evaluators.evaluate import DataSpec
     from srnas.evaluators.store import CACHE_ENV, train_manifest
-    from srnas.evaluators.store_format import as_folders
+    from srnas.evaluators.train_folders import as_folders
 
     # Absolute: a trial runs in its own working folder (Ray Tune changes into it).
     train = tuple(str(Path(f).resolve()) for f in as_folders(settings.train))

@@ -66,7 +66,7 @@ def _prepare(args: argparse.Namespace) -> int:
         prepare_store,
         store_path_for,
     )
-    from srnas.evaluators.store_format import check_train_folders
+    from srnas.evaluators.train_folders import check_train_folders
 
     folders = check_train_folders(_existing(args.dirs, "train"))
     out = Path(args.out) if args.out is not None else store_path_for(folders)
