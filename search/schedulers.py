@@ -120,7 +120,7 @@ def _asha_describe(s: SearchSettings) -> str:
 
 register_scheduler(SchedulerType(
     name="mo-asha",
-    help="multi-objective successive halving (default): trials stopped at a rung are PRUNED",
+    help="multi-objective successive halving: trials stopped at a rung are PRUNED",
     # Three times fifo's trials in about the same compute: most stop at an early rung. No
     # wall-time cap: the first rung already bounds a heavy network's cost, and a cap would
     # cut exactly the promoted trials.

@@ -29,6 +29,7 @@ from srnas.space.contract import (
     OBJECTIVE_DIRECTIONS,
 )
 from srnas.space.errors import ConfigError
+from srnas.space.objectives import check_objectives
 from srnas.space.searchspace import SearchSpace
 from srnas.studies.schema import check_search_study_name
 from srnas.studies.storage import resolve_url
@@ -144,14 +145,7 @@ def _data_label(folder: str | tuple[str, ...] | None) -> str | list[str]:
 
 def _validate(s: SearchSettings) -> None:
     SAMPLER_TYPES.get(s.sampler)  # "sampler: must be one of [...]"
-    if not s.objectives:
-        raise ConfigError("objectives", "needs at least one objective", list(s.objectives))
-    for o in s.objectives:
-        if o not in OBJECTIVE_DIRECTIONS:
-            raise ConfigError("objectives", f"each must be one of {list(OBJECTIVE_DIRECTIONS)}",
-                              o)
-    if len(set(s.objectives)) != len(s.objectives):
-        raise ConfigError("objectives", "must not repeat an objective", list(s.objectives))
+    check_objectives(tuple(s.objectives))
     for key, value in s.budgets.items():
         if key not in BUDGET_KEYS:
             raise ConfigError("budgets", f"must be among {list(BUDGET_KEYS)}", key)

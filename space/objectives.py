@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from srnas.space.errors import ConfigError
 from srnas.space.registry import MappingView, Registry
 
 Direction = Literal["maximize", "minimize"]
@@ -98,6 +99,22 @@ def derived_values(figures: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+def check_objectives(names: tuple[str, ...], shown: object = None) -> tuple[str, ...]:
+    """A search's objectives: at least one, each registered, none twice (one-line
+    :class:`ConfigError` on ``objectives``; ``shown`` is what the user typed)."""
+    if not names:
+        raise ConfigError("objectives", "needs at least one objective",
+                          list(names) if shown is None else shown)
+    for name in names:
+        if name not in OBJECTIVES:
+            raise ConfigError("objectives",
+                              f"each must be one of {', '.join(OBJECTIVES.names())}", name)
+    if len(set(names)) != len(names):
+        raise ConfigError("objectives", "must not repeat an objective",
+                          list(names) if shown is None else shown)
+    return names
+
+
 def objectives_help() -> str:
     """The ``--objectives`` help: every registered objective with its direction and unit."""
     listed = ", ".join(f"{n} ({o.direction[:3]}, {o.unit})" for n, o in OBJECTIVES.items())
@@ -139,6 +156,7 @@ __all__ = [
     "UNITS",
     "UNTRAINED_VALUES",
     "Objective",
+    "check_objectives",
     "derived_values",
     "get_objective",
     "objective_names",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 from typing import Any
 
 from srnas.search.commands.args import (
@@ -25,30 +26,35 @@ from srnas.search.commands.args import (
     seed,
 )
 from srnas.search.commands.runtime_flags import add_runtime_flags
-from srnas.search.settings import DEFAULT_TRAIN_SECONDS, DEFAULT_TRIALS, SAMPLERS, SCHEDULERS
+from srnas.search.schedulers import SCHEDULER_DEFAULT, get_scheduler, schedulers_help
+from srnas.search.settings import (
+    DEFAULT_TRAIN_SECONDS,
+    DEFAULT_TRIALS,
+    SAMPLERS,
+    SCHEDULERS,
+    SearchSettings,
+)
 from srnas.space.contract import (
     BUDGET_KEYS,
     DEFAULT_OBJECTIVES,
     DEFAULT_STORAGE,
-    OBJECTIVE_DIRECTIONS,
     STORAGE_ENV,
 )
-from srnas.space.errors import ConfigError, SrnasError
+from srnas.space.errors import SrnasError
+from srnas.space.objectives import check_objectives, get_objective, objectives_help
 from srnas.space.presets import PRESET_NAMES
 
 
 def objectives(text: str) -> tuple[str, ...]:
-    """``psnr,latency_ms``: names from the study contract, each once."""
-    names = tuple(o.strip() for o in text.split(",") if o.strip())
-    if not names:
-        raise ConfigError("objectives", "needs at least one objective", text)
-    for name in names:
-        if name not in OBJECTIVE_DIRECTIONS:
-            raise ConfigError("objectives", "each must be one of "
-                              f"{', '.join(OBJECTIVE_DIRECTIONS)}", name)
-    if len(set(names)) != len(names):
-        raise ConfigError("objectives", "must not repeat an objective", text)
-    return names
+    """``psnr,latency_ms``: registered objectives, each once."""
+    return check_objectives(tuple(o.strip() for o in text.split(",") if o.strip()), text)
+
+
+# The library's defaults, shown in the help and left to SearchSettings when a flag is not
+# given: one place for each (a scheduler's own defaults stay SCHEDULER_DEFAULT until the
+# scheduler is known).
+_DEFAULTS = {f.name: f.default for f in fields(SearchSettings)}
+_ASHA = get_scheduler("mo-asha").defaults
 
 
 def register(sub: Subcommands, name: str) -> list[Args]:
@@ -74,7 +80,7 @@ def register(sub: Subcommands, name: str) -> list[Args]:
           "are recorded")
     a.add("--concurrency", type=positive_int, help="trials at a time (default: as many as the "
           "CPUs/GPUs allow)")
-    a.add("--cpus-per-trial", type=positive_float, default=1.0)
+    a.add("--cpus-per-trial", type=positive_float, default=_DEFAULTS["cpus_per_trial"])
     a.add("--gpus-per-trial", type=nonnegative_float, help="default 1 where Ray sees GPUs, "
           "else 0; a fraction shares a GPU (latency figures then lie)")
     a.add("--address", metavar="HOST:PORT|auto", help="join a running Ray cluster: the head "
@@ -82,20 +88,17 @@ def register(sub: Subcommands, name: str) -> list[Args]:
           "cluster ray start started on this machine); run it on a node of the cluster (Ray "
           "Client ray:// is not supported). Default: $RAY_ADDRESS if set, else a new local "
           "instance")
-    samplers, schedulers = tuple(SAMPLERS), tuple(SCHEDULERS)
-    a.add("--sampler", type=one_of(samplers), default=samplers[0],
-          help=f"{', '.join(samplers)} (default {samplers[0]})")
-    a.add("--seed", type=seed, default=0)
-    a.add("--steps", type=positive_int, default=200, help="training steps of a trial that "
-          "reaches the last rung (default 200)")
-    a.add("--scheduler", type=one_of(schedulers), default=schedulers[0],
-          help=f"{', '.join(schedulers)} (default {schedulers[0]}). mo-asha: multi-objective "
-          "successive halving, trials stopped at a rung are PRUNED; fifo: every trial trains "
-          "all --steps")
+    a.add("--sampler", type=one_of(tuple(SAMPLERS)), default=_DEFAULTS["sampler"],
+          help=f"{', '.join(SAMPLERS)} (default {_DEFAULTS['sampler']})")
+    a.add("--seed", type=seed, default=_DEFAULTS["seed"])
+    a.add("--steps", type=positive_int, default=_DEFAULTS["steps"], help="training steps of a "
+          f"trial that reaches the last rung (default {_DEFAULTS['steps']})")
+    a.add("--scheduler", type=one_of(tuple(SCHEDULERS)), default=_DEFAULTS["scheduler"],
+          help=f"default {_DEFAULTS['scheduler']}. {schedulers_help()}")
     a.add("--min-steps", type=positive_int, help="first rung of mo-asha (default: the smallest "
           "R with R*eta^2 >= --steps, i.e. three rungs)")
-    a.add("--eta", type=int_at_least(2), default=3, help="mo-asha keeps the best 1/eta of "
-          "each rung (default 3)")
+    a.add("--eta", type=int_at_least(2), help="mo-asha keeps the best 1/eta of each rung "
+          f"(default {_ASHA.eta})")
     a.add("--train-seconds", type=positive_float,
           help="cap a trial's training wall time; a trial it cuts ends PRUNED at the rungs it "
           "reached, never ranked (default: "
@@ -109,11 +112,10 @@ def register(sub: Subcommands, name: str) -> list[Args]:
     add_input(a, "latency/memory/FLOPs input (default: a 256x256 output on CPU, 1280x720 on "
               "CUDA)")
     a.add("--objectives", type=objectives, default=",".join(DEFAULT_OBJECTIVES),
-          help=f"comma-separated, from {', '.join(OBJECTIVE_DIRECTIONS)} (default "
-          f"{','.join(DEFAULT_OBJECTIVES)})")
+          help=f"{objectives_help()} (default {','.join(DEFAULT_OBJECTIVES)})")
     for key, dest in BUDGET_KEYS.items():
         a.add("--" + dest.replace("_", "-"), dest=dest, type=positive_float,
-              help=f"budget: trials with {key} above it are infeasible (not trained)")
+              help=get_objective(key).budget_help())
     a.add("--baseline", action="append", default=[], metavar="PRESET",
           type=one_of(PRESET_NAMES), help="evaluate a known config first (repeatable), e.g. "
           "esc-light")
@@ -127,26 +129,25 @@ def register(sub: Subcommands, name: str) -> list[Args]:
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
-    from srnas.search.settings import SearchSettings
     from srnas.space.parsing import parse_hw
     from srnas.space.searchspace import SearchSpace, load_space
 
+    given = {name: getattr(args, name) for name in ("trials", "min_steps", "eta",
+                                                     "train_seconds")}
     return SearchSettings(
         study=args.study, storage=args.storage,
         space=load_space(args.space) if args.space else SearchSpace(),
-        trials=args.trials if args.trials is not None else DEFAULT_TRIALS.get(
-            args.scheduler, DEFAULT_TRIALS["mo-asha"]),
         time_budget_s=args.time_budget_s, concurrency=args.concurrency,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         address=args.address, sampler=args.sampler, seed=args.seed, steps=args.steps,
-        scheduler=args.scheduler, min_steps=args.min_steps, eta=args.eta,
+        scheduler=args.scheduler,
         train=args.train, val=args.val, scale=args.scale, objectives=args.objectives,
         budgets=budgets(args), baselines=tuple(args.baseline), dry_run=args.dry_run,
         verbose=args.verbose, input_hw=parse_hw(args.input_hw) if args.input_hw else None,
         val_every=args.val_every, runtime=args.runtime, precision=args.precision,
         target=args.target, storage_retry_s=args.storage_retry_s,
-        train_seconds=args.train_seconds if args.train_seconds is not None
-        else DEFAULT_TRAIN_SECONDS.get(args.scheduler))
+        # Not given: the scheduler's own default (SearchSettings knows which).
+        **{name: SCHEDULER_DEFAULT if value is None else value for name, value in given.items()})
 
 
 def _run(args: argparse.Namespace) -> int:
