@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 import optuna
 import pytest
-from scipy import stats
 
 from srnas.search.cli import main
 from srnas.search.fidelity import open_sibling, record_retrain
@@ -32,8 +31,11 @@ LONG = [30.0 + 0.1 * i for i in range(N)]
 AT_69 = [25.0 + 0.2 * i for i in range(N)]
 AT_23 = [24.0 - 0.3 * i for i in range(N)]
 AT_200 = [27.1, 27.0] + [27.0 + 0.1 * i for i in range(2, N)]
-# Variance under independence at n = 10: 2 (2n + 5) / (9 n (n - 1)) = 50 / 810.
-HALF_10 = 1.959963984540054 * math.sqrt(50 / 810)  # 0.48696
+Z = 1.959963984540054
+# The interval is normal in z = atanh(tau) with variance 0.437 / (n - 4); a tau of 1 counts as
+# half a discordant pair short of it: at n = 10, 1 - 2/90, whose atanh is ln(89) / 2.
+HALF_10 = Z * math.sqrt(0.437 / 6)
+LOW_PERFECT_10 = math.tanh(math.log(89) / 2 - HALF_10)  # 0.937
 
 
 def _arch(i: int) -> ArchConfig:
@@ -95,19 +97,18 @@ def test_taus_per_rung_are_the_known_ones_with_their_intervals(url: str) -> None
     rungs = {r["steps"]: r for r in fid.agreement(pairs)["rungs"]}
     assert [rungs[s]["pairs"] for s in (23, 69, 200)] == [N + 1, N, N]
     assert rungs[69]["kendall_tau"] == pytest.approx(1.0)
-    assert rungs[69]["kendall_ci"] == pytest.approx((1.0 - HALF_10, 1.0))
+    assert rungs[69]["kendall_ci"] == pytest.approx((LOW_PERFECT_10, 1.0))
     assert rungs[69]["clears"] and rungs[69]["pairs_needed"] is None
     assert rungs[23]["kendall_tau"] == pytest.approx(-1.0)
-    half_11 = 1.959963984540054 * math.sqrt(2 * 27 / (9 * 11 * 10))
-    assert rungs[23]["kendall_ci"] == pytest.approx((-1.0, -1.0 + half_11))
+    # Reversed over 11 pairs: -(1 - 2/110), atanh -ln(109) / 2.
+    high_23 = math.tanh(-math.log(109) / 2 + Z * math.sqrt(0.437 / 7))
+    assert rungs[23]["kendall_ci"] == pytest.approx((-1.0, high_23))
     assert not rungs[23]["clears"] and rungs[23]["pairs_needed"] is None  # never, at tau -1
-    tau = 43 / 45
+    tau = 43 / 45  # atanh(43/45) = ln(88/2) / 2
     assert rungs[200]["kendall_tau"] == pytest.approx(tau)
-    assert rungs[200]["kendall_ci"][0] == pytest.approx(tau - HALF_10)  # 0.469: short of 0.5
-    assert not rungs[200]["clears"]
-    # By hand: the bound needs Var <= ((43/45 - 0.5) / 1.96)^2 = 0.05403; n = 11 gives
-    # 54/990 = 0.05455, n = 12 gives 58/1188 = 0.04882.
-    assert rungs[200]["pairs_needed"] == 12
+    assert rungs[200]["kendall_ci"] == pytest.approx(
+        (math.tanh(math.log(44) / 2 - HALF_10), math.tanh(math.log(44) / 2 + HALF_10)))
+    assert rungs[200]["clears"]  # lower bound 0.877
 
 
 def test_recommendation_is_the_lowest_clearing_rung(url: str) -> None:
@@ -121,24 +122,16 @@ def test_recommendation_is_the_lowest_clearing_rung(url: str) -> None:
     assert fid.agreement(pairs)["recommendation"]["min_steps"] == 23
 
 
-def test_variance_is_scipys_under_independence() -> None:
-    """scipy's asymptotic p-value of tau (no ties) is 2 * sf(|tau| / sqrt(Var0))."""
-    for x, y in (([1, 2, 3, 4, 5, 6], [2, 1, 4, 3, 6, 5]),
-                 ([1, 2, 3, 4, 5, 6, 7, 8, 9], [9, 1, 8, 2, 7, 3, 6, 4, 5])):
-        result = stats.kendalltau(x, y, method="asymptotic")
-        z = abs(result.statistic) / math.sqrt(fid.tau_variance(len(x)))
-        assert 2 * stats.norm.sf(z) == pytest.approx(result.pvalue)
-
-
-def test_too_few_pairs_at_a_rung_give_no_tau_and_say_so(url: str) -> None:
+def test_too_few_pairs_at_a_rung_give_no_tau_or_no_interval_and_say_so(url: str) -> None:
     """Four complete trials from a 23/200 ladder and two stopped at 69 (a launch with another
-    --min-steps): rung 69 has 2 pairs. Rung 23 ranks its 6 perfectly, yet 6 pairs cannot show
-    tau >= 0.5 (lower bound 1 - 1.96 sqrt(34/270) = 0.30): 10 would."""
+    --min-steps): rung 69 has 2 pairs (no tau), rung 200 has 4 (a tau, no interval), rung 23
+    has 6 with 2 of its 15 pairs discordant (tau 11/15, too few pairs to clear 0.5)."""
     study = make_study(url, "s")
+    at_23 = [21.0, 20.0, 22.0, 23.0, 25.0, 24.0]  # trials (0, 1) and (4, 5) swapped
     for i in range(4):
         fake_trial(study, psnr=27.0 + i, latency_ms=10.0 - i, memory_mb=10.0, arch=_arch(i),
-                   extra={"rung_psnr": {"23": 20.0 + i, "200": 27.0 + i}})
-    stopped = [_pruned(study, 4 + i, {"23": 24.0 + i, "69": 25.0 + i}) for i in range(2)]
+                   extra={"rung_psnr": {"23": at_23[i], "200": 27.0 + i}})
+    stopped = [_pruned(study, 4 + j, {"23": at_23[4 + j], "69": 25.0 + j}) for j in range(2)]
     sibling = open_sibling(study, url)
     for i in range(4):
         _retrain(sibling, i, 27.0 + i, 200, 30.0 + i)
@@ -150,18 +143,35 @@ def test_too_few_pairs_at_a_rung_give_no_tau_and_say_so(url: str) -> None:
     assert rungs[69]["kendall_ci"] is None and not rungs[69]["clears"]
     assert "2 retrained trial(s) reached this rung" in rungs[69]["note"]
     assert "needs at least 3" in rungs[69]["note"]
-    assert rungs[23]["pairs"] == 6 and rungs[23]["kendall_tau"] == pytest.approx(1.0)
+    assert rungs[200]["pairs"] == 4 and rungs[200]["kendall_tau"] == pytest.approx(1.0)
+    assert rungs[200]["kendall_ci"] is None and not rungs[200]["clears"]
+    assert rungs[200]["note"] == "an interval needs at least 5 pairs"
+    assert rungs[23]["pairs"] == 6 and rungs[23]["kendall_tau"] == pytest.approx(11 / 15)
+    # atanh(11/15) = ln(26/4) / 2; the bound clears 0.5 (atanh ln(3) / 2) when
+    # Z sqrt(0.437 / (n - 4)) <= (ln 6.5 - ln 3) / 2: n - 4 >= 11.23, n = 16.
     assert rungs[23]["kendall_ci"][0] == pytest.approx(
-        1.0 - 1.959963984540054 * math.sqrt(34 / 270))
-    assert rungs[23]["pairs_needed"] == 10  # Var0(9) = 46/648 too big, Var0(10) = 50/810
+        math.tanh(math.log(6.5) / 2 - Z * math.sqrt(0.437 / 2)))  # 0.020
+    assert rungs[23]["pairs_needed"] == 16 and not rungs[23]["clears"]
     rec = figures["recommendation"]
     assert rec["min_steps"] is None
     assert rec["text"].startswith("no rung below 200 steps has the 95% lower bound of tau")
-    assert "rung 23 would with 10 pairs if its tau +1.00 held (it has 6)" in rec["text"]
+    assert "rung 23 would with 16 pairs if its tau +0.73 held (it has 6)" in rec["text"]
     lines = fid.report_lines(_pairs(study, url), figures, 2000)
     row_69 = next(line for line in lines if line.split()[:1] == ["69"])
-    assert "-" in row_69.split() and "needs at least 3" in row_69
+    assert row_69.split()[2:5] == ["-", "-", "-"] and "needs at least 3" in row_69
+    row_200 = next(line for line in lines if line.split()[:1] == ["200"])
+    assert row_200.split()[2:4] == ["+1.00", "-"]
+    assert "an interval needs at least 5 pairs; needs 6 pairs at this tau" in row_200
     assert lines[-1] == f"recommendation: {rec['text']}"
+
+
+def test_interval_edges() -> None:
+    assert fid.tau_interval(0.9, 4) is None and fid.tau_interval(0.9, 5) is not None
+    assert fid.tau_interval(1.0, 5)[1] == 1.0 and fid.tau_interval(-1.0, 5)[0] == -1.0
+    low, high = fid.tau_interval(0.0, 20)
+    assert low == pytest.approx(-high) and high == pytest.approx(
+        math.tanh(Z * math.sqrt(0.437 / 16)))
+    assert fid.pairs_needed(0.5) is None and fid.pairs_needed(-0.2) is None
 
 
 @pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")  # the overall rho
@@ -201,7 +211,7 @@ def test_stored_with_the_retrains(url: str) -> None:
     kept = fid.stored_rung_fidelity(fid.load_sibling("s", url), 2000)
     assert kept["recommendation"]["min_steps"] == 69
     assert [r["steps"] for r in kept["rungs"]] == [23, 69, 200]
-    assert kept["rungs"][1]["kendall_ci"] == pytest.approx([1.0 - HALF_10, 1.0])
+    assert kept["rungs"][1]["kendall_ci"] == pytest.approx([LOW_PERFECT_10, 1.0])
     assert fid.stored_rung_fidelity(sibling, 999) is None
 
 
@@ -213,7 +223,7 @@ def test_command_prints_the_rungs_in_table_json_and_csv(
     out = capsys.readouterr().out
     assert "per rung: Kendall tau of the PSNR there vs the long PSNR" in out
     row_69 = next(line for line in out.splitlines() if line.split()[:2] == ["69", "10"])
-    assert row_69.split()[2:6] == ["+1.00", f"{1.0 - HALF_10:+.2f}", "..", "+1.00"]
+    assert row_69.split()[2:6] == ["+1.00", f"{LOW_PERFECT_10:+.2f}", "..", "+1.00"]
     assert "yes" in row_69.split()
     assert "recommendation: --min-steps 69" in out
     assert main([*base, "--format", "json"]) == 0
@@ -233,7 +243,7 @@ def test_markdown_table_of_the_rungs(url: str) -> None:
     assert cells[0] == ["steps", "pairs", "kendall_tau", "ci_low", "ci_high", "clears",
                         "pairs_needed", "note"]
     assert [row[0] for row in cells[2:5]] == ["23", "69", "200"]
-    assert cells[3][1:6] == ["10", "1", f"{1.0 - HALF_10:.3f}", "1", "True"]
+    assert cells[3][1:6] == ["10", "1", f"{LOW_PERFECT_10:.3f}", "1", "True"]
     assert lines[-1].startswith("Recommendation: --min-steps 69")
 
 
