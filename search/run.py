@@ -21,6 +21,7 @@ from srnas.space.errors import ConfigError, SrnasError
 from srnas.space.presets import get_preset
 from srnas.space.searchspace import SearchSpace
 from srnas.studies import storage as storage_url
+from srnas.studies.heartbeat import heartbeat_settings
 from srnas.studies.stale import fail_stale_trials
 
 # Optuna logs every study creation and trial at INFO; the search prints its own live view.
@@ -195,7 +196,7 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
         print(note, file=out, flush=True)
     started = time.monotonic()
     if total:
-        interval = storage_url.heartbeat_settings()[0]
+        interval = heartbeat_settings()[0]
         try:
             with Heartbeat(storage, searcher.running_trial_ids, interval):
                 run_tuner(

@@ -1,7 +1,8 @@
 """Where a command's network comes from: a preset, a config file (an exported study config
 included) or a study's trial. Only this composition layer may read both a study (studies/)
-and build networks (evaluators/), so ``train``, ``benchmark`` and ``fidelity`` resolve their
-source here."""
+and build networks (evaluators/), so ``train`` and ``benchmark`` (through
+:mod:`srnas.search.models`) resolve their source here; ``fidelity`` reads its trials' recipes
+from the study itself (:mod:`srnas.search.fidelity`)."""
 
 from __future__ import annotations
 

@@ -376,7 +376,6 @@ __all__ = [
     "ambiguous_password",
     "check_for_write",
     "exists",
-    "heartbeat_settings",
     "mask_url",
     "open_for_write",
     "open_storage",
