@@ -546,14 +546,21 @@ def rung_markdown(figures: Mapping[str, Any]) -> str:
             f"Recommendation: {figures['recommendation']['text']}\n")
 
 
-def store_rung_fidelity(sibling: optuna.Study, steps: int, figures: Mapping[str, Any]) -> None:
+def store_rung_fidelity(sibling: optuna.Study, steps: int, figures: Mapping[str, Any]) -> bool:
     """Keep the per-rung figures with the retrains (sibling attr ``rung_fidelity_<steps>``),
-    for readers that do not recompute them."""
+    for readers that do not recompute them; False when the storage refused the write (the
+    report is still right: the figures follow from what the studies hold)."""
+    from sqlalchemy import exc
+
     keys = ("rungs", "rung_ci_method", "rung_tau_threshold", "recommendation")
     value = {k: figures[k] for k in keys}
     value["rungs"] = [{**r, "kendall_ci": None if r["kendall_ci"] is None
                        else list(r["kendall_ci"])} for r in figures["rungs"]]
-    sibling.set_user_attr(ATTR_RUNG_FIDELITY.format(steps=steps), value)
+    try:
+        sibling.set_user_attr(ATTR_RUNG_FIDELITY.format(steps=steps), value)
+    except exc.SQLAlchemyError:
+        return False
+    return True
 
 
 def stored_rung_fidelity(sibling: optuna.Study | None, steps: int) -> dict[str, Any] | None:

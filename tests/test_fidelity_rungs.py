@@ -207,7 +207,7 @@ def test_stored_with_the_retrains(url: str) -> None:
     figures = fid.agreement(_pairs(study, url))
     sibling = fid.load_sibling("s", url)
     assert fid.stored_rung_fidelity(sibling, 2000) is None
-    fid.store_rung_fidelity(sibling, 2000, figures)
+    assert fid.store_rung_fidelity(sibling, 2000, figures)
     kept = fid.stored_rung_fidelity(fid.load_sibling("s", url), 2000)
     assert kept["recommendation"]["min_steps"] == 69
     assert [r["steps"] for r in kept["rungs"]] == [23, 69, 200]
@@ -257,3 +257,15 @@ def test_plot_titles_carry_the_taus_per_rung(url: str, tmp_path: Path) -> None:
     html = plot_fidelity(pairs, figures, 2000, tmp_path / "f.html").read_text()
     assert "tau per rung (steps: tau) 23: -1.00" in html
     assert plot_fidelity(pairs, figures, 2000, tmp_path / "f.png").stat().st_size > 1000
+
+
+def test_a_refused_store_is_said_not_raised(url: str) -> None:
+    from sqlalchemy import exc
+
+    class ReadOnly:
+        def set_user_attr(self, key: str, value: object) -> None:
+            raise exc.OperationalError("UPDATE", {}, Exception("attempt to write a readonly "
+                                                                "database"))
+
+    figures = fid.agreement(_pairs(_laddered(url), url))
+    assert fid.store_rung_fidelity(ReadOnly(), 2000, figures) is False  # type: ignore[arg-type]
