@@ -1,7 +1,9 @@
 """Export one trial's architecture as a config file that ``space.load_config`` reads back.
 
 The file has two sections: ``arch`` (``ArchConfig.to_dict()``, the part space/ rebuilds) and
-``provenance`` (where it came from and what was measured). Nothing secret goes in: the storage
+``provenance`` (where it came from, what was measured, and under which conditions:
+``measured_with`` says the runtime, precision, device and node the latency and memory were
+measured on, ``trained_on`` where the trial trained). Nothing secret goes in: the storage
 URL is masked. The file is written atomically, so a reader never sees half of it.
 """
 
@@ -29,6 +31,7 @@ from srnas.studies.frame import (
     require_arch,
     study_objectives,
 )
+from srnas.studies.measured import LOCAL, measured_columns, target_text
 
 if TYPE_CHECKING:
     import optuna
@@ -40,6 +43,28 @@ SUFFIXES = (".yaml", ".yml", ".json")
 # Recorded measurement context worth keeping next to the figures (the contract's trial level).
 _CONTEXT_ATTRS = ("latency_cv", "dtype", "input_hw", "threads", "steps", "train_seconds",
                   "eval_seconds")
+# How latency and memory were taken, as the trial recorded it (evaluators.runtime and
+# search.target), beside the conditions every trial has (measured_columns).
+_MEASURED_ATTRS = ("runtime_version", "runtime_check_max_abs_diff", "memory_method",
+                   "measure_seconds", "measure_dispatch_seconds")
+
+
+def measured_with(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Where and how a trial's latency and memory were measured (``runtime``, ``precision``,
+    ``target``: None when measured where it trained, ``device``, ``host``, ``node``, and what
+    the runtime recorded: its version, settings, threads, the check against PyTorch)."""
+    columns = measured_columns(attrs)
+    found: dict[str, Any] = {
+        "runtime": columns["runtime"], "precision": columns["precision"],
+        "target": columns["target"], "device": columns["measured_device"],
+        "host": columns["measured_host"], "node": columns["measured_node"],
+        "threads": attrs.get("threads"),
+    }
+    found.update({k: _plain(attrs[k]) for k in _MEASURED_ATTRS if k in attrs})
+    settings = nested_attr(dict(attrs), "runtime_settings")
+    if isinstance(settings, Mapping):
+        found["runtime_settings"] = _plain(settings)
+    return found
 
 
 def _plain(value: Any) -> Any:
@@ -109,6 +134,9 @@ def export_document(study: optuna.Study, trial: optuna.trial.FrozenTrial, *,
         "measured": measured,
         "device": attrs.get("device"),
         **{k: _plain(attrs[k]) for k in _CONTEXT_ATTRS if k in attrs},
+        "measured_with": measured_with(attrs),
+        "trained_on": {"device": attrs.get("device"), "host": attrs.get("host"),
+                       "node": attrs.get("node")},
         "searched_params": _plain(trial.params),
         "versions": _plain(nested_attr(attrs, "versions") or {}),
         "exported_with": _versions(),
@@ -133,9 +161,10 @@ def render(document: Mapping[str, Any], path: Path) -> str:
 
 
 def _check_trial_fits(trial: optuna.trial.FrozenTrial, budgets: Mapping[str, float],
-                      device: str | None, input_hw: Sequence[int] | str | None) -> None:
-    """With a trial number, budgets, ``device`` and ``input_hw`` are checks on that trial, not
-    filters."""
+                      device: str | None, input_hw: Sequence[int] | str | None,
+                      conditions: Mapping[str, str | None]) -> None:
+    """With a trial number, budgets, ``device``, ``input_hw`` and the runtime, precision and
+    target are checks on that trial, not filters."""
     from srnas.studies.front import check_input_hw
 
     for key, bound in budgets.items():
@@ -143,9 +172,19 @@ def _check_trial_fits(trial: optuna.trial.FrozenTrial, budgets: Mapping[str, flo
         if not isinstance(value, (int, float)) or value > bound:
             raise StudyError(BUDGET_KEYS[key], f"trial {trial.number} has {key} {value} over "
                              f"the budget", bound)
-    recorded = str(trial.user_attrs.get("device"))
+    columns = measured_columns(trial.user_attrs)
+    recorded = str(columns["measured_device"])
     if device and device.casefold() not in recorded.casefold():
         raise StudyError("device", f"trial {trial.number} was measured on {recorded!r}", device)
+    columns["target"] = target_text(columns["target"])
+    for key, how in (("runtime", "with"), ("precision", "at"), ("target", "on")):
+        wanted = conditions.get(key)
+        if wanted is not None and wanted != columns[key]:
+            was = f"{how} {columns[key]}"
+            if key == "target":
+                was = ("where it trained (no target)" if columns[key] == LOCAL
+                       else f"on target {columns[key]}")
+            raise StudyError(key, f"trial {trial.number} was measured {was}", wanted)
     measured = hw_text(trial.user_attrs.get("input_hw"))
     if input_hw is not None and measured != check_input_hw(input_hw):
         raise StudyError("input_hw", f"trial {trial.number} was measured at input "
@@ -155,13 +194,14 @@ def _check_trial_fits(trial: optuna.trial.FrozenTrial, budgets: Mapping[str, flo
 def export_trial(study: optuna.Study, which: int | str, out: str | Path, *,
                  budgets: Mapping[str, float] | None = None, device: str | None = None,
                  input_hw: Sequence[int] | str | None = None,
-                 storage_url: str | None = None) -> dict[str, Any]:
+                 storage_url: str | None = None, runtime: str | None = None,
+                 precision: str | None = None, target: str | None = None) -> dict[str, Any]:
     """Write trial ``which`` (a number, or a pick such as ``"knee"`` on the front within
-    ``budgets``, on ``device`` and at ``input_hw``) to ``out`` (.yaml/.yml/.json); returns
-    what was written. A pick ranks trials of one device and input only: narrow a study that
-    spans several with ``device`` / ``input_hw``.
+    ``budgets``, on ``device``, at ``input_hw``, by ``runtime`` at ``precision`` on ``target``)
+    to ``out`` (.yaml/.yml/.json); returns what was written. A pick ranks trials measured under
+    one set of conditions only: narrow a study that spans several with these.
 
-    With a trial number, budgets, device and input are a check: a trial outside them is an
+    With a trial number, the budgets and conditions are a check: a trial outside them is an
     error.
     """
     from srnas.studies.front import PICKS, check_budgets, check_input_hw, pareto_front, pick
@@ -172,17 +212,21 @@ def export_trial(study: optuna.Study, which: int | str, out: str | Path, *,
     checked = check_budgets(budgets)
     wanted_hw = check_input_hw(input_hw)
     selection: dict[str, Any]
+    conditions = {"runtime": runtime, "precision": precision, "target": target}
     if isinstance(which, str):
-        front = pareto_front(study, budgets=checked, device=device, input_hw=input_hw)
+        front = pareto_front(study, budgets=checked, device=device, input_hw=input_hw,
+                             **conditions)
         number = int(pick(front, which)["number"])
         selection = {"pick": which, "budgets": checked, "device": device,
-                     "input_hw": wanted_hw, "front_size": len(front)}
+                     "input_hw": wanted_hw, "front_size": len(front),
+                     # The runtime, precision and target filters, where given.
+                     **{k: v for k, v in conditions.items() if v is not None}}
     else:
         number = int(which)
         selection = {"trial": number}
     trial = find_trial(study, number)
     if isinstance(which, int):
-        _check_trial_fits(trial, checked, device, input_hw)
+        _check_trial_fits(trial, checked, device, input_hw, conditions)
     document = export_document(study, trial, storage_url=storage_url, selection=selection)
     write_atomic(path, render(document, path))
     return document

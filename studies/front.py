@@ -7,8 +7,10 @@
 
 The front is the set of feasible, non-dominated COMPLETE trials over the study's objectives
 (Optuna's ``best_trials`` when no budget, device or input is given). Trials measured on
-different devices or latency inputs do not compare: a study (or merge) whose candidates span
-more than one is refused until ``device`` / ``input_hw`` narrow it to one. Budgets are
+different devices or latency inputs, by different runtimes or precisions, or on different
+target nodes do not compare: a study (or merge) whose candidates span more than one is refused
+until ``device`` / ``input_hw`` / ``runtime`` / ``precision`` / ``target`` narrow it to one
+(the conditions are :data:`srnas.studies.measured.MEASURED_COLUMNS`). Budgets are
 applied after the fact and the front is recomputed over the trials within them; for a budget on
 an objective this equals filtering the front, for a budget on another measure (e.g. params) it
 also admits trials that were dominated only by trials over the budget, which is what "the best
@@ -23,17 +25,17 @@ from typing import TYPE_CHECKING, Any
 
 from srnas.space.contract import BUDGET_KEYS, MEASURE_COLUMNS, OBJECTIVE_DIRECTIONS
 from srnas.space.errors import ConfigError, StudyError
+from srnas.studies import frame as frames
 from srnas.studies import pareto
 from srnas.studies import reference as refs
 from srnas.studies.frame import (
     Objectives,
     hw_text,
     load_study,
-    merge_studies,
     study_names,
     study_objectives,
-    trials_frame,
 )
+from srnas.studies.measured import LOCAL, ensure_measured, target_text, with_measured
 
 if TYPE_CHECKING:
     import numpy as np
@@ -58,6 +60,9 @@ __all__ = [
     "pick",
     "select_device",
     "select_input",
+    "select_precision",
+    "select_runtime",
+    "select_target",
     "study_names",
     "study_objectives",
     "study_reference_point",
@@ -67,6 +72,18 @@ __all__ = [
 PICKS = ("knee", "max-psnr", "min-latency", "min-memory")
 SORT_KEYS = ("psnr", "latency_ms", "memory_mb")
 REFERENCE_MARGIN = pareto.REFERENCE_MARGIN
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """Every trial of a study (:func:`srnas.studies.frame.trials_frame`) with how and where its
+    latency and memory were measured (:data:`srnas.studies.measured.MEASURED_COLUMNS`)."""
+    return with_measured(frames.trials_frame(study), [study])
+
+
+def merge_studies(studies: Sequence[optuna.Study]) -> pd.DataFrame:
+    """One frame from several studies (:func:`srnas.studies.frame.merge_studies`), with the
+    measurement conditions of each trial."""
+    return with_measured(frames.merge_studies(studies), studies)
 
 
 def check_budgets(budgets: Mapping[str, float] | None) -> dict[str, float]:
@@ -110,19 +127,62 @@ def non_dominated(frame: pd.DataFrame, objectives: Objectives) -> np.ndarray:
 
 
 def select_device(frame: pd.DataFrame, device: str | None) -> pd.DataFrame:
-    """Trials measured on ``device``: an exact (case-insensitive) match, else every device name
-    containing it (``device="H100"``). Latencies from different devices do not compare, so what
-    is left must come down to one device (see :func:`check_comparable`)."""
+    """Trials whose latency and memory were measured on ``device`` (``measured_device``: the
+    target node's device, else the one the trial trained on): an exact (case-insensitive)
+    match, else every device name containing it (``device="H100"``). Latencies from different
+    devices do not compare, so what is left must come down to one device (see
+    :func:`check_comparable`)."""
     if device is None:
         return frame
-    devices = sorted({str(d) for d in frame["device"].dropna()})
+    devices = _distinct(frame, "measured_device")
     wanted = device.casefold()
     exact = [d for d in devices if d.casefold() == wanted]
     matching = exact or [d for d in devices if wanted in d.casefold()]
     if not matching:
         raise StudyError("device", f"no feasible complete trial was measured on it; devices: "
                          f"{'; '.join(devices) or 'none recorded'}", device)
-    return frame[frame["device"].isin(matching)]
+    return frame[frame["measured_device"].isin(matching)]
+
+
+def _values(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A condition column as the filters and messages name it (no target: ``local``)."""
+    return frame[column].map(target_text) if column == "target" else frame[column]
+
+
+def _distinct(frame: pd.DataFrame, column: str) -> list[str]:
+    """The distinct recorded values of a condition column, sorted (inputs: smallest first)."""
+    if column == "input_hw":
+        return _inputs(frame)
+    return sorted({str(v) for v in _values(frame, column).dropna()})
+
+
+def _select_exact(frame: pd.DataFrame, column: str, wanted: str | None, how: str
+                  ) -> pd.DataFrame:
+    if wanted is None:
+        return frame
+    kept = frame[(_values(frame, column) == wanted).to_numpy(dtype=bool)]
+    if kept.empty:
+        seen = _distinct(frame, column)
+        raise StudyError(column, f"no feasible complete trial was measured {how} it; "
+                         f"{column}s: {', '.join(seen) or 'none recorded'}", wanted)
+    return kept
+
+
+def select_runtime(frame: pd.DataFrame, runtime: str | None) -> pd.DataFrame:
+    """Trials whose latency and memory ``runtime`` measured (``torch``: eager PyTorch, also
+    every trial that records no runtime)."""
+    return _select_exact(frame, "runtime", runtime, "with")
+
+
+def select_precision(frame: pd.DataFrame, precision: str | None) -> pd.DataFrame:
+    """Trials measured at ``precision`` (fp32 also for every trial that records none)."""
+    return _select_exact(frame, "precision", precision, "at")
+
+
+def select_target(frame: pd.DataFrame, target: str | None) -> pd.DataFrame:
+    """Trials measured on target node ``target``; ``"local"``: those measured where they
+    trained."""
+    return _select_exact(frame, "target", target, "on")
 
 
 def check_input_hw(input_hw: Sequence[int] | str | None) -> str | None:
@@ -160,26 +220,33 @@ def select_input(frame: pd.DataFrame, input_hw: Sequence[int] | str | None) -> p
     return kept
 
 
+# The conditions a latency depends on: (column, what several are called, separator, the
+# field and flag that narrow them).
+_CONDITIONS = (
+    ("measured_device", "devices", "; ", "device (--device NAME)"),
+    ("input_hw", "latency inputs", ", ", "input_hw (--input HxW)"),
+    ("runtime", "runtimes", ", ", "runtime (--runtime NAME)"),
+    ("precision", "precisions", ", ", "precision (--precision P)"),
+    ("target", "targets", ", ", f"target (--target NAME, or {LOCAL})"),
+)
+
+
 def check_comparable(frame: pd.DataFrame, field: str, label: str, value: object) -> None:
-    """Refuse to rank trials measured on more than one device or latency input: their figures
-    do not compare. Trials that record no device (or no input) are no group of their own."""
-    devices = sorted({str(d) for d in frame["device"].dropna()})
-    inputs = _inputs(frame)
-    if len(devices) <= 1 and len(inputs) <= 1:
-        return
-    mixed = []
-    if len(devices) > 1:
-        mixed.append(f"{len(devices)} devices ({'; '.join(devices)})")
-    if len(inputs) > 1:
-        mixed.append(f"{len(inputs)} latency inputs ({', '.join(inputs)})")
-    narrow = []
-    if len(devices) > 1:
-        narrow.append("device (--device NAME)")
-    if len(inputs) > 1:
-        narrow.append("input_hw (--input HxW)")
-    raise StudyError(field, f"the feasible complete trials of {label} were measured on "
-                     f"{' and '.join(mixed)}, whose figures do not compare; narrow them to one "
-                     f"with {' and '.join(narrow)}", value)
+    """Refuse to rank trials measured on more than one device or latency input, by more than
+    one runtime or precision, or on more than one target (or on one and where they trained):
+    their figures do not compare. Trials that record no device (or no input) are no group of
+    their own."""
+    frame = ensure_measured(frame)
+    mixed, narrow = [], []
+    for column, noun, sep, how in _CONDITIONS:
+        seen = _distinct(frame, column)
+        if len(seen) > 1:
+            mixed.append(f"{len(seen)} {noun} ({sep.join(seen)})")
+            narrow.append(how)
+    if mixed:
+        raise StudyError(field, f"the feasible complete trials of {label} were measured on "
+                         f"{' and '.join(mixed)}, whose figures do not compare; narrow them to "
+                         f"one with {' and '.join(narrow)}", value)
 
 
 def _apply_budgets(frame: pd.DataFrame, budgets: dict[str, float],
@@ -254,10 +321,14 @@ def study_reference_point(attrs: Mapping[str, Any], candidates: pd.DataFrame,
 
 def feasible_candidates(frame: pd.DataFrame, budgets: Mapping[str, float] | None = None,
                         device: str | None = None,
-                        input_hw: Sequence[int] | str | None = None) -> pd.DataFrame:
+                        input_hw: Sequence[int] | str | None = None, *,
+                        runtime: str | None = None, precision: str | None = None,
+                        target: str | None = None) -> pd.DataFrame:
     """The trials a front is drawn from: COMPLETE, feasible, on ``device``, at ``input_hw``,
-    measured on one device and input (see :func:`check_comparable`), within ``budgets``.
-    Each filter that leaves nothing is an error saying why."""
+    by ``runtime`` at ``precision`` on ``target`` (``"local"``: where each trained), measured
+    under one of each (see :func:`check_comparable`), within ``budgets``. Each filter that
+    leaves nothing is an error saying why."""
+    frame = ensure_measured(frame)
     studies: list[str] = frame.attrs.get("studies", [])
     label = ", ".join(studies) or "the frame"
     merged = len(studies) > 1
@@ -274,24 +345,34 @@ def feasible_candidates(frame: pd.DataFrame, budgets: Mapping[str, float] | None
         raise StudyError(field, f"all {len(complete)} complete trials of {label} break the "
                          f"study's constraints, none is feasible", value)
     narrowed = select_input(select_device(feasible, device), input_hw)
+    narrowed = select_target(select_precision(select_runtime(narrowed, runtime), precision),
+                             target)
     check_comparable(narrowed, field, label, value)
     where = [f"on {device!r}"] if device else []
     where += [f"at input {check_input_hw(input_hw)}"] if input_hw is not None else []
+    where += [f"with {runtime}"] if runtime else []
+    where += [f"at {precision}"] if precision else []
+    where += [f"on target {target}"] if target else []
     context = "".join(f" {w}" for w in where)
     return _apply_budgets(narrowed, check_budgets(budgets), context)
 
 
 def pareto_front(source: optuna.Study | pd.DataFrame, budgets: Mapping[str, float] | None = None,
                  device: str | None = None, sort: str = "psnr",
-                 input_hw: Sequence[int] | str | None = None) -> pd.DataFrame:
+                 input_hw: Sequence[int] | str | None = None, *, runtime: str | None = None,
+                 precision: str | None = None, target: str | None = None) -> pd.DataFrame:
     """Feasible non-dominated COMPLETE trials of a study (or of a frame from
-    :func:`trials_frame` / :func:`merge_studies`), within ``budgets``, on ``device`` and at
-    ``input_hw`` ((h, w) of the latency input). Trials measured on different devices or inputs
-    do not compare: when the candidates span more than one, narrow them with ``device`` /
-    ``input_hw`` (else a :class:`StudyError`).
+    :func:`trials_frame` / :func:`merge_studies`), within ``budgets``, on ``device``, at
+    ``input_hw`` ((h, w) of the latency input), by ``runtime`` at ``precision`` and on
+    ``target`` (``"local"``: measured where each trial trained). Trials measured under
+    different conditions do not compare: when the candidates span more than one, narrow them
+    with these (else a :class:`StudyError`).
 
-    ``front.attrs``: ``objectives``, ``studies``, ``budgets``, ``device``, ``devices``,
-    ``input_hw``, ``inputs``, ``n_candidates`` (feasible complete trials within device, input
+    ``front.attrs``: ``objectives``, ``studies``, ``budgets``, the filters given (``device``,
+    ``input_hw``, ``runtime``, ``precision``, ``target``) and what the trials were measured
+    under (``devices``: where latency and memory were measured, ``trained_on``: where the
+    trials trained, ``inputs``, ``runtimes``, ``precisions``, ``targets``: target names, None
+    for measured where trained), ``n_candidates`` (feasible complete trials within the filters
     and budgets) and ``reference_point`` (see :func:`default_reference_point`), which
     :func:`hypervolume` uses by default.
     """
@@ -305,7 +386,8 @@ def pareto_front(source: optuna.Study | pd.DataFrame, budgets: Mapping[str, floa
     if sort not in sortable:
         raise ConfigError("sort", f"must be one of {', '.join(sortable)}", sort)
 
-    candidates = feasible_candidates(frame, checked, device, input_hw)
+    candidates = feasible_candidates(frame, checked, device, input_hw, runtime=runtime,
+                                     precision=precision, target=target)
     # Bicubic costs next to nothing: a network not above its PSNR is dominated by it.
     bicubic = frame.attrs.get("bicubic")
     below = refs.below_bicubic(candidates["psnr"].to_numpy(dtype=float, na_value=float("nan")),
@@ -322,9 +404,17 @@ def pareto_front(source: optuna.Study | pd.DataFrame, budgets: Mapping[str, floa
         "budgets": checked,
         "device": device,
         # An empty front (every candidate below bicubic) still says where they were measured.
-        "devices": sorted({str(d) for d in shown["device"].dropna()}),
+        "devices": _distinct(shown, "measured_device"),
+        "trained_on": _distinct(shown, "device"),
         "input_hw": check_input_hw(input_hw),
         "inputs": _inputs(shown),
+        "runtime": runtime,
+        "runtimes": _distinct(shown, "runtime"),
+        "precision": precision,
+        "precisions": _distinct(shown, "precision"),
+        "target": target,
+        "targets": sorted({t if isinstance(t, str) else None for t in shown["target"]},
+                          key=lambda t: (t is not None, t or "")),
         "n_candidates": len(candidates),
         "training": list(frame.attrs.get("training", [])),
         "bicubic": bicubic,
@@ -343,10 +433,12 @@ def _labels(rows: pd.DataFrame, merged: bool) -> list[str]:
 
 def hypervolume_history(frame: pd.DataFrame, every: int, reference: Mapping[str, float],
                         budgets: Mapping[str, float] | None = None, device: str | None = None,
-                        input_hw: Sequence[int] | str | None = None) -> list[dict[str, Any]]:
+                        input_hw: Sequence[int] | str | None = None,
+                        **conditions: str | None) -> list[dict[str, Any]]:
     """Hypervolume of the front after every ``every`` trials in trial order (and after the
     last), at one ``reference`` point, so the figures compare: ``{"trials", "front",
-    "hypervolume"}`` each. A prefix with no feasible complete trial yet has an empty front."""
+    "hypervolume"}`` each. A prefix with no feasible complete trial yet has an empty front.
+    ``conditions``: ``runtime``, ``precision``, ``target`` as :func:`pareto_front` takes them."""
     ordered = frame.sort_values(["study", "number"], kind="stable")
     total = len(ordered)
     cuts = list(range(every, total + 1, every))
@@ -357,7 +449,8 @@ def hypervolume_history(frame: pd.DataFrame, every: int, reference: Mapping[str,
         prefix = ordered.iloc[:cut]
         prefix.attrs = dict(frame.attrs)
         try:
-            front = pareto_front(prefix, budgets=budgets, device=device, input_hw=input_hw)
+            front = pareto_front(prefix, budgets=budgets, device=device, input_hw=input_hw,
+                                 **conditions)
         except StudyError:
             history.append({"trials": cut, "front": 0, "hypervolume": 0.0})
             continue

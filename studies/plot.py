@@ -8,6 +8,10 @@ latency order would zigzag, since memory keeps some of them on the front). Basel
 horizontal line at its PSNR (and a point at its latency as an upsampling, when that was timed on
 the same device); trials not above it are drawn apart, marked ``below bicubic``: none is ever
 on the front.
+
+Every plot says where and how its latencies were measured: the device, the input, the runtime
+and precision, and the target node (else: where each trial trained), in its title and on its
+latency axis.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from srnas.studies.front import (
     pareto_front,
     trials_frame,
 )
+from srnas.studies.measured import conditions_text, ensure_measured, target_text
 from srnas.studies.reference import RULE_MOVING, below_bicubic
 
 if TYPE_CHECKING:
@@ -75,24 +80,30 @@ def envelope(front: pd.DataFrame) -> pd.DataFrame:
 
 def _layers(source: optuna.Study | pd.DataFrame, budgets: Mapping[str, float] | None,
             device: str | None, input_hw: Sequence[int] | str | None,
+            conditions: Mapping[str, str | None],
             ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
     """(others, candidates, front, title): trials outside budgets/constraints are the grey
-    'others'; candidates are what the front was drawn from. Trials of another device or input
-    are left out: their latencies do not compare."""
+    'others'; candidates are what the front was drawn from. Trials of another device, input,
+    runtime, precision or target are left out: their latencies do not compare."""
     import pandas as pd
 
-    frame = source if isinstance(source, pd.DataFrame) else trials_frame(source)
-    front = pareto_front(frame, budgets=budgets, device=device, input_hw=input_hw)
-    candidates = feasible_candidates(frame, budgets, device, input_hw)
+    frame = ensure_measured(source if isinstance(source, pd.DataFrame)
+                            else trials_frame(source))
+    front = pareto_front(frame, budgets=budgets, device=device, input_hw=input_hw,
+                         **conditions)
+    candidates = feasible_candidates(frame, budgets, device, input_hw, **conditions)
     complete = frame[frame["state"] == "COMPLETE"].dropna(subset=["psnr", "latency_ms"])
     if complete.empty:
         raise StudyError("study", "no complete trial records psnr and latency_ms, which the "
                          "plot needs", ", ".join(frame.attrs["studies"]))
-    # Grey points too must share the candidates' device and input (where recorded).
-    for column in ("device", "input_hw"):
+    # Grey points too must share the candidates' measurement conditions (where recorded).
+    for column in ("measured_device", "input_hw", "runtime", "precision"):
         kept = set(candidates[column].dropna())
         if kept:
             complete = complete[complete[column].isin(kept) | complete[column].isna()]
+    # No target ("local": measured where it trained) is a condition of its own.
+    targets = set(candidates["target"].map(target_text))
+    complete = complete[complete["target"].map(target_text).isin(targets)]
     keys = set(zip(candidates["study"], candidates["number"], strict=True))
     inside = [(s, n) in keys for s, n in zip(complete["study"], complete["number"], strict=True)]
     others = complete[[not x for x in inside]]
@@ -104,6 +115,7 @@ def _layers(source: optuna.Study | pd.DataFrame, budgets: Mapping[str, float] | 
     where = "; ".join(front.attrs["devices"]) or "an unrecorded device"
     if front.attrs.get("inputs"):
         where += f" at input {', '.join(front.attrs['inputs'])}"
+    where += f", {measured_label(front.attrs)}"
     title = (f"{', '.join(frame.attrs['studies'])} on {where}: {len(front)} front trials of "
              f"{len(candidates)}; hypervolume {hv:.4g} at ({ref_text})")
     below = front.attrs.get("below_bicubic") or []
@@ -112,13 +124,22 @@ def _layers(source: optuna.Study | pd.DataFrame, budgets: Mapping[str, float] | 
     return others, candidates.dropna(subset=["psnr", "latency_ms"]), front, title
 
 
+def measured_label(attrs: Mapping[str, Any]) -> str:
+    """``onnxruntime fp32 on target edge``: the runtime, precision and target of a front."""
+    return conditions_text(attrs.get("runtimes") or [], attrs.get("precisions") or [],
+                           attrs.get("targets") or [None])
+
+
 def plot_front(source: optuna.Study | pd.DataFrame, out: str | Path, *,
                budgets: Mapping[str, float] | None = None, device: str | None = None,
-               input_hw: Sequence[int] | str | None = None) -> Path:
-    """Write the plot to ``out`` (.png or .html) and return its path; ``budgets``, ``device``
-    and ``input_hw`` narrow the trials as in :func:`studies.front.pareto_front`."""
+               input_hw: Sequence[int] | str | None = None, runtime: str | None = None,
+               precision: str | None = None, target: str | None = None) -> Path:
+    """Write the plot to ``out`` (.png or .html) and return its path; ``budgets``, ``device``,
+    ``input_hw``, ``runtime``, ``precision`` and ``target`` narrow the trials as in
+    :func:`studies.front.pareto_front`."""
     path = check_plot_out(out)
-    others, candidates, front, title = _layers(source, budgets, device, input_hw)
+    conditions = {"runtime": runtime, "precision": precision, "target": target}
+    others, candidates, front, title = _layers(source, budgets, device, input_hw, conditions)
     bicubic = front.attrs.get("bicubic")
     below = below_bicubic(candidates["psnr"].to_numpy(dtype=float), bicubic)
     layers = Layers(others, candidates[~below], candidates[below], front, bicubic,
@@ -143,9 +164,23 @@ class Layers:
     bicubic: dict[str, Any] | None
     bicubic_point: bool
 
+    @property
+    def latency_axis(self) -> str:
+        """The latency axis says what timed it: ``latency (ms, median; onnxruntime fp32)``."""
+        attrs = self.front.attrs
+        runtime = f"{'/'.join(attrs.get('runtimes') or ['?'])} " \
+                  f"{'/'.join(attrs.get('precisions') or ['?'])}"
+        return f"latency (ms, median; {runtime})"
+
 
 def _same_device(bicubic: Mapping[str, Any] | None, front: pd.DataFrame) -> bool:
+    """Bicubic's latency is an eager-PyTorch upsampling timed where the search ran: it compares
+    only with a front measured the same way (torch fp32, no target) on its device and input."""
     if not bicubic or not isinstance(bicubic.get("latency_ms"), int | float):
+        return False
+    attrs = front.attrs
+    if (attrs.get("runtimes") not in (["torch"], []) or attrs.get("precisions") not in
+            (["fp32"], []) or any(attrs.get("targets") or [])):
         return False
     hw = bicubic.get("input_hw")
     hw_text = f"{hw[0]}x{hw[1]}" if isinstance(hw, list | tuple) and len(hw) == 2 else None
@@ -205,7 +240,7 @@ def _png(path: Path, layers: Layers, title: str, budgets: Mapping[str, float]) -
     latency = pd.concat([candidates["latency_ms"], layers.below["latency_ms"]])
     if latency.min() > 0 and latency.max() / latency.min() > 20:
         ax.set_xscale("log")
-    finish_png(fig, ax, path, title, "latency (ms, median)", "PSNR (dB)")
+    finish_png(fig, ax, path, title, layers.latency_axis, "PSNR (dB)")
 
 
 def finish_png(fig: Any, ax: Any, path: Path, title: str, xlabel: str, ylabel: str) -> None:
@@ -293,7 +328,7 @@ def _html(path: Path, layers: Layers, title: str, budgets: Mapping[str, float]) 
         fig.add_vline(x=budgets["latency_ms"], line_dash="dash",
                       annotation_text=f"latency budget {budgets['latency_ms']:g} ms")
     fig.update_layout(title={"text": title, "font": {"size": 12}},
-                      xaxis_title="latency (ms, median)", yaxis_title="PSNR (dB)",
+                      xaxis_title=layers.latency_axis, yaxis_title="PSNR (dB)",
                       template="plotly_white", legend={"x": 0.99, "xanchor": "right", "y": 0.01})
     # Self-contained (plotly.js inlined): the file must open offline, e.g. on a cluster node.
     write_atomic(path, fig.to_html(include_plotlyjs=True, full_html=True))

@@ -17,6 +17,7 @@ from tabulate import tabulate
 # Units and cell formats of the objectives and measures: the objective registry's.
 from srnas.space.objectives import OBJECTIVES, UNITS
 from srnas.studies import reference as refs
+from srnas.studies.measured import conditions_text, target_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
 FORMATS_LIST = ("table", "csv", "json", "markdown")
 FORMATS_FRONT = ("table", "csv", "json", "markdown")
 PLACEMENT_COLUMNS = ("host", "node", "gpu_ids")
+# Where latency and memory were measured (a target node's; else the same as the placement).
+MEASURED_PLACEMENT = ("measured_host", "measured_node")
+# Said once in the header when the same on every row (a front never mixes them).
+CONDITION_COLUMNS = ("device", "measured_device", "input_hw", "runtime", "precision", "target")
 NODE_ID_CHARS = 8  # a Ray node id is 56 hex digits; a table shows its start (as git does)
 REFERENCE_RULE = ("worst feasible value pushed out by 10% of its range; a budget's bound for "
                   "its own measure")
@@ -102,16 +107,20 @@ def _visible_columns(front: pd.DataFrame) -> list[str]:
     skip = {"state", "feasible", "status", "datetime_complete", "arch"}
     if len(front.attrs.get("studies", [])) <= 1:
         skip.add("study")
-    for name in ("device", "input_hw"):  # one device and input: said in the header
-        if name in front and front[name].nunique(dropna=True) <= 1:
+    for name in CONDITION_COLUMNS:  # one device, input, runtime...: said in the header
+        # No target is a value of its own ("local"); a device or input not recorded is none.
+        if name in front and front[name].nunique(dropna=name != "target") <= 1:
             skip.add(name)
-    # Where trials ran (host, Ray node, GPU ids): shown when it differs between rows.
-    placement = [n for n in PLACEMENT_COLUMNS if n in front]
-    if all(len({v for v in front[n] if isinstance(v, str) and v}) <= 1 for n in placement):
-        skip.update(placement)
+    # Where trials ran (host, Ray node, GPU ids) and where they were measured: shown when it
+    # differs between rows.
+    for group in (PLACEMENT_COLUMNS, MEASURED_PLACEMENT):
+        placement = [n for n in group if n in front]
+        if all(len({v for v in front[n] if isinstance(v, str) and v}) <= 1 for n in placement):
+            skip.update(placement)
     columns = []
     for name in front.columns:
-        if name in skip or (name not in ("number", "arch_id") and front[name].isna().all()):
+        if name in skip or (name not in ("number", "arch_id", "target")
+                            and front[name].isna().all()):
             continue
         columns.append(name)
     return columns
@@ -122,12 +131,14 @@ _FORMAT_OF = {"latency_iqr_ms": "latency_ms"}
 
 
 def _cell(name: str, value: Any) -> str:
+    if name == "target":
+        return target_text(value)
     if value is None or (not isinstance(value, (str, dict, list)) and _isna(value)):
         return "-"
     objective = _FORMAT_OF.get(name, name)
     if objective in OBJECTIVES and not isinstance(value, (str, dict, list)):
         return OBJECTIVES.get(objective).display(value)
-    if name == "node":
+    if name in ("node", "measured_node"):
         return str(value)[:NODE_ID_CHARS]
     if name == "gpu_ids":
         return str(value) or "-"
@@ -168,12 +179,23 @@ def front_header(front: pd.DataFrame, hv: float, reference: Mapping[str, float],
         f"study {', '.join(attrs['studies'])} ({storage}): {_plural(len(front), 'trial')} on the "
         f"Pareto front of {_plural(attrs['n_candidates'], 'feasible complete trial')}",
         f"objectives: {', '.join(f'{n} ({d[:3]})' for n, d in objectives)}; device: {devices}; "
-        f"input: {inputs}; budgets: {budget_text}",
+        f"input: {inputs}; measured with: {measured_text(attrs)}; budgets: {budget_text}",
         f"psnr after training: {training}",
         refs.bicubic_text(attrs.get("bicubic")) + left_off,
         f"hypervolume: {_number(hv)} ({units}) at reference point {ref_text} "
         f"({reference_rule(front, reference_given)})",
     ]
+
+
+def measured_text(attrs: Mapping[str, Any]) -> str:
+    """How and where a front's latency and memory were measured: ``onnxruntime fp32 on target
+    edge (trained on cpu: ...)``; where the trials trained only when that is another device."""
+    text = conditions_text(attrs.get("runtimes") or [], attrs.get("precisions") or [],
+                           attrs.get("targets") or [None])
+    trained = attrs.get("trained_on") or []
+    if trained and trained != (attrs.get("devices") or []):
+        text += f" (trained on {'; '.join(trained)})"
+    return text
 
 
 def _shown(labels: Sequence[str], limit: int = 12) -> str:
@@ -261,8 +283,17 @@ def front_json(front: pd.DataFrame, records: list[dict[str, Any]], hv: float,
         "budgets": attrs.get("budgets") or {},
         "device": attrs.get("device"),
         "devices": attrs.get("devices") or [],
+        "trained_on": attrs.get("trained_on") or [],
         "input_hw": attrs.get("input_hw"),
         "inputs": attrs.get("inputs") or [],
+        # The filters given (None: not filtered) and what the front was measured with.
+        "runtime": attrs.get("runtime"),
+        "runtimes": attrs.get("runtimes") or [],
+        "precision": attrs.get("precision"),
+        "precisions": attrs.get("precisions") or [],
+        "target": attrs.get("target"),
+        "targets": list(attrs.get("targets") or []),
+        "measured_with": measured_text(attrs),
         "n_candidates": attrs["n_candidates"],
         "hypervolume": hv,
         "reference_point": dict(reference),

@@ -20,6 +20,7 @@ from srnas.search.commands.args import (
     one_of,
 )
 from srnas.search.commands.benchmark import SOURCES, add_model_flags
+from srnas.search.commands.measured_filters import add_measured_filters, measured_filters
 from srnas.space.errors import ConfigError
 from srnas.space.version import srnas_version
 from srnas.studies.front import PICKS
@@ -39,6 +40,7 @@ def register(sub: Subcommands, name: str) -> list[Args]:
                help="choose on the front (after budgets); knee = closest to the ideal point "
                "after min-max normalising each objective")
     add_trial_filters(config)
+    add_measured_filters(config)
     config.add("--out", metavar="FILE.yaml|FILE.json",
                help="config file to write (required unless --onnx)")
     onnx = a.group(ONNX)
@@ -74,15 +76,18 @@ def _export_config(args: argparse.Namespace) -> int:
     check_out_path(out, SUFFIXES)
     url, study = open_study(args)
     document = export_trial(study, which, out, budgets=budgets(args), device=args.device,
-                            input_hw=args.input_hw, storage_url=url)
+                            input_hw=args.input_hw, storage_url=url, **measured_filters(args))
     provenance = document["provenance"]
     recorded = provenance.get("recorded_arch_id")
     if recorded:
         print(f"srnas export: warning: trial {provenance['trial']} recorded arch_id {recorded}, "
               f"this srnas computes {provenance['arch_id']} (the config schema changed)",
               file=sys.stderr)
+    m = provenance["measured_with"]
+    where = f"on target {m['target']}" if m["target"] else "where it trained"
     print(f"wrote {out}: study {study.study_name}, trial {provenance['trial']}, arch_id "
-          f"{provenance['arch_id']}")
+          f"{provenance['arch_id']}; latency/memory measured with {m['runtime']} "
+          f"{m['precision']} on {m['device'] or 'an unrecorded device'} ({where})")
     return 0
 
 

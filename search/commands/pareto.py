@@ -19,6 +19,7 @@ from srnas.search.commands.args import (
     one_of,
     positive_int,
 )
+from srnas.search.commands.measured_filters import add_measured_filters, measured_filters
 from srnas.space.errors import ConfigError
 from srnas.studies.front import SORT_KEYS
 
@@ -33,8 +34,10 @@ def register(sub: Subcommands, name: str) -> list[Args]:
                 "hypervolume and budgets")
     a.add("study", nargs="?", metavar="STUDY", help="study name (see `srnas studies list`)")
     a.add("--all-studies", action="store_true",
-          help="merge the trials of every study (one device and input only)")
+          help="merge the trials of every study (one device, input, runtime, precision and "
+          "target only)")
     add_trial_filters(a)
+    add_measured_filters(a)
     a.add("--sort", type=one_of(SORT_KEYS), default="psnr",
           metavar="{" + ",".join(SORT_KEYS) + "}", help="row order: best first (default psnr)")
     add_format(a, help="table (default; header with hypervolume), csv (rows only), json "
@@ -118,14 +121,15 @@ def _run(args: argparse.Namespace) -> int:
         frame = _with_fidelity(args, store, study, frame)
     given = args.reference_point is not None
     reference = _reference(args.reference_point, frame.attrs["objectives"]) if given else None
+    conditions = measured_filters(args)
     front = pareto_front(frame, budgets=budgets(args), device=args.device, sort=args.sort,
-                         input_hw=args.input_hw)
+                         input_hw=args.input_hw, **conditions)
     reference = reference or front.attrs["reference_point"]
     hv = hypervolume(front, reference)
     storage = mask_url(url)
     history = None if args.history is None else hypervolume_history(
         frame, args.history, reference, budgets=budgets(args), device=args.device,
-        input_hw=args.input_hw)
+        input_hw=args.input_hw, **conditions)
     if args.format == "json":
         text = render.front_json(front, front_records(front), hv, reference, given, storage)
         if history is not None:

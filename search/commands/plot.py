@@ -12,6 +12,7 @@ from srnas.search.commands.args import (
     budgets,
     command,
 )
+from srnas.search.commands.measured_filters import add_measured_filters, measured_filters
 
 
 def register(sub: Subcommands, name: str) -> list[Args]:
@@ -19,6 +20,7 @@ def register(sub: Subcommands, name: str) -> list[Args]:
     a.add("study", metavar="STUDY", help="study name")
     a.add("--out", metavar="FILE.png|FILE.html", help="output file (required)")
     add_trial_filters(a)
+    add_measured_filters(a)
     add_storage(a)
     a.run(_run)
     return [a]
@@ -33,6 +35,6 @@ def _run(args: argparse.Namespace) -> int:
     check_plot_out(out)  # before opening the storage: a bad --out fails fast
     _, study = open_study(args)
     path = plot_front(trials_frame(study), out, budgets=budgets(args), device=args.device,
-                      input_hw=args.input_hw)
+                      input_hw=args.input_hw, **measured_filters(args))
     print(f"wrote {path}")
     return 0
