@@ -217,11 +217,11 @@ def rung_psnrs(study: optuna.Study) -> tuple[dict[int, dict[int, float]], list[i
         psnrs: dict[int, float] = {}
         written = attrs.get(ATTR_RUNG_RESULTS)
         for key, values in (written.items() if isinstance(written, Mapping) else ()):
-            if isinstance(values, Mapping) and _finite(values.get("psnr")):
+            if str(key).isdigit() and isinstance(values, Mapping) and _finite(values.get("psnr")):
                 psnrs[int(key)] = float(values["psnr"])
         recorded = attrs.get(ATTR_RUNG_PSNR)
         for key, value in (recorded.items() if isinstance(recorded, Mapping) else ()):
-            if _finite(value):
+            if str(key).isdigit() and _finite(value):  # JSON keys: steps as digits
                 psnrs[int(key)] = float(value)
         brief = brief_of(trial, objectives)
         if brief is not None and brief.complete:
