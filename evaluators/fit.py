@@ -13,9 +13,10 @@ import copy
 import csv
 import math
 import random
+import re
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,18 +47,21 @@ from srnas.evaluators.runs import (
     SUMMARY_FILE,
     Every,
     RunInfo,
+    RunWriteError,
     check_new_run,
+    check_out,
     read_run,
     run_lock,
     truncate_log,
     write_text,
+    written_step,
 )
 from srnas.evaluators.store_patches import patch_dataset
 from srnas.evaluators.train import validate
 from srnas.evaluators.weights import save_weights
 from srnas.space.atomic import remove_stale_temps
 from srnas.space.config import ArchConfig, load_config
-from srnas.space.errors import ConfigError, TrainingError
+from srnas.space.errors import ConfigError, DataError, TrainingError
 from srnas.space.network import build_model, count_params
 
 
@@ -86,6 +90,10 @@ class FitStart:
     train_images: int
     val_images: int
     params: int
+    # On a resume: how this session differs from the one that wrote the checkpoint in what
+    # makes the arithmetic differ (device; CPU threads), e.g. "4 CPU threads, now 1"; None
+    # when nothing does (or the checkpoint did not record it).
+    changed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,21 +163,26 @@ def fit(config: ArchConfig, recipe: Recipe, out_dir: str | Path, *,
     data = DataSpec(tuple(str(Path(p).resolve()) for p in given.train_folders),
                     str(Path(given.val).resolve()) if given.val else None,
                     given.manifest, given.cache)
-    out = Path(out_dir)
-    checkpoint = None
+    out = check_out(out_dir)
+    # Checked once before the data load (which may take minutes) so that a mistake fails at
+    # once, and again under the run lock: another srnas train may have claimed the folder, or
+    # checkpointed further, in the meantime.
     if resume:
-        run = read_run(out)
-        _check_same(run, config, recipe, data, out)
-        checkpoint = load_checkpoint(out / CHECKPOINT_FILE)
-        every = every or run.every
+        every = every or _resumable(out, config, recipe, data).every
     else:
         check_new_run(out)
     every = (every or Every()).resolved(recipe.steps)
-    train_images, val_pairs = load_data(data, config.scale)
+    train_images, val_pairs = _load_data(data, config.scale)
     # A store's patches are read from its mapping (shared with the loader workers through the
     # page cache); nothing is decoded here.
     dataset = patch_dataset(train_images, config.scale, recipe.patch_size or 0, recipe.seed)
     with run_lock(out):
+        checkpoint = None
+        if resume:
+            _resumable(out, config, recipe, data)
+            checkpoint = load_checkpoint(out / CHECKPOINT_FILE)
+        else:
+            check_new_run(out)
         remove_stale_temps(out)
         trainer = _Trainer(config, recipe, out, data, dev, every, val_pairs,
                            label or (checkpoint.info.get("label") if checkpoint else None)
@@ -180,9 +193,66 @@ def fit(config: ArchConfig, recipe: Recipe, out_dir: str | Path, *,
             trainer.start()
         if on_start is not None:
             on_start(FitStart(trainer.step, recipe, every, len(dataset), len(val_pairs),
-                              count_params(trainer.model)))
+                              count_params(trainer.model),
+                              _changed(checkpoint.info if checkpoint else None, dev)))
         summary = trainer.run(dataset, workers, progress)
     return FitResult(out, summary)
+
+
+def _resumable(out: Path, config: ArchConfig, recipe: Recipe, data: DataSpec) -> RunInfo:
+    run = read_run(out)
+    _check_same(run, config, recipe, data, out)
+    return run
+
+
+def _load_data(data: DataSpec, scale: int) -> tuple[list, list]:
+    """:func:`load_data`, its errors naming the argument (``train``, ``val``) whose folder
+    holds the faulty file, not the file alone."""
+    try:
+        return load_data(data, scale)
+    except DataError as e:
+        for name, folders in (("train", data.train_folders),
+                              ("val", (data.val,) if data.val else ())):
+            # The field is a path in the folder, or the folder then ": " and an image's name.
+            if any(e.field == f or e.field.startswith((f.rstrip("/") + "/", f + ": "))
+                   for f in folders):
+                raise DataError(name, f"{e.field}: {e.rule}", e.value) from None
+        raise
+
+
+def _changed(info: dict[str, Any] | None, device: torch.device) -> str | None:
+    """What differs between the session that wrote a checkpoint and this one, in the two
+    things that change a CPU run's arithmetic: the device, and torch's intra-op threads (a
+    different split of a reduction rounds differently)."""
+    sessions = (info or {}).get("sessions") or []
+    if not sessions:
+        return None
+    then = sessions[-1]
+    now_device, now_threads = device_name(device), torch.get_num_threads()
+    if then.get("device") not in (None, now_device):
+        return f"device {then['device']}, now {now_device}"
+    if device.type == "cpu" and then.get("threads") not in (None, now_threads):
+        return f"{then['threads']} CPU threads, now {now_threads}"
+    return None
+
+
+_OS_ERROR = re.compile(r"I/O error: (.+?) \(os error \d+\)")
+
+
+@contextmanager
+def _writing(out: Path, file: str) -> Iterator[None]:
+    """A write into the run folder: a full disk or a read-only folder becomes a
+    :class:`RunWriteError` (every file is replaced atomically: what is on disk stays)."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except OSError as e:
+        raise RunWriteError(out, e.strerror or str(e), file, written_step(out)) from None
+    except SafetensorError as e:  # safetensors' own error for the OSError behind it
+        found = _OS_ERROR.search(str(e))
+        raise RunWriteError(out, found.group(1) if found else str(e), file,
+                            written_step(out)) from None
 
 
 def _check_same(run: RunInfo, config: ArchConfig, recipe: Recipe, data: DataSpec,
@@ -197,8 +267,8 @@ def _check_same(run: RunInfo, config: ArchConfig, recipe: Recipe, data: DataSpec
                               f"{then!r}", now)
     for name in ("train", "val"):
         if getattr(data, name) != getattr(run.data, name):
-            raise ConfigError(name, f"cannot change on resume: the run was started with "
-                              f"{getattr(run.data, name)!r}", getattr(data, name))
+            raise ConfigError(name, "cannot change on resume: the run was started with "
+                              f"{data_shown(getattr(run.data, name))}", getattr(data, name))
     config_file = out / CONFIG_FILE
     if config_file.is_file():
         on_disk = load_config(config_file)
@@ -206,6 +276,11 @@ def _check_same(run: RunInfo, config: ArchConfig, recipe: Recipe, data: DataSpec
             raise ConfigError("checkpoint", f"was trained for arch_id {run.config.arch_id}, "
                               f"but {CONFIG_FILE} beside it builds {on_disk.arch_id}",
                               str(out / CHECKPOINT_FILE))
+
+
+def data_shown(folders: str | None) -> str:
+    """A run's recorded training or validation folders as a message shows them."""
+    return repr(folders) if folders else "the built-in data"
 
 
 class _Trainer:
@@ -246,8 +321,10 @@ class _Trainer:
         # A checkpoint of step 0 first: from here on the folder is a run that --resume
         # continues, even when it stops before its first scheduled checkpoint.
         self._checkpoint(0.0)
-        write_text(self.out / CONFIG_FILE, self.config.to_yaml())
-        truncate_log(self.out / LOG_FILE, 0)
+        with _writing(self.out, CONFIG_FILE):
+            write_text(self.out / CONFIG_FILE, self.config.to_yaml())
+        with _writing(self.out, LOG_FILE):
+            truncate_log(self.out / LOG_FILE, 0)
 
     def resume_from(self, ckpt: Any) -> None:
         load_group(self.model, ckpt, "model")
@@ -268,8 +345,10 @@ class _Trainer:
             self._export_best()  # the file may be ahead of the checkpoint: bring it back
         restore_rng(ckpt)
         if not (self.out / CONFIG_FILE).is_file():
-            write_text(self.out / CONFIG_FILE, self.config.to_yaml())
-        truncate_log(self.out / LOG_FILE, self.step)
+            with _writing(self.out, CONFIG_FILE):
+                write_text(self.out / CONFIG_FILE, self.config.to_yaml())
+        with _writing(self.out, LOG_FILE):
+            truncate_log(self.out / LOG_FILE, self.step)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -289,7 +368,8 @@ class _Trainer:
         since = 0
         loader = batch_loader(dataset, r.batch_size, start_step, r.steps, workers=workers,
                               pin_memory=dev.type == "cuda")
-        log = open(self.out / LOG_FILE, "a", newline="")  # noqa: SIM115 (closed below)
+        with _writing(self.out, LOG_FILE):
+            log = open(self.out / LOG_FILE, "a", newline="")  # noqa: SIM115 (closed below)
         # The device's shared lock, as a search trial trains under it: a search timing latency
         # on this device (its exclusive lock) never runs while this run computes. It is let go
         # between steps on the CPU and at logged steps (where the loop synchronises) on CUDA.
@@ -341,10 +421,12 @@ class _Trainer:
                     if self.step % self.every.validate == 0 or self.step == r.steps:
                         psnr, ssim = self._validate()
                     elapsed = self.seconds + time.perf_counter() - t0
-                    writer.writerow([self.step, f"{mean:.6g}", f"{lr_now:.6g}",
-                                     "" if psnr is None else f"{psnr:.4f}",
-                                     "" if ssim is None else f"{ssim:.5f}", f"{elapsed:.2f}"])
-                    log.flush()
+                    with _writing(self.out, LOG_FILE):
+                        writer.writerow([self.step, f"{mean:.6g}", f"{lr_now:.6g}",
+                                         "" if psnr is None else f"{psnr:.4f}",
+                                         "" if ssim is None else f"{ssim:.5f}",
+                                         f"{elapsed:.2f}"])
+                        log.flush()
                     if self.step % self.every.checkpoint == 0 or self.step == r.steps:
                         t = time.perf_counter()
                         session.update(to_step=self.step, seconds=time.perf_counter() - t0)
@@ -361,12 +443,14 @@ class _Trainer:
                     t_phase = time.perf_counter()
         finally:
             settle()
-            log.close()
+            with suppress(OSError):  # a full disk: rows not flushed are logged again on resume
+                log.close()
         if self.step == start_step:  # nothing left to do: an already finished run
             self.sessions.pop()
         self.seconds += time.perf_counter() - t0
         summary = self._summary()
-        write_text(self.out / SUMMARY_FILE, _json(summary))
+        with _writing(self.out, SUMMARY_FILE):
+            write_text(self.out / SUMMARY_FILE, _json(summary))
         return summary
 
     def _logs_now(self) -> bool:
@@ -399,8 +483,9 @@ class _Trainer:
         # A copy, not build_model: a fresh network would draw from torch's generator.
         holder = copy.deepcopy(self.evaluated)
         holder.load_state_dict(self.best_state)
-        save_weights(holder, self.out / BEST_FILE, self.config,
-                     self._weights_metadata(self.best["step"], self.best))
+        with _writing(self.out, BEST_FILE):
+            save_weights(holder, self.out / BEST_FILE, self.config,
+                         self._weights_metadata(self.best["step"], self.best))
 
     def _checkpoint(self, seconds: float) -> None:
         groups: dict[str, dict[str, torch.Tensor]] = {"model": self.model.state_dict()}
@@ -415,11 +500,13 @@ class _Trainer:
                           "log": self.every.log},
                 "seconds": seconds, "best": self.best, "last_val": self.last_val,
                 "sessions": self.sessions, "phases": self.phases}
-        save_checkpoint(self.out / CHECKPOINT_FILE, step=self.step, info=info, groups=groups,
-                        optimizer=self.optimizer)
+        with _writing(self.out, CHECKPOINT_FILE):
+            save_checkpoint(self.out / CHECKPOINT_FILE, step=self.step, info=info,
+                            groups=groups, optimizer=self.optimizer)
         last = self.last_val if self.last_val and self.last_val["step"] == self.step else None
-        save_weights(self.evaluated, self.out / LAST_FILE, self.config,
-                     self._weights_metadata(self.step, last))
+        with _writing(self.out, LAST_FILE):
+            save_weights(self.evaluated, self.out / LAST_FILE, self.config,
+                         self._weights_metadata(self.step, last))
 
     def _summary(self) -> dict[str, Any]:
         import platform
@@ -451,4 +538,4 @@ def _json(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=2) + "\n"
 
 
-__all__ = ["Ema", "FitProgress", "FitResult", "FitStart", "fit"]
+__all__ = ["Ema", "FitProgress", "FitResult", "FitStart", "data_shown", "fit"]

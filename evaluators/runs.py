@@ -13,7 +13,9 @@ at a time. A run lives in one folder::
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
+import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -95,26 +97,61 @@ def check_new_run(out: Path) -> None:
                           "--resume or choose another folder", str(out))
 
 
+def check_out(out_dir: str | Path) -> Path:
+    """The run folder as a path; an empty name is refused (``Path("")`` is the current
+    folder: a run would land among whatever is there)."""
+    if not str(out_dir).strip():
+        raise ConfigError("out", "must name a folder (empty: the run would go into the "
+                          "current folder)", str(out_dir))
+    return Path(out_dir)
+
+
+class RunWriteError(ConfigError):
+    """A file of the run folder could not be written (a full disk, a read-only folder). Every
+    file is replaced atomically, so the checkpoint on disk (``step``; None when there is none)
+    is intact and resumes."""
+
+    def __init__(self, out: Path, reason: str, file: str, step: int | None) -> None:
+        kept = (f"the last checkpoint, at step {step}, is intact" if step is not None
+                else "no checkpoint was written")
+        super().__init__("out", f"cannot be written: {reason} (writing {file}); {kept}")
+        self.out, self.reason, self.file, self.step = out, reason, file, step
+
+
+def written_step(out: Path) -> int | None:
+    """The step of the checkpoint in ``out``, from its header; None when there is none."""
+    try:
+        return read_info(out / CHECKPOINT_FILE)[0]
+    except ConfigError:
+        return None
+
+
 @contextmanager
 def run_lock(out: Path) -> Iterator[None]:
     """One process per run folder: a second ``srnas train`` on it fails instead of writing
-    over the first one's checkpoints."""
+    over the first one's checkpoints.
+
+    A POSIX record lock (``lockf``), not ``flock``: a record lock belongs to the process, so
+    the DataLoader workers forked from it inherit the descriptor but not the lock, and a
+    ``kill -9`` of the main process frees the folder at once. (An ``flock`` lives on the open
+    file that forked workers share: orphaned workers held it for ~10 s after a kill.) Record
+    locks of one process never conflict with each other, and closing any descriptor of the
+    file drops them: nothing else in the process opens this file."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as e:
-        raise ConfigError("out", f"cannot be written ({e.strerror})", str(out)) from None
+        raise ConfigError("out", f"cannot be written: {e.strerror}", str(out)) from None
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EAGAIN):
+                raise ConfigError("out", f"cannot be locked: {e.strerror}", str(out)) from None
             raise ConfigError("out", "is in use by another srnas train", str(out)) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)  # explicit: forked loader workers share the fd
+        yield
     finally:
-        os.close(fd)
+        os.close(fd)  # drops the record lock
 
 
 def write_text(path: Path, text: str) -> None:
@@ -123,12 +160,15 @@ def write_text(path: Path, text: str) -> None:
 
 
 def truncate_log(path: Path, step: int) -> None:
-    """Drop the rows a killed run logged after its last checkpoint: they are logged again."""
+    """Drop the rows a killed run logged after its last checkpoint: they are logged again.
+    A row cut short (a full disk, a kill in the middle of a write: no line end) is dropped."""
     rows = []
     if path.is_file():
-        with open(path, newline="") as handle:
-            rows = [r for r in csv.DictReader(handle) if r.get("step", "").isdigit()
-                    and int(r["step"]) <= step]
+        text = path.read_text()
+        whole = text[: text.rfind("\n") + 1]  # every row is written with its line end
+        rows = [r for r in csv.DictReader(io.StringIO(whole, newline=""))
+                if r.get("step", "").isdigit() and int(r["step"]) <= step
+                and None not in r and None not in r.values()]
     with atomic_write(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, LOG_COLUMNS, extrasaction="ignore")
         writer.writeheader()
@@ -136,5 +176,6 @@ def truncate_log(path: Path, step: int) -> None:
 
 
 __all__ = ["BEST_FILE", "CHECKPOINT_FILE", "CONFIG_FILE", "LAST_FILE", "LOG_COLUMNS",
-           "LOG_FILE", "RUN_FILES", "SUMMARY_FILE", "Every", "RunInfo", "check_new_run",
-           "read_run", "run_lock", "truncate_log", "write_text"]
+           "LOG_FILE", "RUN_FILES", "SUMMARY_FILE", "Every", "RunInfo", "RunWriteError",
+           "check_new_run", "check_out", "read_run", "run_lock", "truncate_log", "write_text",
+           "written_step"]

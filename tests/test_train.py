@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
-import fcntl
 import json
 import os
 import shutil
@@ -457,10 +456,21 @@ def test_a_second_process_on_the_same_run_is_refused(tmp_path: Path,
                                                      reference: Path) -> None:
     out = tmp_path / "run"
     shutil.copytree(reference, out)
-    with open(out / ".lock", "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)  # as a live srnas train on this folder holds it
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    # Another process holds the folder's lock as a live srnas train does (run_lock itself).
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from pathlib import Path; "
+         "from srnas.evaluators.runs import run_lock\n"
+         f"with run_lock(Path({str(out)!r})):\n print('held', flush=True); sys.stdin.read()"],
+        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         with pytest.raises(ConfigError, match="in use by another srnas train"):
             fit(TINY, RECIPE, out, every=EVERY, resume=True)
+    finally:
+        holder.communicate("")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    fit(TINY, RECIPE, out, every=EVERY, resume=True)  # the holder is gone: the folder is free
 
 
 def test_a_study_trial_lends_its_sampled_training_settings(

@@ -7,7 +7,11 @@ training from evaluators/: only search/ composes the two (``search.sources``).""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,11 +97,11 @@ def register(sub: Subcommands, name: str) -> list[Args]:
 
 def _run(args: argparse.Namespace, recipe_flags: list[str]) -> int:
     from srnas.evaluators.evaluate import DataSpec
-    from srnas.evaluators.fit import fit
+    from srnas.evaluators.fit import data_shown, fit
     from srnas.evaluators.recipe import Recipe
-    from srnas.evaluators.runs import Every, read_run
-    from srnas.search.sources import resolve_source
+    from srnas.evaluators.runs import SUMMARY_FILE, Every, RunWriteError, check_out, read_run
 
+    check_out(args.out)
     if args.trial is not None and args.spec is None:
         raise ConfigError("spec", "is required with --trial (the study's name)")
     given = {k: getattr(args, k) for k in recipe_flags if getattr(args, k) is not None}
@@ -105,8 +109,7 @@ def _run(args: argparse.Namespace, recipe_flags: list[str]) -> int:
         run = read_run(args.out)
         config, recipe, data, label = run.config, run.recipe, run.data, run.label
         if args.spec is not None:
-            source = resolve_source(args.spec, trial=args.trial, storage=args.storage,
-                                    scale=args.scale)
+            source = _source(args)
             if source.config.arch_id != config.arch_id:
                 raise ConfigError("spec", f"builds arch_id {source.config.arch_id}, but the "
                                   f"run in {args.out} trains {config.arch_id}", args.spec)
@@ -118,9 +121,10 @@ def _run(args: argparse.Namespace, recipe_flags: list[str]) -> int:
                          str(Path(args.val).resolve()) if args.val is not None else None)
         for k in ("train", "val"):  # a flag may repeat the run's folders, not change them
             if getattr(args, k) is not None and getattr(typed, k) != getattr(data, k):
-                raise ConfigError(k, f"cannot change on resume: the run was started with "
-                                  f"{getattr(data, k)!r}", getattr(args, k))
-        if run.step >= recipe.steps:
+                raise ConfigError(k, "cannot change on resume: the run was started with "
+                                  f"{data_shown(getattr(data, k))}", getattr(args, k))
+        if run.step >= recipe.steps and (Path(args.out) / SUMMARY_FILE).is_file():
+            # (Without its summary, a full disk stopped it at the end: fit writes it.)
             from srnas.evaluators.checkpoint import load_checkpoint
             from srnas.evaluators.runs import CHECKPOINT_FILE
 
@@ -132,8 +136,7 @@ def _run(args: argparse.Namespace, recipe_flags: list[str]) -> int:
         if args.spec is None:
             raise ConfigError("spec", "is required (a preset, a config file, or a study "
                               "with --trial)")
-        source = resolve_source(args.spec, trial=args.trial, storage=args.storage,
-                                scale=args.scale)
+        source = _source(args)
         config, label = source.config, source.label
         recipe = Recipe(**{**source.train, **given})
         data = DataSpec(args.train, args.val)
@@ -149,23 +152,109 @@ def _run(args: argparse.Namespace, recipe_flags: list[str]) -> int:
             (every.checkpoint, every.validate, every.log),
             (run.every.checkpoint, run.every.validate, run.every.log), strict=True)))
     bar = _Progress(recipe.steps, device)
+    held = _HeldWarnings()
 
     def started(start: FitStart) -> None:
+        held.release()
         _print_header(config, start, data, label, device, workers, args)
+        if start.changed:
+            print(f"srnas train: warning: the checkpoint was written with {start.changed}: "
+                  "the resumed run will not be bit-identical to an uninterrupted one",
+                  file=sys.stderr, flush=True)
         bar.open(start.step)
 
     try:
-        result = fit(config, recipe, args.out, data=data, device=device, workers=workers,
-                     every=every, resume=args.resume, label=label, progress=bar.update,
-                     on_start=started)
+        with held, _terminate_as_interrupt():
+            result = fit(config, recipe, args.out, data=data, device=device, workers=workers,
+                         every=every, resume=args.resume, label=label, progress=bar.update,
+                         on_start=started)
     except KeyboardInterrupt:
         bar.close()
-        _print_interrupted(args.out)
+        print(f"srnas train: {_resume_hint(args.out)}", file=sys.stderr)
         raise
+    except _Terminated:
+        bar.close()
+        print(f"srnas train: {_resume_hint(args.out)}", file=sys.stderr)
+        print("srnas train: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    except RunWriteError as e:
+        bar.close()
+        hint = f": srnas train --out {args.out} --resume" if e.step is not None else ""
+        raise ConfigError("out", e.rule + hint) from None
     finally:
         bar.close()
     _print_summary(result.summary, args.out)
     return 0
+
+
+def _source(args: argparse.Namespace) -> Any:
+    """The network SPEC names; a config file's own mistakes name SPEC and the file, not the
+    config field alone (a field such as ``scale`` would read as the flag of that name)."""
+    from srnas.search.sources import resolve_source
+
+    try:
+        return resolve_source(args.spec, trial=args.trial, storage=args.storage,
+                              scale=args.scale)
+    except ConfigError as e:
+        if args.trial is None and e.field != "spec" and Path(args.spec).is_file():
+            raise ConfigError("spec", f"{args.spec}: {e}") from None
+        raise
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread as Ctrl-C's KeyboardInterrupt is."""
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler's stop, ``kill``) stops the run as Ctrl-C does: raised between
+    two Python operations, so a checkpoint being written is either complete or its
+    temporary file removed (every write is atomic), and the hint to resume is printed."""
+    def handler(signum: int, frame: Any) -> None:
+        raise _Terminated
+
+    try:
+        before = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+class _HeldWarnings:
+    """Python warnings during the checks and the data load (e.g. images skipped as smaller
+    than the patch) as one line each, without Python's source line, and only once the run
+    starts: before an error, the error is the one line."""
+
+    def __init__(self) -> None:
+        self.held: list[str] = []
+        self.started = False
+        self._catch = warnings.catch_warnings()
+
+    def __enter__(self) -> _HeldWarnings:
+        self._catch.__enter__()
+        warnings.showwarning = self._show
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._catch.__exit__(*exc)
+
+    def _show(self, message: Warning | str, category: type[Warning], filename: str,
+              lineno: int, file: Any = None, line: str | None = None) -> None:
+        text = " ".join(str(message).split())
+        if self.started:
+            print(f"srnas train: warning: {text}", file=sys.stderr, flush=True)
+        else:
+            self.held.append(text)
+
+    def release(self) -> None:
+        self.started = True
+        for text in self.held:
+            print(f"srnas train: warning: {text}", file=sys.stderr, flush=True)
+        self.held.clear()
 
 
 def _same(given: dict[str, Any], recorded: dict[str, Any]) -> None:
@@ -234,17 +323,13 @@ class _Progress:
             self.bar = None
 
 
-def _print_interrupted(out: str) -> None:
-    from srnas.evaluators.checkpoint import read_info
-    from srnas.evaluators.runs import CHECKPOINT_FILE
+def _resume_hint(out: str) -> str:
+    from srnas.evaluators.runs import written_step
 
-    try:
-        step, _ = read_info(Path(out) / CHECKPOINT_FILE)
-    except ConfigError:
-        print("srnas train: no checkpoint was written yet", file=sys.stderr)
-        return
-    print(f"srnas train: the last checkpoint is step {step}; continue with "
-          f"srnas train --out {out} --resume", file=sys.stderr)
+    step = written_step(Path(out))
+    if step is None:
+        return "no checkpoint was written yet"
+    return f"the last checkpoint is step {step}; continue with srnas train --out {out} --resume"
 
 
 def _print_summary(s: dict[str, Any], out: str) -> None:
