@@ -1,6 +1,9 @@
 """The table of an SR paper for trained networks: PSNR/SSIM on benchmark folders (BasicSR
 convention, exactly as ``evaluate`` scores), parameters, FLOPs, latency and memory on this
 device at one input (default: the 1280x720-output input of ESC's tables), with a bicubic row.
+Latency and memory are taken by eager PyTorch fp32, or by the runtime and precision a search
+measured under (``--runtime``, ``--precision``: the network exported, checked against PyTorch
+and timed as a trial's is), so a trained front reads under the conditions it was ranked by.
 
 Every network is measured as shipped: weights loaded, the shared kernel's D4 average baked in.
 """
@@ -55,6 +58,8 @@ class BenchRow:
     # Cores other processes kept busy while timing (Linux): a busy machine's figure is suspect.
     latency_foreign_cpu: float | None = None
     memory_mb: float | None = None
+    # Under a runtime: the largest |difference| of its output from PyTorch's on the fixed input.
+    runtime_check_max_abs_diff: float | None = None
 
 
 @dataclass
@@ -157,7 +162,7 @@ def benchmark(models: Sequence[Trained], val: Sequence[str | Path], device: str 
             placed = net.to(dev)
             for f, pairs in folders:
                 row.scores[f.name] = validate(placed, pairs, scale, dev)
-        lat, mem = _speed(placed, hw, dev, latency, spec)
+        lat, mem, row.runtime_check_max_abs_diff = _speed(placed, hw, dev, latency, spec)
         if lat is not None and spec is not None:
             table.dtype, table.threads, table.runtime_settings = (lat.dtype, lat.threads,
                                                                   dict(lat.settings))
@@ -174,16 +179,17 @@ def _mean(scores: dict[str, float | int]) -> tuple[float, float]:
 
 
 def _speed(model: torch.nn.Module, hw: tuple[int, int], dev: torch.device, latency: bool,
-           spec: Any = None) -> tuple[LatencyResult | None, MemoryResult]:
+           spec: Any = None) -> tuple[LatencyResult | None, MemoryResult, float | None]:
     """Latency (unless skipped) under the exclusive device lock, memory under the shared one,
     as a search trial measures them (the memory count is no timing, and other processes do
-    not change it). Under a runtime (``spec``): its export, check, timing and memory."""
+    not change it). Under a runtime (``spec``): its export, check, timing and memory, and how
+    far its output was from PyTorch's."""
     if spec is not None and (spec.runtime, spec.precision) != ("torch", "fp32"):
         done = spec.measure(model, hw, dev)
-        return (done.latency if latency else None), done.memory
+        return (done.latency if latency else None), done.memory, done.check_max_abs_diff
     timed = measure_latency(model, hw, dev) if latency else None
     with device_lock(dev, shared=True):
-        return timed, measure_memory(model, hw, dev)
+        return timed, measure_memory(model, hw, dev), None
 
 
 __all__ = ["BICUBIC", "BenchRow", "BenchTable", "ValFolder", "benchmark", "load_folders"]

@@ -28,6 +28,7 @@ def caption(table: BenchTable) -> list[str]:
     sets = ", ".join(f"{f.name} ({f.images} images)" for f in table.folders)
     speed = (f"latency: median (IQR) of batch-1 inference, {table.threads} threads"
              if table.latency else "latency: not measured (--no-latency)")
+    speed += f"; latency and memory: {runtime_text(table)}"
     busy = max((r.latency_foreign_cpu or 0.0 for r in table.rows), default=0.0)
     if busy > BUSY_CORES:
         speed += (f"; other processes kept up to {busy:.1f} cores busy while timing: the "
@@ -44,6 +45,22 @@ def caption(table: BenchTable) -> list[str]:
         source = f" from {row.weights}" if row.weights else " (random weights, --untrained)"
         lines.append(f"{row.model}: {row.trained}{source}")
     return lines
+
+
+def runtime_text(table: BenchTable) -> str:
+    """What ran the networks for latency and memory: ``onnxruntime 1.22.0 fp32
+    (intra_op_num_threads 2), output within 3.1e-06 of PyTorch`` / ``torch fp32 (eager)``."""
+    if table.runtime == "torch" and not table.runtime_settings:
+        text = f"{table.runtime} {table.precision} (eager)"
+    else:
+        settings = ", ".join(f"{k} {v}" for k, v in sorted(table.runtime_settings.items()))
+        text = f"{table.runtime} {table.precision}" + (f" ({settings})" if settings else "")
+    diffs = [r.runtime_check_max_abs_diff for r in table.rows
+             if r.runtime_check_max_abs_diff is not None]
+    if diffs:
+        text += (f", exported as srnas export --onnx exports it; output within "
+                 f"{max(diffs):.1e} of PyTorch")
+    return text
 
 
 def _tf32(table: BenchTable) -> str:
@@ -103,12 +120,18 @@ def as_csv(table: BenchTable) -> str:
     names = [f.name for f in table.folders]
     fields = ["model", "trained", "steps", "weights", "arch_id", "params", "flops",
               "latency_ms", "latency_iqr_ms", "latency_foreign_cpu", "memory_mb",
+              "runtime_check_max_abs_diff", "runtime", "precision",
               *(f"{k}_{n}" for n in names for k in ("psnr", "ssim"))]
     out = io.StringIO()
     writer = csv.DictWriter(out, fields, lineterminator="\n")
     writer.writeheader()
-    for row in table.rows:
-        record: dict[str, object] = {k: getattr(row, k) for k in fields[:11]}
+    for i, row in enumerate(table.rows):
+        record: dict[str, object] = {k: getattr(row, k) for k in fields[:12]}
+        # Rows only: each measured row carries what measured it (bicubic, first, is scored
+        # only).
+        measured = i > 0
+        record["runtime"] = table.runtime if measured else None
+        record["precision"] = table.precision if measured else None
         for n in names:
             record[f"psnr_{n}"], record[f"ssim_{n}"] = row.scores[n]
         writer.writerow({k: "" if v is None else v for k, v in record.items()})

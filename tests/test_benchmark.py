@@ -213,3 +213,55 @@ def test_models_share_one_scale(tmp_path) -> None:
         resolve_models([str(run_x2)], [str(weights)])
     with pytest.raises(ConfigError, match="is a folder but not a training run"):
         resolve_models([str(tmp_path)], untrained=True)
+
+
+def test_the_caption_and_rows_say_which_runtime_measured(small_val) -> None:
+    from srnas.evaluators.benchmark import BenchRow, BenchTable, ValFolder
+
+    folder = ValFolder("Set5", str(small_val), 2)
+    table = BenchTable(scale=4, device="cpu: test", threads=1, dtype="float32",
+                       input_hw=(16, 24), latency=True,
+                       memory_method="proxy:torch-cpu-live-tensors", folders=[folder],
+                       runtime="onnxruntime", precision="fp32",
+                       runtime_settings={"intra_op_num_threads": 1})
+    table.rows = [BenchRow("bicubic", "-", {"Set5": (28.0, 0.8)}),
+                  BenchRow("tiny", "3 steps", {"Set5": (29.0, 0.85)}, latency_ms=1.5,
+                           latency_iqr_ms=0.1, memory_mb=2.0, runtime_check_max_abs_diff=3e-6)]
+    lines = render(table, "table").splitlines()
+    assert lines[2] == ("latency: median (IQR) of batch-1 inference, 1 threads; latency and "
+                        "memory: onnxruntime fp32 (intra_op_num_threads 1), exported as srnas "
+                        "export --onnx exports it; output within 3.0e-06 of PyTorch")
+    assert "proxy:torch-cpu-live-tensors" in lines[1]
+    rows = list(__import__("csv").DictReader(render(table, "csv").splitlines()))
+    assert (rows[0]["runtime"], rows[1]["runtime"], rows[1]["precision"]) == (
+        "", "onnxruntime", "fp32")
+    assert float(rows[1]["runtime_check_max_abs_diff"]) == 3e-6
+    eager = BenchTable(scale=4, device="cpu: test", threads=1, dtype="float32",
+                       input_hw=(16, 24), latency=False, memory_method="cpu-live-tensors",
+                       folders=[folder])
+    eager.rows = table.rows[:1]
+    assert render(eager, "table").splitlines()[2] == (
+        "latency: not measured (--no-latency); latency and memory: torch fp32 (eager)")
+
+
+@pytest.mark.slow
+def test_benchmark_under_onnxruntime_reports_its_conditions(capsys, small_val) -> None:
+    argv = ("benchmark", "tiny", "--untrained", "--val", str(small_val), "--input", SMALL_INPUT,
+            "--device", "cpu")
+    code, out, err = run(capsys, *argv, "--runtime", "onnxruntime", "--format", "json")
+    assert code == 0, err
+    table = json.loads(out)
+    assert table["runtime"] == "onnxruntime" and table["precision"] == "fp32"
+    assert table["runtime_settings"]["intra_op_num_threads"] == table["threads"]
+    assert table["memory_method"].startswith("proxy:")
+    row = table["rows"][1]
+    assert row["runtime_check_max_abs_diff"] <= 1e-4 and row["latency_ms"] > 0
+    code, out, err = run(capsys, *argv, "--runtime", "onnxruntime")
+    assert code == 0, err
+    caption = out.splitlines()[2]
+    assert "latency and memory: onnxruntime fp32 (" in caption
+    assert f"intra_op_num_threads {table['threads']}" in caption
+    code, out, err = run(capsys, *argv, "--runtime", "onnxruntime", "--precision", "fp16")
+    assert code == 2 and out == "" and err == ("srnas benchmark: error: --precision: "
+                                               "onnxruntime on cpu supports fp32 only (got "
+                                               "'fp16')\n")
