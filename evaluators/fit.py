@@ -232,8 +232,12 @@ def _changed(info: dict[str, Any] | None, device: torch.device) -> str | None:
     if then.get("device") not in (None, now_device):
         return f"device {then['device']}, now {now_device}"
     if device.type == "cpu" and then.get("threads") not in (None, now_threads):
-        return f"{then['threads']} CPU threads, now {now_threads}"
+        return f"{_threads(then['threads'])}, now {now_threads}"
     return None
+
+
+def _threads(n: int) -> str:
+    return f"{n} CPU thread" + ("" if n == 1 else "s")
 
 
 _OS_ERROR = re.compile(r"I/O error: (.+?) \(os error \d+\)")
