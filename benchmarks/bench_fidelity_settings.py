@@ -61,7 +61,7 @@ def run(storage_url: str, study_name: str, long: int, names: list[str]) -> None:
     study = load_study(study_name, storage)
     sibling = fid.load_sibling(study_name, storage)
     trials = trials_frame(study)
-    pairs = fid.pairs_frame(trials, long, sibling)
+    pairs = fid.pairs_frame(trials, long, sibling, study)
     if len(pairs) < fid.MIN_PAIRS:  # before any training, not after the first setting
         have = ", ".join(map(str, fid.budgets_measured(sibling))) or "none"
         raise StudyError("long", f"needs at least {fid.MIN_PAIRS} trials retrained at that "

@@ -23,12 +23,13 @@ from srnas.space.errors import ConfigError, StudyError
 from srnas.studies.frame import get_trial, nested_attr, require_arch, study_objectives
 from srnas.studies.front import non_dominated, pareto_front
 from srnas.studies.schema import (
-    ATTR_FIDELITY_OF,
     BRIEF_PSNR,
     BRIEF_STEPS,
     SOURCE_TRIAL,
     STEPS,
+    check_sibling,
     fidelity_study_name,
+    is_sibling_of,
 )
 
 if TYPE_CHECKING:
@@ -182,7 +183,25 @@ def retrains(sibling: optuna.Study | None, steps: int | None = None) -> dict[int
 
 
 def load_sibling(study_name: str, storage: BaseStorage | str) -> optuna.Study | None:
-    """The study's ``:fidelity`` sibling in ``storage``, if a retrain ever ran."""
+    """The study's ``:fidelity`` sibling in ``storage``, if a retrain ever ran. A user's own
+    study that merely bears the name is no sibling (srnas marks its own): a one-line refusal,
+    never its trials read as retrains."""
+    sibling = _named_sibling(study_name, storage)
+    if sibling is not None:
+        check_sibling(sibling.user_attrs, study_name, len(sibling.get_trials(deepcopy=False)))
+    return sibling
+
+
+def find_sibling(study_name: str, storage: BaseStorage | str) -> optuna.Study | None:
+    """As :func:`load_sibling`, but a same-named study srnas did not make is None (listings
+    show it as a study of its own)."""
+    sibling = _named_sibling(study_name, storage)
+    if sibling is None or is_sibling_of(sibling.user_attrs, study_name):
+        return sibling
+    return None
+
+
+def _named_sibling(study_name: str, storage: BaseStorage | str) -> optuna.Study | None:
     import optuna
 
     name = fidelity_study_name(study_name)
@@ -242,34 +261,17 @@ def rung_column(steps: int) -> str:
     return f"psnr_at_{steps}"
 
 
-def _source_study(sibling: optuna.Study) -> optuna.Study | None:
-    """The study a sibling holds retrains of, in the sibling's own storage (Optuna keeps the
-    storage as ``Study._storage``; a Study has no public accessor)."""
-    import optuna
-
-    name = sibling.user_attrs.get(ATTR_FIDELITY_OF)
-    storage = getattr(sibling, "_storage", None)
-    if not isinstance(name, str) or storage is None:
-        return None
-    try:
-        return optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        return None
-
-
-def pairs_frame(trials: pd.DataFrame, steps: int, sibling: optuna.Study | None, *,
-                study: optuna.Study | None = None) -> pd.DataFrame:
+def pairs_frame(trials: pd.DataFrame, steps: int, sibling: optuna.Study | None,
+                study: optuna.Study) -> pd.DataFrame:
     """One row per retrained trial of a study (``trials``: its :func:`trials_frame`):
     ``number``, ``brief_psnr``, ``brief_steps``, ``long_psnr``, ``gain`` (long - brief),
     ``on_brief_front``, the study's other objectives (from the source trial), and the PSNR at
     each of the study's rungs (:func:`rung_column`; NaN where the trial stopped before it).
-    The rungs come from ``study`` (default: the sibling's source study, in its storage);
+    The rungs come from ``study`` (the source study ``trials`` was read from);
     ``attrs["rungs"]`` lists them."""
     import pandas as pd
 
-    source = study if study is not None else (
-        _source_study(sibling) if sibling is not None else None)
-    per_trial, rungs = rung_psnrs(source) if source is not None else ({}, [])
+    per_trial, rungs = rung_psnrs(study)
 
     done = retrains(sibling, steps)
     front = set(int(n) for n in pareto_front(trials)["number"]) if done else set()
@@ -630,7 +632,7 @@ def report_lines(pairs: pd.DataFrame, figures: Mapping[str, Any], steps: int) ->
 
 
 __all__ = ["MIN_RUNG_TAU", "Brief", "agreement", "brief_of", "briefs", "budgets_measured",
-           "check_request", "load_sibling", "pairs_frame", "pairs_needed",
+           "check_request", "find_sibling", "load_sibling", "pairs_frame", "pairs_needed",
            "recommend_min_steps", "report_lines", "retrains", "rung_agreement", "rung_column",
            "rung_figures", "rung_markdown", "rung_psnrs", "rung_table_lines", "select_trials",
            "store_rung_fidelity", "stored_rung_fidelity", "study_steps", "tau_interval",

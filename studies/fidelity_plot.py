@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def _title(pairs: pd.DataFrame, figures: Mapping[str, Any], steps: int) -> str:
+def plot_title(pairs: pd.DataFrame, figures: Mapping[str, Any], steps: int) -> str:
     brief = "/".join(map(str, figures["brief_steps"]))
     lo, hi = figures["kendall_ci"]
     title = (f"{pairs.attrs.get('study')}: PSNR after {brief} vs {steps} training steps, "
@@ -33,7 +33,7 @@ def plot_fidelity(pairs: pd.DataFrame, figures: Mapping[str, Any], steps: int,
     hi = float(max(pairs["brief_psnr"].max(), pairs["long_psnr"].max())) + 0.2
     front = pairs[pairs["on_brief_front"]]
     rest = pairs[~pairs["on_brief_front"]]
-    title = _title(pairs, figures, steps)
+    title = plot_title(pairs, figures, steps)
     brief_label = f"PSNR after {'/'.join(map(str, figures['brief_steps']))} steps (dB)"
     long_label = f"PSNR after {steps} steps (dB)"
     if path.suffix.lower() == ".html":
@@ -68,4 +68,4 @@ def plot_fidelity(pairs: pd.DataFrame, figures: Mapping[str, Any], steps: int,
     return path
 
 
-__all__ = ["plot_fidelity"]
+__all__ = ["plot_fidelity", "plot_title"]

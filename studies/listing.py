@@ -67,7 +67,7 @@ def list_studies(storage: BaseStorage | str | None = None) -> list[dict[str, Any
     as a study of its own, and not counted as retrains of ``X``."""
     import optuna
 
-    from srnas.studies.fidelity import budgets_measured, load_sibling, retrains
+    from srnas.studies.fidelity import budgets_measured, find_sibling, retrains
 
     store = as_storage(storage)
     names = study_names(store)
@@ -75,7 +75,7 @@ def list_studies(storage: BaseStorage | str | None = None) -> list[dict[str, Any
     for name in names:
         summary = summarize(optuna.load_study(study_name=name, storage=store))
         # Retrains of `srnas fidelity` live in a sibling study: shown with their source.
-        sibling = load_sibling(name, store)
+        sibling = find_sibling(name, store)
         if sibling is not None and not is_sibling_of(sibling.user_attrs, name):
             sibling = None
         summary["fidelity"] = {str(steps): len(retrains(sibling, steps))

@@ -55,7 +55,7 @@ def url(tmp_path: Path) -> str:
 
 def test_agreement_figures_match_hand_computation(url: str) -> None:
     study = _known(url)
-    pairs = fid.pairs_frame(trials_frame(study), 2000, fid.load_sibling("s", url))
+    pairs = fid.pairs_frame(trials_frame(study), 2000, fid.load_sibling("s", url), study)
     assert list(pairs["number"]) == [0, 1, 2, 3, 4]
     assert list(pairs["on_brief_front"]) == [True, True, True, False, True]
     figures = fid.agreement(pairs, top_k=2)

@@ -81,7 +81,7 @@ def url(tmp_path: Path) -> str:
 
 
 def _pairs(study: optuna.Study, url: str) -> pd.DataFrame:
-    return fid.pairs_frame(trials_frame(study), 2000, fid.load_sibling("s", url))
+    return fid.pairs_frame(trials_frame(study), 2000, fid.load_sibling("s", url), study)
 
 
 def test_taus_per_rung_are_the_known_ones_with_their_intervals(url: str) -> None:
@@ -90,10 +90,6 @@ def test_taus_per_rung_are_the_known_ones_with_their_intervals(url: str) -> None
     assert pairs.attrs["rungs"] == [23, 69, 200]
     assert list(pairs["psnr_at_69"].iloc[:N]) == pytest.approx(AT_69)
     assert math.isnan(pairs["psnr_at_69"].iloc[N])  # the stopped trial never reached 69
-    # The same columns whether the caller passes the study or the sibling leads to it.
-    explicit = fid.pairs_frame(trials_frame(study), 2000, fid.load_sibling("s", url),
-                               study=study)
-    assert explicit.equals(pairs)
     rungs = {r["steps"]: r for r in fid.agreement(pairs)["rungs"]}
     assert [rungs[s]["pairs"] for s in (23, 69, 200)] == [N + 1, N, N]
     assert rungs[69]["kendall_tau"] == pytest.approx(1.0)
@@ -248,11 +244,11 @@ def test_markdown_table_of_the_rungs(url: str) -> None:
 
 
 def test_plot_titles_carry_the_taus_per_rung(url: str, tmp_path: Path) -> None:
-    from srnas.studies.fidelity_plot import _title, plot_fidelity
+    from srnas.studies.fidelity_plot import plot_fidelity, plot_title
 
     pairs = _pairs(_laddered(url), url)
     figures = fid.agreement(pairs)
-    assert _title(pairs, figures, 2000).splitlines()[1] == \
+    assert plot_title(pairs, figures, 2000).splitlines()[1] == \
         "tau per rung (steps: tau) 23: -1.00, 69: +1.00, 200: +0.96"
     html = plot_fidelity(pairs, figures, 2000, tmp_path / "f.html").read_text()
     assert "tau per rung (steps: tau) 23: -1.00" in html

@@ -114,8 +114,11 @@ def _report(args: argparse.Namespace, study: Any, storage: Any, steps: int) -> N
     from srnas.studies.frame import trials_frame
 
     sibling = fid.load_sibling(study.study_name, storage)
-    pairs = fid.pairs_frame(trials_frame(study), steps, sibling)
+    pairs = fid.pairs_frame(trials_frame(study), steps, sibling, study)
     figures = fid.agreement(pairs, top_k=args.top_k)
+    if sibling is not None and not fid.store_rung_fidelity(sibling, steps, figures):
+        print("note: the storage refused the per-rung figures; the report stands",
+              file=sys.stderr)
     if args.format == "json":
         records = json.loads(pairs.to_json(orient="records"))
         print(json.dumps({"study": study.study_name, "steps": steps, **figures,
@@ -126,6 +129,7 @@ def _report(args: argparse.Namespace, study: Any, storage: Any, steps: int) -> N
         from srnas.search.commands.output import frame_markdown
 
         sys.stdout.write(frame_markdown(pairs))
+        sys.stdout.write("\n" + fid.rung_markdown(figures))
     else:
         print("\n".join(fid.report_lines(pairs, figures, steps)))
     if args.plot:

@@ -159,5 +159,5 @@ def _with_fidelity(args: argparse.Namespace, store: RDBStorage, study: optuna.St
         have = ", ".join(map(str, measured)) or "none yet (run srnas fidelity)"
         raise ConfigError("fidelity", f"study {args.study!r} has no retrains at that budget; "
                           f"budgets measured: {have}", args.fidelity)
-    pairs = fid.pairs_frame(frame, args.fidelity, sibling)
+    pairs = fid.pairs_frame(frame, args.fidelity, sibling, study)
     return fid.with_long_psnr(frame, pairs, args.fidelity, fid.study_steps(study))
