@@ -88,8 +88,11 @@ def check_target(target: str, spec: RuntimeSpec | None = None, device: str = "au
 def _options(target: str, fn: Any = None) -> Any:
     # num_cpus=0: a target node may offer no CPU to the cluster (so no trial trains there);
     # max_retries=0: a measurement whose node died must fail, not rerun on another node.
+    # scheduling_strategy="DEFAULT": called from a Tune trial, the task would otherwise be
+    # captured by the trial's placement group, whose bundle holds no target resource.
     task = fn or _task
-    return task.options(num_cpus=0, resources={resource(target): 1}, max_retries=0)
+    return task.options(num_cpus=0, resources={resource(target): 1}, max_retries=0,
+                        scheduling_strategy="DEFAULT")
 
 
 def _placement(device: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from srnas.space.contract import (
     STATUS_INFEASIBLE,
 )
 from srnas.space.errors import StorageError, StudyError
+from srnas.studies.measured import MEASURED_COLUMNS, measured_columns
 
 if TYPE_CHECKING:
     import optuna
@@ -34,7 +35,8 @@ LEAD_COLUMNS = ("study", "number", "state", "status", "feasible", "arch_id")
 # ``host``, ``node`` and ``gpu_ids`` say where the trial ran: the Ray node's IP address, its
 # node id and the GPU ids Ray assigned it as text ("0", "0,1"; empty without a GPU).
 # ``arch`` holds the recorded ArchConfig dict (for notebooks and JSON; too wide for a table).
-TAIL_COLUMNS = ("device", "input_hw", "host", "node", "gpu_ids", "baseline",
+# The measurement conditions (runtime, precision, target, where measured) follow ``device``.
+TAIL_COLUMNS = ("device", *MEASURED_COLUMNS, "input_hw", "host", "node", "gpu_ids", "baseline",
                 "datetime_complete", "arch")
 
 
@@ -183,6 +185,7 @@ def trial_row(trial: optuna.trial.FrozenTrial, study_name: str,
         for (name, _), value in zip(objectives, trial.values, strict=True):
             row[name] = _number(value)
     row["device"] = attrs.get("device")
+    row.update(measured_columns(attrs))
     row["input_hw"] = hw_text(attrs.get("input_hw"))
     row["host"] = attrs.get("host")
     row["node"] = attrs.get("node")

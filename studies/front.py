@@ -25,17 +25,18 @@ from typing import TYPE_CHECKING, Any
 
 from srnas.space.contract import BUDGET_KEYS, MEASURE_COLUMNS, OBJECTIVE_DIRECTIONS
 from srnas.space.errors import ConfigError, StudyError
-from srnas.studies import frame as frames
 from srnas.studies import pareto
 from srnas.studies import reference as refs
 from srnas.studies.frame import (
     Objectives,
     hw_text,
     load_study,
+    merge_studies,
     study_names,
     study_objectives,
+    trials_frame,
 )
-from srnas.studies.measured import LOCAL, ensure_measured, target_text, with_measured
+from srnas.studies.measured import LOCAL, ensure_measured, target_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -72,18 +73,6 @@ __all__ = [
 PICKS = ("knee", "max-psnr", "min-latency", "min-memory")
 SORT_KEYS = ("psnr", "latency_ms", "memory_mb")
 REFERENCE_MARGIN = pareto.REFERENCE_MARGIN
-
-
-def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    """Every trial of a study (:func:`srnas.studies.frame.trials_frame`) with how and where its
-    latency and memory were measured (:data:`srnas.studies.measured.MEASURED_COLUMNS`)."""
-    return with_measured(frames.trials_frame(study), [study])
-
-
-def merge_studies(studies: Sequence[optuna.Study]) -> pd.DataFrame:
-    """One frame from several studies (:func:`srnas.studies.frame.merge_studies`), with the
-    measurement conditions of each trial."""
-    return with_measured(frames.merge_studies(studies), studies)
 
 
 def check_budgets(budgets: Mapping[str, float] | None) -> dict[str, float]:

@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import optuna
     import pandas as pd
 
 # What a trial that records no runtime was measured with: evaluate's own measurement (the
@@ -42,16 +41,6 @@ def measured_columns(attrs: Mapping[str, Any]) -> dict[str, Any]:
         "measured_host": attrs.get("measured_host") or attrs.get("host"),
         "measured_node": attrs.get("measured_node") or attrs.get("node"),
     }
-
-
-def with_measured(frame: pd.DataFrame, studies: Sequence[optuna.Study]) -> pd.DataFrame:
-    """``frame`` (of ``studies``' trials, :mod:`srnas.studies.frame`) with the
-    :data:`MEASURED_COLUMNS` of each trial, placed after ``device``."""
-    found = {(s.study_name, t.number): measured_columns(t.user_attrs)
-             for s in studies for t in s.get_trials(deepcopy=False)}
-    keys = list(zip(frame["study"], frame["number"], strict=True))
-    return _insert(frame, {name: [found.get(k, {}).get(name) for k in keys]
-                           for name in MEASURED_COLUMNS})
 
 
 def ensure_measured(frame: pd.DataFrame) -> pd.DataFrame:
@@ -94,5 +83,4 @@ def conditions_text(runtimes: Sequence[str], precisions: Sequence[str],
 
 
 __all__ = ["DEFAULT_PRECISION", "DEFAULT_RUNTIME", "LOCAL", "MEASURED_COLUMNS",
-           "conditions_text", "ensure_measured", "measured_columns", "target_text",
-           "with_measured"]
+           "conditions_text", "ensure_measured", "measured_columns", "target_text"]

@@ -78,7 +78,7 @@ def envelope(front: pd.DataFrame) -> pd.DataFrame:
     return ordered.loc[keep]
 
 
-def _layers(source: optuna.Study | pd.DataFrame, budgets: Mapping[str, float] | None,
+def plot_layers(source: optuna.Study | pd.DataFrame, budgets: Mapping[str, float] | None,
             device: str | None, input_hw: Sequence[int] | str | None,
             conditions: Mapping[str, str | None],
             ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
@@ -139,7 +139,7 @@ def plot_front(source: optuna.Study | pd.DataFrame, out: str | Path, *,
     :func:`studies.front.pareto_front`."""
     path = check_plot_out(out)
     conditions = {"runtime": runtime, "precision": precision, "target": target}
-    others, candidates, front, title = _layers(source, budgets, device, input_hw, conditions)
+    others, candidates, front, title = plot_layers(source, budgets, device, input_hw, conditions)
     bicubic = front.attrs.get("bicubic")
     below = below_bicubic(candidates["psnr"].to_numpy(dtype=float), bicubic)
     layers = Layers(others, candidates[~below], candidates[below], front, bicubic,

@@ -183,10 +183,10 @@ def test_plot_names_device_runtime_and_target(capsys, db, tmp_path) -> None:
 
 
 def test_plot_leaves_out_grey_points_of_other_conditions(db) -> None:
-    from srnas.studies.plot import _layers
+    from srnas.studies.plot import plot_layers
 
     study = optuna.load_study(study_name="mixed", storage=db)
-    others, candidates, _, title = _layers(study, None, None, None, {
+    others, candidates, _, title = plot_layers(study, None, None, None, {
         "runtime": None, "precision": None, "target": "local"})
     assert sorted(candidates["number"]) == [0, 1] and others.empty  # no edge trial in grey
     assert "torch fp32 where each trial trained" in title
