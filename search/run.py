@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -17,7 +19,7 @@ from srnas.search.seeded import make_sampler
 from srnas.search.settings import SearchSettings
 from srnas.search.tuner import run_tuner, start_cluster
 from srnas.space.contract import ATTR_MEASUREMENT, MEASUREMENT_KEYS, measurement_differences
-from srnas.space.errors import ConfigError, SrnasError
+from srnas.space.errors import ConfigError, SrnasError, StorageError
 from srnas.space.presets import get_preset
 from srnas.space.searchspace import SearchSpace
 from srnas.studies import storage as storage_url
@@ -149,9 +151,8 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
     # The trainable must know the resolved GPU count: it picks its device from it.
     settings = dataclasses.replace(settings, gpus_per_trial=gpus)
 
-    from srnas.search.live import LiveView, study_summary
+    from srnas.search.live import study_summary
     from srnas.search.searcher import SrnasSearcher
-    from srnas.search.trainable import search_trainable
 
     storage = storage or storage_url.open_for_write(target, retry_s=settings.storage_retry_s)
     searcher = SrnasSearcher(
@@ -197,21 +198,9 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
     started = time.monotonic()
     if total:
         interval = heartbeat_settings()[0]
-        try:
-            with Heartbeat(storage, searcher.running_trial_ids, interval):
-                run_tuner(
-                    # The trainable never sees the storage URL: Ray pickles it to every worker
-                    # and Tune into its experiment state, and the URL may hold a password.
-                    search_trainable(dataclasses.replace(settings, storage=None)), resources,
-                    name=settings.study_name, folder_prefix="srnas-ray-",
-                    verbose=settings.verbose,
-                    callbacks=[LiveView(study, total, out, searcher)],
-                    # The searcher's deadline stops proposing (Optuna's ``timeout`` meaning).
-                    search_alg=searcher, scheduler=scheduler, num_samples=total)
-        finally:
-            # Tune stops trials (Ctrl-C) without telling the searcher; close them so the study
-            # holds no trial RUNNING forever.
-            unfinished = searcher.fail_unfinished("stopped before it finished (interrupted)")
+        with _outage_is_one_line(target):
+            unfinished = _run_trials(settings, resources, storage, searcher, scheduler, study,
+                                     total, interval, out)
     else:
         unfinished = 0
     wall = time.monotonic() - started
@@ -224,6 +213,62 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
     return SearchOutcome(settings.study_name, target.url, after - before, wall,
                          study_summary(study), study, interrupted=interrupted,
                          finished=searcher.finished - unfinished, requested=total)
+
+
+def _run_trials(settings: SearchSettings, resources: Any, storage: Any, searcher: Any,
+                scheduler: Any, study: optuna.Study, total: int, interval: int,
+                out: TextIO) -> int:
+    """The launch's trials on Tune, the driver beating for them; how many it left unfinished."""
+    from srnas.search.live import LiveView
+    from srnas.search.trainable import search_trainable
+
+    try:
+        with Heartbeat(storage, searcher.running_trial_ids, interval):
+            run_tuner(
+                # The trainable never sees the storage URL: Ray pickles it to every worker
+                # and Tune into its experiment state, and the URL may hold a password.
+                search_trainable(dataclasses.replace(settings, storage=None)), resources,
+                name=settings.study_name, folder_prefix="srnas-ray-",
+                verbose=settings.verbose,
+                callbacks=[LiveView(study, total, out, searcher)],
+                # The searcher's deadline stops proposing (Optuna's ``timeout`` meaning).
+                search_alg=searcher, scheduler=scheduler, num_samples=total)
+    finally:
+        # Tune stops trials (Ctrl-C) without telling the searcher; close them so the study
+        # holds no trial RUNNING forever.
+        unfinished = searcher.fail_unfinished("stopped before it finished (interrupted)")
+    return unfinished
+
+
+# A database that stays away past --storage-retry-s surfaces as one of these, maybe wrapped
+# by Tune (its controller runs the searcher's storage calls).
+def _is_outage(error: BaseException) -> bool:
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import OperationalError
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OperationalError | StorageInternalError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+@contextlib.contextmanager
+def _outage_is_one_line(target: Any) -> Iterator[None]:
+    """Past the outage bound, one line (no traceback) that says what to do; every trial the
+    study recorded before stays, and a relaunch's stale check closes the rest."""
+    try:
+        yield
+    except Exception as e:
+        if not _is_outage(e):
+            raise
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise StorageError("storage", "was unreachable for longer than --storage-retry-s "
+                           f"({target.redact(first)}); what the study recorded is kept: run "
+                           "the same command again to continue", target.masked) from None
 
 
 def attach_history(scheduler: Any, searcher: Any, storage: optuna.storages.BaseStorage,

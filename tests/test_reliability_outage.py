@@ -200,3 +200,28 @@ def _result(config: dict, psnr: float) -> dict:
     return {"psnr": psnr, "latency_ms": 12.0, "memory_mb": 30.0, "params": 1000, "flops": 5,
             "arch": config["arch"], "arch_id": "abc", "device": "cpu: test", "status": "ok",
             "training_iteration": 1, "config": config}
+
+
+def test_past_the_bound_a_search_ends_in_one_line_not_a_traceback() -> None:
+    """What `srnas search` shows when the database stays away longer than --storage-retry-s:
+    the error Tune hands back (here wrapped, as its controller wraps a searcher's failure)
+    becomes one StorageError line with the password masked."""
+    import sqlalchemy.exc
+
+    from srnas.search.run import _is_outage, _outage_is_one_line
+    from srnas.space.errors import StorageError
+    from srnas.studies.storage import parse
+
+    target = parse("postgresql://u:s3cr/et@localhost:1/db")
+    cause = sqlalchemy.exc.OperationalError(
+        "connect", {}, Exception("connection to server at localhost failed: s3cr/et refused"))
+    wrapped = RuntimeError("Tune: the searcher raised")
+    wrapped.__cause__ = cause
+    assert _is_outage(wrapped) and not _is_outage(RuntimeError("other"))
+    with pytest.raises(StorageError) as info, _outage_is_one_line(target):
+        raise wrapped
+    line = str(info.value)
+    assert "--storage-retry-s" in line and "run the same command again" in line
+    assert "s3cr" not in line and "\n" not in line
+    with pytest.raises(RuntimeError), _outage_is_one_line(target):
+        raise RuntimeError("not an outage")  # other errors pass through unchanged
