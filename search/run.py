@@ -198,7 +198,7 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
     started = time.monotonic()
     if total:
         interval = heartbeat_settings()[0]
-        with _outage_is_one_line(target):
+        with outage_is_one_line(target):
             unfinished = _run_trials(settings, resources, storage, searcher, scheduler, study,
                                      total, interval, out)
     else:
@@ -242,7 +242,7 @@ def _run_trials(settings: SearchSettings, resources: Any, storage: Any, searcher
 
 # A database that stays away past --storage-retry-s surfaces as one of these, maybe wrapped
 # by Tune (its controller runs the searcher's storage calls).
-def _is_outage(error: BaseException) -> bool:
+def is_outage(error: BaseException) -> bool:
     from optuna.exceptions import StorageInternalError
     from sqlalchemy.exc import OperationalError
 
@@ -257,13 +257,13 @@ def _is_outage(error: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def _outage_is_one_line(target: Any) -> Iterator[None]:
+def outage_is_one_line(target: Any) -> Iterator[None]:
     """Past the outage bound, one line (no traceback) that says what to do; every trial the
     study recorded before stays, and a relaunch's stale check closes the rest."""
     try:
         yield
     except Exception as e:
-        if not _is_outage(e):
+        if not is_outage(e):
             raise
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise StorageError("storage", "was unreachable for longer than --storage-retry-s "
@@ -297,6 +297,8 @@ def check_measurement(settings: SearchSettings, device_kind: str) -> None:
     from srnas.evaluators.runtime import RuntimeSpec, check_runtime
 
     if settings.target is None:
+        if (settings.runtime, settings.precision) == ("torch", "fp32"):
+            return  # evaluate()'s own measurement: nothing to install or to support
         check_runtime(settings.runtime, settings.precision, device_kind)
     else:
         from srnas.search.target import check_target

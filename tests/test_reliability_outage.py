@@ -208,7 +208,7 @@ def test_past_the_bound_a_search_ends_in_one_line_not_a_traceback() -> None:
     becomes one StorageError line with the password masked."""
     import sqlalchemy.exc
 
-    from srnas.search.run import _is_outage, _outage_is_one_line
+    from srnas.search.run import is_outage, outage_is_one_line
     from srnas.space.errors import StorageError
     from srnas.studies.storage import parse
 
@@ -217,11 +217,11 @@ def test_past_the_bound_a_search_ends_in_one_line_not_a_traceback() -> None:
         "connect", {}, Exception("connection to server at localhost failed: s3cr/et refused"))
     wrapped = RuntimeError("Tune: the searcher raised")
     wrapped.__cause__ = cause
-    assert _is_outage(wrapped) and not _is_outage(RuntimeError("other"))
-    with pytest.raises(StorageError) as info, _outage_is_one_line(target):
+    assert is_outage(wrapped) and not is_outage(RuntimeError("other"))
+    with pytest.raises(StorageError) as info, outage_is_one_line(target):
         raise wrapped
     line = str(info.value)
     assert "--storage-retry-s" in line and "run the same command again" in line
     assert "s3cr" not in line and "\n" not in line
-    with pytest.raises(RuntimeError), _outage_is_one_line(target):
+    with pytest.raises(RuntimeError), outage_is_one_line(target):
         raise RuntimeError("not an outage")  # other errors pass through unchanged
