@@ -196,6 +196,9 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
     if note:
         print(note, file=out, flush=True)
     started = time.monotonic()
+    if settings.time_budget_s is not None:
+        # The budget is the trials' time: set-up (bicubic, the rung history) comes before it.
+        searcher.deadline = time.time() + settings.time_budget_s
     if total:
         interval = heartbeat_settings()[0]
         with outage_is_one_line(target):

@@ -48,7 +48,9 @@ def test_search_records_every_measure_and_a_front_and_relaunch_continues(
     # Baselines come on top of --trials: 2 sampled + the tiny preset.
     assert _search(tmp_path, space_file, "--trials", "2", "--baseline", "tiny") == 0
     out = capsys.readouterr().out
-    assert "hypervolume" in out and "srnas export t" in out
+    # 3 steps may leave every network below bicubic: then no export is suggested, and why.
+    assert "hypervolume" in out and ("srnas export t" in out
+                                     or "no network above bicubic yet" in out)
     study = _study(tmp_path)
     trials = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
     assert len(trials) == 3
