@@ -49,6 +49,20 @@ def ray_session() -> Iterator[None]:
         ray.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def _no_ray_beside_other_tests(request: pytest.FixtureRequest) -> None:
+    """The session's Ray lives while Ray tests follow one another; any other test gets a
+    process without it: a test that forks (DataLoader workers, multiprocessing) must not copy
+    Ray's threads into its children (it crashed the suite with a segmentation fault)."""
+    import sys
+
+    if request.node.get_closest_marker("ray") is not None:
+        return
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # A test that takes the PostgreSQL server is a postgres test whether or not it says so, so
     # `make test-fast` (-m "not postgres") never starts one.
