@@ -14,35 +14,10 @@
 # assigned it (recorded as the trial's gpu_ids).
 set -euo pipefail
 
-REPO=$(cd "$(dirname "$0")/.." && pwd)
-export PATH="$REPO/.venv/bin:$PATH"   # what `source .venv/bin/activate` does
-DEMO=$(mktemp -d /tmp/srnasc-XXXXXX)  # short: Ray's unix sockets live below it
-# This demo's Ray keeps its session and its "latest cluster" file (what --address auto and a
-# bare ray.init() read) under $DEMO, so no other Ray user of this machine joins it by accident.
-export RAY_TMPDIR=$DEMO
-cd "$DEMO"
-
-cleanup() {
-    local status=$?
-    # `ray stop` would stop every Ray process of this machine: stop only this demo's, which
-    # all carry $DEMO (their session folder) on their command line.
-    local pids
-    pids=$(pgrep -f -- "$DEMO/" || true)
-    if [ -n "$pids" ]; then
-        # shellcheck disable=SC2086
-        kill $pids 2>/dev/null || true
-        for _ in $(seq 50); do
-            # shellcheck disable=SC2086
-            kill -0 $pids 2>/dev/null || break
-            sleep 0.2
-        done
-        # shellcheck disable=SC2086
-        kill -9 $pids 2>/dev/null || true
-    fi
-    if [ "${KEEP:-0}" != 1 ]; then rm -rf "$DEMO"; fi
-    exit "$status"
-}
-trap cleanup EXIT
+SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
+DEMO_PREFIX=srnasc
+# shellcheck source=scripts/demo_common.sh
+source "$SCRIPT_DIR/demo_common.sh"  # the venv on PATH, $DEMO, its Ray only, the cleanup trap
 
 # -- the README's settings block, for one machine --------------------------------------------
 export SRNAS_STORAGE=${SRNAS_STORAGE:-sqlite:///$DEMO/study.db}
