@@ -39,7 +39,7 @@ import torch
 from srnas.evaluators.data import load_image, skimage_data_dir
 from srnas.space.atomic import TEMP_SUFFIX, atomic_write
 from srnas.space.config import ArchConfig
-from srnas.space.errors import ConfigError, DataError, SrnasError
+from srnas.space.errors import ConfigError, DataError, SrnasError, find_cause
 from srnas.space.network import SRNet
 
 OPSET = 18  # torchlib's own opset in torch 2.13: no version conversion after the export
@@ -275,14 +275,8 @@ def export_checked(model: SRNet, path: str | Path, *, image: str | Path | None =
 def _os_error(error: BaseException) -> OSError | None:
     """The OSError behind ``error`` (itself, or its cause or context, as torch's exporter
     re-raises a failed write), if any."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, OSError) and current.errno is not None:
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
+    found = find_cause(error, OSError)
+    return found if isinstance(found, OSError) and found.errno is not None else None
 
 
 @contextlib.contextmanager

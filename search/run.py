@@ -19,7 +19,7 @@ from srnas.search.seeded import make_sampler
 from srnas.search.settings import SearchSettings
 from srnas.search.tuner import run_tuner, start_cluster
 from srnas.space.contract import ATTR_MEASUREMENT, MEASUREMENT_KEYS, measurement_differences
-from srnas.space.errors import ConfigError, SrnasError, StorageError
+from srnas.space.errors import ConfigError, SrnasError, StorageError, find_cause
 from srnas.space.presets import get_preset
 from srnas.space.searchspace import SearchSpace
 from srnas.studies import storage as storage_url
@@ -249,14 +249,7 @@ def is_outage(error: BaseException) -> bool:
     from optuna.exceptions import StorageInternalError
     from sqlalchemy.exc import OperationalError
 
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, OperationalError | StorageInternalError):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
+    return find_cause(error, (OperationalError, StorageInternalError)) is not None
 
 
 @contextlib.contextmanager

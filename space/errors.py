@@ -90,6 +90,20 @@ class LockTimeout(SrnasError, TimeoutError):
     """A device lock not acquired in time (another process holds the device)."""
 
 
+def find_cause(error: BaseException, kinds: type[BaseException] | tuple[type[BaseException], ...],
+               ) -> BaseException | None:
+    """``error`` itself or the first exception of ``kinds`` along its cause/context chain
+    (libraries re-raise: torch's exporter a failed write, Tune a searcher's storage error)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kinds):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 __all__ = [
     "ConfigError",
     "DataError",
@@ -99,5 +113,6 @@ __all__ = [
     "StorageError",
     "StudyError",
     "TrainingError",
+    "find_cause",
     "one_line",
 ]
