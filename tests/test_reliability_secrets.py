@@ -139,8 +139,13 @@ def test_export_and_pareto_show_no_password(postgres_url: str, password: str,
                                             tmp_path: Path) -> None:
     from tests.fabricate import make_known_study
 
+    from tests.pg import fresh_database
+
     name = f"secrets-{abs(hash(password)) % 10**8}"
-    url = _server_url(postgres_url, password)
+    # A database of its own: `studies list` shows every study in it, and another test's study
+    # name may well hold one of the marker letters.
+    database = f"secrets_{abs(hash(password)) % 10**8}"
+    url = _server_url(fresh_database(postgres_url, database), password)
     make_known_study(url, name)
     out_file = tmp_path / "best.yaml"
     code, out, err = run(capsys, "export", name, "--storage", url, "--pick", "knee",
