@@ -52,10 +52,13 @@ APPLICATION_NAME = "srnas"
 _SECRET_KEY = re.compile(r"pass(word|wd)|pwd|secret|token", re.IGNORECASE)
 # The user info's password: ``scheme://user:`` up to an ``@`` (which one: see mask_url).
 _USERINFO = re.compile(r"^([A-Za-z0-9+._-]+://[^:/@?#]*:)")
-# A query pair ``key=value``; a secret value runs to the next ``&key=`` / ``;key=`` (or the
-# end), so a secret holding an unencoded ``&`` or ``;`` is masked whole.
-_QUERY_PAIR = re.compile(r"(?<=[?&;])([A-Za-z0-9_.-]+)=(.*?)(?=[&;][A-Za-z0-9_.-]+=|$)",
-                         re.DOTALL)
+# A query pair's ``key=``. Pairs are split on ``&`` only, as SQLAlchemy splits them
+# (``parse_qsl``): a ``;`` belongs to the value.
+_QUERY_KEY = re.compile(r"([A-Za-z0-9_.-]+)=")
+# Where a secret value may end: an ``&`` that starts a pair whose key reads like a driver
+# option (lower case, as every libpq / MySQL driver option is). Any other ``&`` is taken as
+# part of the secret and masked with it; parse() refuses a URL SQLAlchemy would split there.
+_SECRET_END = re.compile(r"&[a-z][a-z0-9_]*=")
 MASK = "***"
 # Fragments of a secret shorter than this are not hunted for in free text (a driver message):
 # the whole secret always is.
@@ -103,6 +106,22 @@ def ambiguous_password(url: str) -> bool:
     return head is not None and url[head.end():].count("@") > 1
 
 
+def split_query_secret(url: str, query: Mapping[str, Any]) -> str | None:
+    """The key of a query secret that SQLAlchemy's parse (``query``) cuts short of what
+    :func:`mask_url` masks -- it holds an unencoded ``&`` -- or None."""
+    from urllib.parse import unquote_plus
+
+    if "?" not in url:
+        return None
+    raw = url.split("?", 1)[1]
+    for key, start, end in _query_secrets(raw):
+        value = query.get(key)
+        values = value if isinstance(value, tuple) else (value,)
+        if unquote_plus(raw[start:end]) not in values:
+            return key
+    return None
+
+
 def mask_url(url: str) -> str:
     """The URL with every secret replaced by ``***``: the user info's password (whatever
     characters it holds, encoded or not) and every query value whose key names a password,
@@ -118,12 +137,34 @@ def mask_url(url: str) -> str:
     if "?" not in text:
         return text
     base, query = text.split("?", 1)
-    return base + "?" + _QUERY_PAIR.sub(_mask_pair, "?" + query)[1:]
+    for start, end in reversed([(a, b) for _key, a, b in _query_secrets(query)]):
+        query = query[:start] + MASK + query[end:]
+    return base + "?" + query
 
 
-def _mask_pair(match: re.Match[str]) -> str:
-    key = match.group(1)
-    return f"{key}={MASK}" if _SECRET_KEY.search(key) else match.group(0)
+def _query_secrets(query: str) -> list[tuple[str, int, int]]:
+    """The secret pairs of a URL's query string: (key, value start, value end), in order.
+    A secret's value runs to the next plausible ``&option=`` (:data:`_SECRET_END`) or the
+    end, so one holding an unencoded ``&`` is covered whole."""
+    found: list[tuple[str, int, int]] = []
+    pos = 0
+    while pos < len(query):
+        pair = _QUERY_KEY.match(query, pos)
+        if pair is None:  # a piece without "=": SQLAlchemy drops it; nothing to mask
+            amp = query.find("&", pos)
+            pos = len(query) if amp < 0 else amp + 1
+            continue
+        key, start = pair.group(1), pair.end()
+        if _SECRET_KEY.search(key):
+            stop = _SECRET_END.search(query, start)
+            end = len(query) if stop is None else stop.start()
+            if end > start and query[start:end] != MASK:
+                found.append((key, start, end))
+        else:
+            amp = query.find("&", start)
+            end = len(query) if amp < 0 else amp
+        pos = end + 1
+    return found
 
 
 def secrets_of(url: str) -> list[str]:
@@ -140,9 +181,11 @@ def secrets_of(url: str) -> list[str]:
     if parsed is not None and parsed.password:
         found.add(str(parsed.password))
     if "?" in text:
-        for match in _QUERY_PAIR.finditer("?" + text.split("?", 1)[1]):
-            if _SECRET_KEY.search(match.group(1)):
-                found.add(match.group(2))
+        query = text.split("?", 1)[1]
+        found |= {query[start:end] for _key, start, end in _query_secrets(query)}
+        if parsed is not None:
+            found |= {str(v) for k, v in parsed.query.items()
+                      if _SECRET_KEY.search(k) and isinstance(v, str)}
     found |= {unquote(s) for s in found}
     found |= {repr(s)[1:-1] for s in found}  # as a message quotes it (backslashes doubled)
     return sorted((s for s in found if s and s != MASK), key=len, reverse=True)
@@ -219,6 +262,12 @@ def parse(url: str | None = None) -> StorageURL:
         parsed = make_url(url)
     except (exc.ArgumentError, ValueError):
         raise storage_error("is not a valid SQLAlchemy URL", url) from None
+    split = split_query_secret(url, parsed.query)
+    if split is not None:
+        # SQLAlchemy would hand the driver the secret's tail as another option, and the
+        # driver's "invalid connection option" error would print that piece of it.
+        raise storage_error(f"has a query secret ({split}=) holding an unencoded '&': "
+                            "percent-encode an '&' in it as %26", url)
     dialect = parsed.get_backend_name()
     sqlite_file = None
     if dialect == "sqlite":
@@ -384,5 +433,6 @@ __all__ = [
     "redact",
     "resolve_url",
     "secrets_of",
+    "split_query_secret",
     "storage_error",
 ]
