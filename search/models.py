@@ -39,12 +39,14 @@ def resolve_models(specs: Sequence[str], weights: Sequence[str] = (), *,
     pending = [Path(w) for w in weights]
     models: list[Trained] = []
     for spec in specs:
-        if is_run_folder(spec):
+        # With --trial a bare name is a study, whatever the current folder holds.
+        on_disk = trial is None or not _bare_name(spec)
+        if on_disk and is_run_folder(spec):
             models.append(from_run(spec))
-        elif Path(spec).is_dir():
+        elif on_disk and Path(spec).is_dir():
             raise ConfigError(field, f"is a folder but not a training run (no {RUN_CONFIG})",
                               spec)
-        elif is_weights_file(spec):
+        elif on_disk and is_weights_file(spec):
             models.append(from_weights_file(spec))
         else:
             try:
@@ -67,6 +69,13 @@ def resolve_models(specs: Sequence[str], weights: Sequence[str] = (), *,
                               "W.safetensors or a RUN/ folder (measuring random weights is "
                               "almost always a mistake; --untrained allows it)")
     return models
+
+
+def _bare_name(spec: str) -> bool:
+    """True for a name without a folder part (``default``, not ``./default`` or ``runs/a``):
+    with ``--trial`` it names a study, so a folder of that name in the current directory does
+    not shadow the study (``./NAME`` still reads the folder)."""
+    return Path(spec).name == spec and not spec.endswith(".safetensors")
 
 
 def _one_scale(models: list[Trained], scale: int | None) -> list[Trained]:

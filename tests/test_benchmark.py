@@ -265,3 +265,17 @@ def test_benchmark_under_onnxruntime_reports_its_conditions(capsys, small_val) -
     assert code == 2 and out == "" and err == ("srnas benchmark: error: --precision: "
                                                "onnxruntime on cpu supports fp32 only (got "
                                                "'fp16')\n")
+
+
+def test_with_trial_a_bare_name_is_the_study_not_a_folder_of_that_name(tmp_path, monkeypatch
+                                                                        ) -> None:
+    from tests.fabricate import make_known_study
+
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    make_known_study(storage, "known")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "known").mkdir()  # a folder in the current directory with the study's name
+    [model] = resolve_models(["known"], trial=1, storage=storage, untrained=True)
+    assert model.label == "known#1" and model.config.dim == 24  # trial 1's architecture
+    with pytest.raises(ConfigError, match="is a folder but not a training run"):
+        resolve_models(["./known"], trial=1, storage=storage, untrained=True)
