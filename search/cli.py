@@ -17,6 +17,7 @@ from srnas.search.commands.args import (
     Args,
     Parser,
     UsageError,
+    flag_of_path,
     flags_of,
 )
 from srnas.space.errors import SrnasError
@@ -55,9 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     return build()[0]
 
 
-def error_line(exc: SrnasError, flags: dict[str, str]) -> str:
-    """The error's one line, naming the flag the user typed where the field is an argument."""
-    return exc.renamed(flags[exc.field]) if exc.field in flags else str(exc)
+def error_line(exc: SrnasError, flags: dict[str, str], args: argparse.Namespace | None = None
+               ) -> str:
+    """The error's one line, naming the flag the user typed where the field is an argument,
+    or is a path inside a folder the user gave (then: ``--train: DIR/x.png: rule``)."""
+    if exc.field in flags:
+        return exc.renamed(flags[exc.field])
+    flag = None if args is None else flag_of_path(args, exc.field)
+    if flag is not None:
+        return SrnasError(flag, f"{exc.field}: {exc.rule}", exc.value).message()
+    return str(exc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = args.func(args)
     except SrnasError as exc:
-        print(f"{label}: error: {error_line(exc, flags_of(args))}", file=sys.stderr)
+        print(f"{label}: error: {error_line(exc, flags_of(args), args)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{label}: interrupted", file=sys.stderr)

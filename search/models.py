@@ -47,7 +47,12 @@ def resolve_models(specs: Sequence[str], weights: Sequence[str] = (), *,
             raise ConfigError(field, f"is a folder but not a training run (no {RUN_CONFIG})",
                               spec)
         elif on_disk and is_weights_file(spec):
-            models.append(from_weights_file(spec))
+            try:
+                models.append(from_weights_file(spec))
+            except SrnasError as e:  # the file is the spec itself, not a --weights
+                if e.field != "weights":
+                    raise
+                raise type(e)(field, e.rule, e.value) from None
         else:
             try:
                 source = resolve_source(spec, trial=trial, storage=storage, scale=scale)

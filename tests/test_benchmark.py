@@ -279,3 +279,12 @@ def test_with_trial_a_bare_name_is_the_study_not_a_folder_of_that_name(tmp_path,
     assert model.label == "known#1" and model.config.dim == 24  # trial 1's architecture
     with pytest.raises(ConfigError, match="is a folder but not a training run"):
         resolve_models(["./known"], trial=1, storage=storage, untrained=True)
+
+
+def test_a_damaged_weights_file_given_as_the_model_is_named_as_the_model(tmp_path) -> None:
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"junk")
+    with pytest.raises(ConfigError, match=r"^models: is not a readable safetensors file"):
+        resolve_models([str(bad)])
+    with pytest.raises(ConfigError, match=r"^weights: is not a readable safetensors file"):
+        resolve_models(["tiny"], [str(bad)])

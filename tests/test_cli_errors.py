@@ -211,3 +211,33 @@ def test_no_private_argparse_names() -> None:
     for path in [REPO / "search" / "cli.py", *sorted((REPO / "search" / "commands").glob("*.py"))]:
         text = path.read_text()
         assert not re.search(r"\._actions|_SubParsersAction|argparse\._", text), path.name
+
+
+# What else each command needs before it reads its data folders.
+_DATA_COMMANDS = {
+    ("evaluate",): (["tiny"], ("--train", "--val")),
+    ("search",): (["--trials", "1"], ("--train", "--val")),
+    ("train",): (["tiny", "--out", "run", "--steps", "1"], ("--train", "--val")),
+    ("benchmark",): (["tiny", "--untrained", "--no-latency"], ("--val",)),
+    ("data", "prepare"): ([], ("DIR",)),
+}
+
+
+def test_the_data_folder_table_covers_every_command_that_reads_one() -> None:
+    readers = {leaf.path for leaf in LEAVES
+               if {"--train", "--val", "DIR"} & set(leaf.flags.values())}
+    assert readers == set(_DATA_COMMANDS)
+
+
+@pytest.mark.parametrize("path", sorted(_DATA_COMMANDS), ids=" ".join)
+def test_a_data_folder_without_images_is_named_by_its_flag(capsys, _empty_cwd, path) -> None:
+    # The library names the folder; the user typed a flag (or DIR), which the line must lead
+    # with, the folder beside it.
+    (_empty_cwd / "empty").mkdir()
+    rest, flags = _DATA_COMMANDS[path]
+    for flag in flags:
+        given = ["empty"] if flag == "DIR" else [flag, "empty"]
+        line = assert_usage_error(capsys, *path, *given, *rest)
+        assert line.startswith(f"srnas {path[0]}: error: {flag}: "), line
+        assert "empty" in line and "holds no images" in line, line
+        assert sorted(p.name for p in _empty_cwd.iterdir()) == ["empty"]  # nothing written

@@ -20,6 +20,7 @@ import argparse
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 from srnas.space.contract import BUDGET_KEYS, DEFAULT_STORAGE, STORAGE_ENV
@@ -187,8 +188,6 @@ def storage_url(text: str) -> str:
 
 
 def folder(text: str) -> str:
-    from pathlib import Path
-
     if not Path(text).is_dir():
         raise ConfigError("folder", "must be an existing folder", text)
     return text
@@ -434,6 +433,22 @@ def flags_of(namespace: argparse.Namespace) -> dict[str, str]:
             **(getattr(namespace, TYPED_ATTR, None) or {})}
 
 
+def flag_of_path(namespace: argparse.Namespace, path: str) -> str | None:
+    """The flag (or positional) whose path value holds ``path``: library code that reads a
+    folder names the folder or a file in it (``DIR: rule``, ``DIR/x.png: rule`` or
+    ``DIR: x.png: rule``), which the user gave as ``--train`` or ``--val``."""
+    for dest, flag in flags_of(namespace).items():
+        value = getattr(namespace, dest, None)
+        for given in value if isinstance(value, (list, tuple)) else (value,):
+            if not isinstance(given, (str, Path)) or not str(given):
+                continue
+            forms = {str(given).rstrip("/") or "/", str(Path(given).resolve())}
+            if any(path == f or path.startswith((f.rstrip("/") + "/", f + ": "))
+                   for f in forms):
+                return flag
+    return None
+
+
 
 
 def argparse_type(parse: Callable[[str], Any], flag: str) -> Callable[[str], Any]:
@@ -474,6 +489,7 @@ __all__ = [
     "argparse_type",
     "budgets",
     "command",
+    "flag_of_path",
     "flags_of",
     "folder",
     "int_at_least",
