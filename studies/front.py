@@ -37,6 +37,7 @@ from srnas.studies.frame import (
     trials_frame,
 )
 from srnas.studies.measured import LOCAL, ensure_measured, target_text
+from srnas.studies.picks import PICKS, SORT_KEYS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -70,8 +71,6 @@ __all__ = [
     "trials_frame",
 ]
 
-PICKS = ("knee", "max-psnr", "min-latency", "min-memory")
-SORT_KEYS = ("psnr", "latency_ms", "memory_mb")
 REFERENCE_MARGIN = pareto.REFERENCE_MARGIN
 
 

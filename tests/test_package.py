@@ -63,3 +63,19 @@ print(codes, sorted({{"torch", "ray"}} & set(sys.modules)))
                           cwd=REPO, check=True)
     assert done.stdout.strip() == f"{[0] * (4 + len(COMMANDS))} []", done.stderr
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_command_table_and_every_help_load_no_numpy() -> None:
+    """Declaring the commands (what ``srnas --help`` and shell completion pay for) stays
+    light: numpy alone costs about a tenth of a second."""
+    code = """
+import contextlib, io, sys
+from srnas.search.cli import COMMANDS, main
+for argv in (["--help"], *([name, "--help"] for name in COMMANDS)):
+    with contextlib.redirect_stdout(io.StringIO()):
+        main(argv)
+print(sorted({"numpy", "torch", "ray", "optuna"} & set(sys.modules)))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, check=True)
+    assert done.stdout.strip() == "[]", done.stderr

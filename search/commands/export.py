@@ -23,7 +23,7 @@ from srnas.search.commands.benchmark import SOURCES, add_model_flags
 from srnas.search.commands.measured_filters import add_measured_filters, measured_filters
 from srnas.space.errors import ConfigError
 from srnas.space.version import srnas_version
-from srnas.studies.front import PICKS
+from srnas.studies.picks import PICKS
 
 CONFIG = "config export (--out FILE.yaml|FILE.json)"
 ONNX = "ONNX export (--onnx FILE.onnx)"

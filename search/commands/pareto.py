@@ -21,7 +21,7 @@ from srnas.search.commands.args import (
 )
 from srnas.search.commands.measured_filters import add_measured_filters, measured_filters
 from srnas.space.errors import ConfigError
-from srnas.studies.front import SORT_KEYS
+from srnas.studies.picks import SORT_KEYS
 
 if TYPE_CHECKING:
     import optuna
