@@ -83,14 +83,14 @@ def _reference(text: str, objectives: Sequence[tuple[str, str]]) -> dict[str, fl
 def _front_source(args: argparse.Namespace
                   ) -> tuple[str, RDBStorage, optuna.Study | None, pd.DataFrame]:
     """(URL, storage, the study (None with --all-studies), its trials frame)."""
-    from srnas.search.commands.reading import open_store
+    from srnas.search.commands.reading import open_study_storage
     from srnas.studies.front import load_study, merge_studies, study_names, trials_frame
 
     if args.all_studies and args.study:
         raise ConfigError("study", "give a study or --all-studies, not both", args.study)
     if not args.all_studies and not args.study:
         raise ConfigError("study", "give a study name, or --all-studies")
-    url, store = open_store(args)
+    url, store = open_study_storage(args)
     if args.all_studies:
         return url, store, None, merge_studies([load_study(n, store)
                                                 for n in study_names(store)])

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from optuna.storages import RDBStorage
 
 
-def open_store(args: argparse.Namespace) -> tuple[str, RDBStorage]:
+def open_study_storage(args: argparse.Namespace) -> tuple[str, RDBStorage]:
     """(the URL, the storage) of ``args.storage``; never creates a database."""
     import optuna
 
@@ -26,7 +26,7 @@ def open_study(args: argparse.Namespace) -> tuple[str, optuna.Study]:
     """(the URL, the study ``args.study``)."""
     from srnas.studies.front import load_study
 
-    url, store = open_store(args)
+    url, store = open_study_storage(args)
     return url, load_study(args.study, store)
 
 
@@ -38,4 +38,4 @@ def require_out(args: argparse.Namespace, kinds: str) -> str:
     return str(args.out)
 
 
-__all__ = ["open_store", "open_study", "require_out"]
+__all__ = ["open_study", "open_study_storage", "require_out"]

@@ -24,11 +24,11 @@ def register(sub: Subcommands, name: str) -> list[Args]:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from srnas.search.commands.reading import open_store
+    from srnas.search.commands.reading import open_study_storage
     from srnas.studies import render
     from srnas.studies.listing import list_studies
 
-    _, store = open_store(args)
+    _, store = open_study_storage(args)
     if args.fix_stale:
         import optuna
 
