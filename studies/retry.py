@@ -13,8 +13,8 @@ answers. Past the bound the driver's connect error propagates as before.
 
 Opening the storage is not retried: an unreachable database at launch is one line in seconds
 (:func:`srnas.studies.storage.check_for_write`). A statement under way at the very moment the
-server goes (not the idle connections, which pre-ping replaces) still fails: Optuna raises
-``StorageInternalError`` for it.
+server goes (not the idle connections, which pre-ping replaces) fails with the connection; the
+storage object of :mod:`srnas.studies.retrying` runs such a call again.
 """
 
 from __future__ import annotations

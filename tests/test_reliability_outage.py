@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -194,6 +196,65 @@ def test_a_20_second_outage_mid_search_loses_no_trial(server: Server,
     print(f"outage {OUTAGE_S:.0f} s: blocked {blocked:.1f} s, {retry.retries} connect retries, "
           f"{len(trials)} trials recorded (1 before, 3 after), longest wait "
           f"{retry.waited_s:.1f} s")
+
+
+SRNAS = [sys.executable, "-c", "import sys; from srnas.search.cli import main; "
+         "sys.exit(main(sys.argv[1:]))"]
+RAY_TRIALS = 6
+
+
+def _states(url: str) -> list[str]:
+    try:
+        return [t.state.name for t in optuna.load_study(study_name="ray-outage",
+                                                        storage=url).trials]
+    except KeyError:  # not created yet
+        return []
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.ray
+@pytest.mark.timeout(400)
+def test_a_search_on_ray_rides_out_a_20_second_outage(server: Server, tmp_path: Path) -> None:
+    """The whole path: `srnas search` on its own local Ray, trials training in their actors
+    while the driver's storage calls wait for the database, every trial recorded once."""
+    from tests.conftest import SMALL_SPACE_YAML
+
+    space = tmp_path / "space.yaml"
+    space.write_text(SMALL_SPACE_YAML)
+    argv = [*SRNAS, "search", "--storage", server.url, "--study", "ray-outage", "--space",
+            str(space), "--steps", "400", "--input", "16x16", "--scale", "2", "--concurrency",
+            "2", "--scheduler", "fifo", "--trials", str(RAY_TRIALS), "--storage-retry-s", "120"]
+    env = {**os.environ, "SRNAS_HEARTBEAT_S": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop("RAY_ADDRESS", None)
+    log = tmp_path / "driver.log"  # a file, not a pipe: nobody reads a pipe during the wait
+    with log.open("w") as sink:
+        driver = subprocess.Popen(argv, env=env, stdout=sink, stderr=subprocess.STDOUT,
+                                  text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not ("COMPLETE" in (states := _states(server.url)) and "RUNNING" in states):
+            assert driver.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, states
+            time.sleep(0.2)
+        before = states.count("COMPLETE")
+        server.stop()
+        time.sleep(OUTAGE_S)
+        server.start()
+        driver.wait(timeout=300)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    err = log.read_text()
+    assert driver.returncode == 0, err[-3000:]
+    assert "unreachable" in err and "reachable again after" in err, err[-3000:]
+    trials = optuna.load_study(study_name="ray-outage", storage=server.url).trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * RAY_TRIALS, \
+        [(t.number, t.state.name, t.user_attrs.get("failure_reason")) for t in trials]
+    assert len({t.number for t in trials}) == RAY_TRIALS  # each Tune trial once, no extra
+    print(f"ray search across a {OUTAGE_S:.0f} s outage: {before} trials complete before it, "
+          f"{RAY_TRIALS - before} after, {RAY_TRIALS} recorded, none RUNNING or FAIL")
 
 
 def _result(config: dict, psnr: float) -> dict:
