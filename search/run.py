@@ -19,7 +19,7 @@ from srnas.search.seeded import make_sampler
 from srnas.search.settings import SearchSettings
 from srnas.search.tuner import run_tuner, start_cluster
 from srnas.space.contract import ATTR_MEASUREMENT, MEASUREMENT_KEYS, measurement_differences
-from srnas.space.errors import ConfigError, SrnasError, StorageError, find_cause
+from srnas.space.errors import ConfigError, SrnasError, StorageError
 from srnas.space.presets import get_preset
 from srnas.space.searchspace import SearchSpace
 from srnas.studies import storage as storage_url
@@ -243,13 +243,13 @@ def _run_trials(settings: SearchSettings, resources: Any, storage: Any, searcher
     return unfinished
 
 
-# A database that stays away past --storage-retry-s surfaces as one of these, maybe wrapped
-# by Tune (its controller runs the searcher's storage calls).
+# A database that stays away past --storage-retry-s surfaces as a disconnect, maybe wrapped by
+# Tune (its controller runs the searcher's storage calls). Optuna's StorageInternalError alone
+# (e.g. a value too long for its column) is no outage: that one keeps its traceback.
 def is_outage(error: BaseException) -> bool:
-    from optuna.exceptions import StorageInternalError
-    from sqlalchemy.exc import OperationalError
+    from srnas.studies.retrying import is_disconnect
 
-    return find_cause(error, (OperationalError, StorageInternalError)) is not None
+    return is_disconnect(error)
 
 
 @contextlib.contextmanager

@@ -279,6 +279,9 @@ def test_past_the_bound_a_search_ends_in_one_line_not_a_traceback() -> None:
     wrapped = RuntimeError("Tune: the searcher raised")
     wrapped.__cause__ = cause
     assert is_outage(wrapped) and not is_outage(RuntimeError("other"))
+    from optuna.exceptions import StorageInternalError
+
+    assert not is_outage(StorageInternalError("exceeding max length"))  # a bug, not an outage
     with pytest.raises(StorageError) as info, outage_is_one_line(target):
         raise wrapped
     line = str(info.value)
