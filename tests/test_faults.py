@@ -117,7 +117,7 @@ def test_a_killed_driver_loses_nothing_and_its_trial_is_failed_on_relaunch(
     # Its last beat is at most one interval before the kill: once the grace period has passed
     # since the kill, the trial is stale by definition (a deadline, not a guess).
     time.sleep(max(0.0, killed + _grace(env) + 1 - time.monotonic()))
-    relaunch = subprocess.run(_search_argv(url, space, 2, LONG_STEPS), env=env, capture_output=True,
+    relaunch = subprocess.run(_search_argv(url, space, 1, LONG_STEPS), env=env, capture_output=True,
                               text=True, timeout=300)
     assert relaunch.returncode == 0, relaunch.stderr[-2000:]
     assert "left RUNNING by a driver that died (lost heartbeat)" in relaunch.stdout

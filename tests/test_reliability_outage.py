@@ -2,7 +2,7 @@
 calls wait for it (backoff, bounded by ``--storage-retry-s``), the trial in flight is recorded
 once it is back, exactly once; past the bound the connect error comes through.
 
-The PostgreSQL test stops a real server (its own, not the suite's shared one) for 20 s between
+The PostgreSQL test stops a real server (its own, not the suite's shared one) for 10 s between
 a trial's proposal and its completion, as a restart or a failover would, and drives the
 searcher as Tune does (``suggest`` / ``on_trial_complete``) without Ray running: what is under
 test is the driver's storage path, which is the same.
@@ -151,13 +151,16 @@ def server() -> Iterator[Server]:
                 server.start()
 
 
+# The whole search on Ray is stopped for the 20 s; the searcher-level test, which
+# measures the wait itself, for 10 s (the same path, half the suite's time).
 OUTAGE_S = 20.0
+DRIVER_OUTAGE_S = 10.0
 
 
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.timeout(180)
-def test_a_20_second_outage_mid_search_loses_no_trial(server: Server,
+def test_an_outage_between_proposal_and_completion_loses_no_trial(server: Server,
                                                       capsys: pytest.CaptureFixture[str]
                                                       ) -> None:
     from srnas.search.run import DefineByRun
@@ -174,7 +177,7 @@ def test_a_20_second_outage_mid_search_loses_no_trial(server: Server,
 
     server.stop()
     stopped = time.monotonic()
-    restart = threading.Timer(OUTAGE_S, server.start)
+    restart = threading.Timer(DRIVER_OUTAGE_S, server.start)
     restart.start()
     try:
         # The trials in flight end while the database is away: Tune tells the searcher.
@@ -188,19 +191,19 @@ def test_a_20_second_outage_mid_search_loses_no_trial(server: Server,
     trials = optuna.load_study(study_name="outage", storage=server.url).get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE"] * 4
     assert sorted(t.values[0] for t in trials) == [25.0, 26.0, 27.0, 28.0]  # each once
-    assert OUTAGE_S - 1 <= blocked <= OUTAGE_S + 15, blocked
+    assert DRIVER_OUTAGE_S - 1 <= blocked <= DRIVER_OUTAGE_S + 15, blocked
     retry = retry_of(storage)
     assert retry is not None and retry.outages >= 1 and retry.retries >= 3
     err = capsys.readouterr().err
     assert "unreachable" in err and "reachable again after" in err
-    print(f"outage {OUTAGE_S:.0f} s: blocked {blocked:.1f} s, {retry.retries} connect retries, "
+    print(f"outage {DRIVER_OUTAGE_S:.0f} s: blocked {blocked:.1f} s, {retry.retries} connect retries, "
           f"{len(trials)} trials recorded (1 before, 3 after), longest wait "
           f"{retry.waited_s:.1f} s")
 
 
 SRNAS = [sys.executable, "-c", "import sys; from srnas.search.cli import main; "
          "sys.exit(main(sys.argv[1:]))"]
-RAY_TRIALS = 6
+RAY_TRIALS = 4
 
 
 def _states(url: str) -> list[str]:
@@ -223,7 +226,7 @@ def test_a_search_on_ray_rides_out_a_20_second_outage(server: Server, tmp_path: 
     space = tmp_path / "space.yaml"
     space.write_text(SMALL_SPACE_YAML)
     argv = [*SRNAS, "search", "--storage", server.url, "--study", "ray-outage", "--space",
-            str(space), "--steps", "400", "--input", "16x16", "--scale", "2", "--concurrency",
+            str(space), "--steps", "300", "--input", "16x16", "--scale", "2", "--concurrency",
             "2", "--scheduler", "fifo", "--trials", str(RAY_TRIALS), "--storage-retry-s", "120"]
     env = {**os.environ, "SRNAS_HEARTBEAT_S": "1", "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
