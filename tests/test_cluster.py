@@ -1,5 +1,5 @@
 """The README's cluster recipe, run as written: Ray nodes started with ``ray start`` that
-declare logical GPUs, a search of 50 tiny trials (4 at a time) that joins them with
+declare logical GPUs, a search of 20 tiny trials (4 at a time) that joins them with
 ``--address auto`` and writes to a real PostgreSQL server through a plain ``postgresql://``
 URL, the queries afterwards, and what the database saw meanwhile.
 
@@ -34,7 +34,7 @@ SCRIPT = REPO / "scripts" / "cluster_demo.sh"
 RECIPE_MARKER = "<!-- cluster-recipe"
 SETTINGS_MARKER = "<!-- cluster-settings"
 DEMO_DATABASE = "srnas_cluster"
-DEMO_TRIALS, DEMO_CONCURRENCY, DEMO_GPUS_PER_NODE = 50, 4, 2
+DEMO_TRIALS, DEMO_CONCURRENCY, DEMO_GPUS_PER_NODE = 20, 4, 2
 DEMO_TIMEOUT_S = 420
 
 
@@ -233,8 +233,11 @@ def test_the_search_keeps_database_connections_bounded_and_leaves_none_open(
     # processes of one that just exited may linger for a moment beside the next one's).
     assert 1 <= demo.peak <= pool["pool_size"] + pool["max_overflow"], demo.peak_names
     assert set(demo.peak_names) == {storage_url.APPLICATION_NAME}, demo.peak_rows
-    # Pooled connections are reused: not one per trial (nor per operation).
-    assert len(demo.backends) < DEMO_TRIALS // 2, len(demo.backends)
+    # Pooled connections are reused: at most a pool's worth per srnas process the script runs,
+    # fewer than one per trial (and far fewer than one per storage operation).
+    runs = sum(1 for line in SCRIPT.read_text().splitlines() if line.startswith("srnas "))
+    bound = runs * (pool["pool_size"] + pool["max_overflow"])
+    assert len(demo.backends) <= bound < DEMO_TRIALS, (len(demo.backends), bound)
     assert demo.left_open == []
 
 

@@ -196,8 +196,8 @@ def test_an_outage_between_proposal_and_completion_loses_no_trial(server: Server
     assert retry is not None and retry.outages >= 1 and retry.retries >= 3
     err = capsys.readouterr().err
     assert "unreachable" in err and "reachable again after" in err
-    print(f"outage {DRIVER_OUTAGE_S:.0f} s: blocked {blocked:.1f} s, {retry.retries} connect retries, "
-          f"{len(trials)} trials recorded (1 before, 3 after), longest wait "
+    print(f"outage {DRIVER_OUTAGE_S:.0f} s: blocked {blocked:.1f} s, {retry.retries} connect "
+          f"retries, {len(trials)} trials recorded (1 before, 3 after), longest wait "
           f"{retry.waited_s:.1f} s")
 
 
