@@ -206,10 +206,19 @@ SRNAS = [sys.executable, "-c", "import sys; from srnas.search.cli import main; "
 RAY_TRIALS = 4
 
 
-def _states(url: str) -> list[str]:
+def _watcher(url: str) -> optuna.storages.RDBStorage:
+    """The test's own view of the study: one storage without a pool, so polling it every 0.2 s
+    holds no connection between polls (a new storage per poll left one open each, and the
+    server ran out of connections under a slow run)."""
+    from sqlalchemy.pool import NullPool
+
+    return optuna.storages.RDBStorage(url, engine_kwargs={"poolclass": NullPool})
+
+
+def _states(storage: optuna.storages.RDBStorage) -> list[str]:
     try:
         return [t.state.name for t in optuna.load_study(study_name="ray-outage",
-                                                        storage=url).trials]
+                                                        storage=storage).trials]
     except KeyError:  # not created yet
         return []
 
@@ -234,9 +243,10 @@ def test_a_search_on_ray_rides_out_a_20_second_outage(server: Server, tmp_path: 
     with log.open("w") as sink:
         driver = subprocess.Popen(argv, env=env, stdout=sink, stderr=subprocess.STDOUT,
                                   text=True, start_new_session=True)
+    watcher = _watcher(server.url)
     try:
         deadline = time.monotonic() + 180
-        while not ("COMPLETE" in (states := _states(server.url)) and "RUNNING" in states):
+        while not ("COMPLETE" in (states := _states(watcher)) and "RUNNING" in states):
             assert driver.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, states
             time.sleep(0.2)
@@ -252,7 +262,8 @@ def test_a_search_on_ray_rides_out_a_20_second_outage(server: Server, tmp_path: 
     err = log.read_text()
     assert driver.returncode == 0, err[-3000:]
     assert "unreachable" in err and "reachable again after" in err, err[-3000:]
-    trials = optuna.load_study(study_name="ray-outage", storage=server.url).trials
+    trials = optuna.load_study(study_name="ray-outage", storage=watcher).trials
+    watcher.engine.dispose()
     assert [t.state.name for t in trials] == ["COMPLETE"] * RAY_TRIALS, \
         [(t.number, t.state.name, t.user_attrs.get("failure_reason")) for t in trials]
     assert len({t.number for t in trials}) == RAY_TRIALS  # each Tune trial once, no extra
