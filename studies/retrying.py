@@ -14,6 +14,13 @@ found on the retry (Optuna's ``UpdateFinishedTrialError``) and taken as done whe
 trial holds exactly what was asked. One window is left: a new trial whose commit reached the
 server while the acknowledgement did not is created again; the first stays RUNNING without a
 heartbeat and the next launch's stale check fails it (``lost heartbeat``).
+
+Not covered yet (issue 23): a Study puts Optuna's caching layer in front of an RDBStorage, and
+that layer creates trials, sets params and reads trials through backend methods outside the
+public API, which this class does not wrap. A disconnect that cuts one of those calls still
+ends the launch (measured: a search on Ray across a 20 s stop sometimes rides it out, sometimes
+not, depending on which call the stop cuts). The way out is a wrapper in front of the caching
+layer (a ``BaseStorage`` that delegates), or retries at the driver's call sites.
 """
 
 from __future__ import annotations
