@@ -106,14 +106,22 @@ def ambiguous_password(url: str) -> bool:
     return head is not None and url[head.end():].count("@") > 1
 
 
+def _query_text(url: str) -> str | None:
+    """The URL's query string as typed: after the first ``?`` past the password (a password
+    may hold a ``?`` of its own), or None."""
+    span = _password_span(url)
+    at = url.find("?", span[1] if span is not None else 0)
+    return None if at < 0 else url[at + 1:]
+
+
 def split_query_secret(url: str, query: Mapping[str, Any]) -> str | None:
     """The key of a query secret that SQLAlchemy's parse (``query``) cuts short of what
     :func:`mask_url` masks -- it holds an unencoded ``&`` -- or None."""
     from urllib.parse import unquote_plus
 
-    if "?" not in url:
+    raw = _query_text(url)
+    if raw is None:
         return None
-    raw = url.split("?", 1)[1]
     for key, start, end in _query_secrets(raw):
         value = query.get(key)
         values = value if isinstance(value, tuple) else (value,)
@@ -180,8 +188,8 @@ def secrets_of(url: str) -> list[str]:
     parsed = _parsed(text)
     if parsed is not None and parsed.password:
         found.add(str(parsed.password))
-    if "?" in text:
-        query = text.split("?", 1)[1]
+    query = _query_text(text)
+    if query is not None:
         found |= {query[start:end] for _key, start, end in _query_secrets(query)}
         if parsed is not None:
             found |= {str(v) for k, v in parsed.query.items()
