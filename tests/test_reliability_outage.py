@@ -26,6 +26,7 @@ import pytest
 
 from srnas.studies.retry import ConnectRetry, retry_of
 from srnas.studies.storage import mask_url, redact
+from tests.fakeclock import FakeClock
 
 
 class _Refused(Exception):
@@ -51,21 +52,8 @@ class _Dialect:
         return "connection"
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 def test_connect_waits_with_backoff_and_says_so_once() -> None:
-    clock, out = _Clock(), io.StringIO()
+    clock, out = FakeClock(), io.StringIO()
     url = "postgresql://u:SECRET@db/x"
     retry = ConnectRetry(60, mask_url(url), out, scrub=lambda text: redact(text, url),
                          clock=clock, sleep=clock.sleep)
@@ -81,7 +69,7 @@ def test_connect_waits_with_backoff_and_says_so_once() -> None:
 
 
 def test_past_the_bound_the_connect_error_comes_through() -> None:
-    clock, out = _Clock(), io.StringIO()
+    clock, out = FakeClock(), io.StringIO()
     retry = ConnectRetry(5, "postgresql://db/x", out, clock=clock, sleep=clock.sleep)
     with pytest.raises(_Refused):
         retry(_Dialect(down=1000), None, (), {})
@@ -94,7 +82,7 @@ def test_an_error_that_is_no_outage_is_not_retried() -> None:
         def connect(self, *cargs: object, **cparams: object) -> str:
             raise ValueError("bad option")
 
-    retry = ConnectRetry(60, "postgresql://db/x", io.StringIO(), clock=_Clock(),
+    retry = ConnectRetry(60, "postgresql://db/x", io.StringIO(), clock=FakeClock(),
                          sleep=lambda s: None)
     with pytest.raises(ValueError):
         retry(Broken(0), None, (), {})

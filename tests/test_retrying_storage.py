@@ -15,19 +15,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from srnas.studies.retrying import RETRIED_CALLS, RetryingRDBStorage, is_disconnect
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+from tests.fakeclock import FakeClock
 
 
 def _disconnect() -> StorageInternalError:
@@ -41,8 +29,8 @@ def _disconnect() -> StorageInternalError:
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> tuple[RetryingRDBStorage, _Clock]:
-    clock = _Clock()
+def storage(tmp_path: Path) -> tuple[RetryingRDBStorage, FakeClock]:
+    clock = FakeClock()
     store = RetryingRDBStorage(f"sqlite:///{tmp_path / 's.db'}", retry_s=30, clock=clock,
                                sleep=clock.sleep)
     return store, clock
