@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 class Heartbeat:
     """Records a heartbeat every ``interval`` seconds for each id ``running()`` returns."""
 
-    def __init__(self, storage: optuna.storages.RDBStorage, running: Callable[[], Iterable[int]],
+    def __init__(self, storage: optuna.storages.BaseStorage, running: Callable[[], Iterable[int]],
                  interval: float) -> None:
         self.storage, self.running, self.interval = storage, running, interval
         self._stop = threading.Event()

@@ -162,7 +162,7 @@ def run_search(settings: SearchSettings, out: TextIO | None = None) -> SearchOut
         deadline=None if settings.time_budget_s is None
         else time.time() + settings.time_budget_s)
     study = searcher.study
-    lost = fail_stale_trials(study)
+    lost = fail_stale_trials(settings.study_name, storage)
     if lost:
         print(f"failed {len(lost)} trial(s) left RUNNING by a driver that died (lost heartbeat):"
               f" {', '.join(map(str, lost))}", file=out, flush=True)

@@ -1,12 +1,20 @@
-"""A writer's ``RDBStorage`` whose every storage call survives the database going away under it.
+"""A writer's storage whose every call survives the database going away under it.
 
 :class:`srnas.studies.retry.ConnectRetry` makes a *new* connection wait for the server; this
 covers the statement under way when the server goes (a fast shutdown, a failover, a dropped
 network path terminates it: Optuna raises ``StorageInternalError`` from the driver's
-``OperationalError``). Each public storage call -- Optuna's ``BaseStorage`` API and the
-heartbeat -- is run again after such a disconnect, with backoff, for at most ``retry_s``
-seconds from the first failure; the new attempt checks out a fresh connection, which waits
-for the server through ``ConnectRetry``.
+``OperationalError``). Each call is run again after such a disconnect, with backoff, for at
+most ``retry_s`` seconds from the first failure; the new attempt checks out a fresh
+connection, which waits for the server through ``ConnectRetry``.
+
+Where the retries sit: in front of Optuna's trial cache, not under it. A Study puts that
+cache in front of any ``RDBStorage`` it is given (``optuna.storages.get_storage``), and the
+cache reaches the database through backend methods outside Optuna's public API (new trials,
+params, trial reads); a storage that is not an ``RDBStorage`` is used as it is. So
+:class:`RetryingStorage` is a plain ``BaseStorage`` that holds the cache Optuna itself builds
+(``get_storage(backend)``, public) and runs each public ``BaseStorage`` call on it, plus the
+heartbeat on the backend: every statement a study sends passes through one retry. The cache
+is safe to call again: it updates itself only after its backend call returned.
 
 Running a call again is safe for what Optuna writes: reads are reads; params and attrs are
 set, not appended; a state change that did commit before its acknowledgement was lost is
@@ -15,21 +23,19 @@ trial holds exactly what was asked. One window is left: a new trial whose commit
 server while the acknowledgement did not is created again; the first stays RUNNING without a
 heartbeat and the next launch's stale check fails it (``lost heartbeat``).
 
-Not covered yet (issue 23): a Study puts Optuna's caching layer in front of an RDBStorage, and
-that layer creates trials, sets params and reads trials through backend methods outside the
-public API, which this class does not wrap. A disconnect that cuts one of those calls still
-ends the launch (measured: a search on Ray across a 20 s stop sometimes rides it out, sometimes
-not, depending on which call the stop cuts). The way out is a wrapper in front of the caching
-layer (a ``BaseStorage`` that delegates), or retries at the driver's call sites.
+Stale trials are failed through the backend (:func:`heartbeat_backend`): Optuna's
+``fail_stale_trials`` works only on a storage of its own heartbeat kind.
 """
 
 from __future__ import annotations
 
+import abc
 import functools
 import time
 from collections.abc import Callable
 from typing import Any
 
+import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import TrialState
@@ -49,34 +55,58 @@ def is_disconnect(error: BaseException) -> bool:
                                   or isinstance(cause, OperationalError))
 
 
-# What is retried: every public call of Optuna's storage API, and the heartbeat.
-RETRIED_CALLS = tuple(sorted(
-    {name for name in dir(BaseStorage)
-     if not name.startswith("_") and callable(getattr(BaseStorage, name))
-     and name != "remove_session"} | {"record_heartbeat"}))
+# The study's calls: every public call of Optuna's storage API, run on the cache.
+STUDY_CALLS = tuple(sorted(
+    name for name in dir(BaseStorage)
+    if not name.startswith("_") and callable(getattr(BaseStorage, name))
+    and name != "remove_session"))
+# The driver's heartbeat, run on the backend (the cache passes it through unchanged).
+HEARTBEAT_CALLS = ("record_heartbeat",)
+RETRIED_CALLS = tuple(sorted(STUDY_CALLS + HEARTBEAT_CALLS))
 
 
-class RetryingRDBStorage(RDBStorage):
-    """``RDBStorage`` whose :data:`RETRIED_CALLS` are run again across a disconnect for at
-    most ``retry_s`` seconds (see the module's docstring). ``clock`` and ``sleep`` are for
-    tests."""
+class RetryingStorage(BaseStorage):
+    """The storage a writer hands its studies: Optuna's own cache over ``backend``, each of
+    whose :data:`RETRIED_CALLS` is run again across a disconnect for at most ``retry_s``
+    seconds (see the module's docstring). ``clock`` and ``sleep`` are for tests."""
 
-    def __init__(self, url: str, *, retry_s: float,
+    def __init__(self, backend: RDBStorage, *, retry_s: float,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> None:
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.backend = backend
+        self.cached = optuna.storages.get_storage(backend)
         self.retry_s = float(retry_s)
         self.clock, self.sleep = clock, sleep
         self.disconnects = 0  # calls that met a disconnect and were run again
-        super().__init__(url, **kwargs)
+
+    # What callers read off an RDBStorage (the engine for its events, the URL for messages,
+    # the heartbeat settings for the searcher's beat).
+    @property
+    def engine(self) -> Any:
+        return self.backend.engine
+
+    @property
+    def url(self) -> str:
+        return self.backend.url
+
+    @property
+    def heartbeat_interval(self) -> int | None:
+        return self.backend.heartbeat_interval
+
+    def get_heartbeat_interval(self) -> int | None:
+        return self.backend.get_heartbeat_interval()
+
+    def remove_session(self) -> None:
+        self.backend.remove_session()
 
     def __getstate__(self) -> dict[Any, Any]:
-        state = dict(super().__getstate__())
+        state = dict(self.__dict__)
         state.pop("clock", None)
         state.pop("sleep", None)
         return state
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
-        super().__setstate__(state)
+        self.__dict__.update(state)
         self.clock, self.sleep = time.monotonic, time.sleep
 
     def run_again(self, call: Callable[..., Any], name: str, *args: Any, **kwargs: Any) -> Any:
@@ -106,23 +136,34 @@ class RetryingRDBStorage(RDBStorage):
 
     def _already_set(self, trial_id: int, state: TrialState,
                      values: Any = None) -> bool:
-        trial = RDBStorage.get_trial(self, trial_id)
+        trial = self.backend.get_trial(trial_id)
         return trial.state == state and (values is None or list(trial.values or [])
                                          == [float(v) for v in values])
 
 
-def _retried(name: str) -> Callable[..., Any]:
-    @functools.wraps(getattr(RDBStorage, name))
-    def call(self: RetryingRDBStorage, *args: Any, **kwargs: Any) -> Any:
-        # Looked up at each call: RDBStorage's method, whatever it is now (tests patch it).
-        plain = getattr(RDBStorage, name)
-        return self.run_again(functools.partial(plain, self), name, *args, **kwargs)
+def _retried(name: str, on: str) -> Callable[..., Any]:
+    # updated=(): the docs and name, not BaseStorage's ``__isabstractmethod__`` mark.
+    @functools.wraps(getattr(BaseStorage if on == "cached" else RDBStorage, name), updated=())
+    def call(self: RetryingStorage, *args: Any, **kwargs: Any) -> Any:
+        # Looked up at each call: whatever the cache's or backend's method is now.
+        target = getattr(getattr(self, on), name)
+        return self.run_again(target, name, *args, **kwargs)
 
     return call
 
 
-for _name in RETRIED_CALLS:
-    setattr(RetryingRDBStorage, _name, _retried(_name))
+for _name in STUDY_CALLS:
+    setattr(RetryingStorage, _name, _retried(_name, "cached"))
+for _name in HEARTBEAT_CALLS:
+    setattr(RetryingStorage, _name, _retried(_name, "backend"))
+abc.update_abstractmethods(RetryingStorage)  # the abstract calls are defined now
 
 
-__all__ = ["RETRIED_CALLS", "RetryingRDBStorage", "is_disconnect"]
+def heartbeat_backend(storage: BaseStorage) -> BaseStorage:
+    """The storage Optuna's heartbeat functions work on: the backend of a
+    :class:`RetryingStorage`, any other storage as it is."""
+    return storage.backend if isinstance(storage, RetryingStorage) else storage
+
+
+__all__ = ["HEARTBEAT_CALLS", "RETRIED_CALLS", "STUDY_CALLS", "RetryingStorage",
+           "heartbeat_backend", "is_disconnect"]

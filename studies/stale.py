@@ -9,11 +9,16 @@ reason}; a finished trial's own attrs cannot change). A live driver's trials are
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import optuna
 
 from srnas.space.contract import ATTR_LOST_TRIALS
 from srnas.studies.heartbeat import heartbeat_settings
+from srnas.studies.retrying import heartbeat_backend
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
 
 
 def record_lost_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -26,9 +31,12 @@ def record_lost_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> N
     study.set_user_attr(ATTR_LOST_TRIALS, lost)
 
 
-def fail_stale_trials(study: optuna.Study) -> list[int]:
-    """Fail the RUNNING trials of dead drivers; returns their numbers. The study's storage must
-    have been opened with heartbeats (``open_for_write`` or ``open_storage(heartbeat=True)``)."""
+def fail_stale_trials(study_name: str, storage: BaseStorage) -> list[int]:
+    """Fail the RUNNING trials of dead drivers of the study; returns their numbers. The storage
+    must have been opened with heartbeats (``open_for_write`` or
+    ``open_storage(heartbeat=True)``)."""
+    # Optuna's check runs on its heartbeat storage only: a retrying writer's backend.
+    study = optuna.load_study(study_name=study_name, storage=heartbeat_backend(storage))
     running = optuna.trial.TrialState.RUNNING
     before = {t.number for t in study.get_trials(deepcopy=False, states=[running])}
     with warnings.catch_warnings():

@@ -22,7 +22,7 @@ from srnas.space.errors import StorageError
 from srnas.studies.heartbeat import heartbeat_settings
 
 if TYPE_CHECKING:
-    from optuna.storages import RDBStorage
+    from optuna.storages import BaseStorage, RDBStorage
 
 # A dead host should fail the command in seconds, not after the driver's default (minutes).
 CONNECT_TIMEOUT_S = 5
@@ -352,10 +352,8 @@ def exists(target: StorageURL) -> bool:
     return not (target.sqlite_file is not None and not target.sqlite_file.is_file())
 
 
-def _rdb(target: StorageURL, *, heartbeat: bool, retry_s: float = 0.0,
-         **kwargs: Any) -> RDBStorage:
-    """The storage object; with ``retry_s`` > 0 one whose calls are run again across a
-    disconnect (:class:`srnas.studies.retrying.RetryingRDBStorage`)."""
+def _rdb(target: StorageURL, *, heartbeat: bool, **kwargs: Any) -> RDBStorage:
+    """The storage object (with the drivers' heartbeat settings when ``heartbeat``)."""
     import warnings
 
     import optuna
@@ -368,16 +366,12 @@ def _rdb(target: StorageURL, *, heartbeat: bool, retry_s: float = 0.0,
                       heartbeat_stale_trial_callback=record_lost_trial)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if retry_s > 0:
-            from srnas.studies.retrying import RetryingRDBStorage
-
-            return RetryingRDBStorage(target.url, retry_s=retry_s,
-                                      engine_kwargs=target.engine_kwargs(), **kwargs)
         return optuna.storages.RDBStorage(target.url, engine_kwargs=target.engine_kwargs(),
                                           **kwargs)
 
 
-def open_for_write(target: StorageURL, *, retry_s: float | None = None) -> RDBStorage:
+def open_for_write(target: StorageURL, *, retry_s: float | None = None
+                   ) -> BaseStorage:
     """An ``RDBStorage`` object with heartbeats (srnas's searcher and the heartbeat thread
     share the object, hence one connection pool, rather than each opening the URL). Drivers
     starting together on an empty storage race to create Optuna's schema (an IntegrityError
@@ -386,23 +380,25 @@ def open_for_write(target: StorageURL, *, retry_s: float | None = None) -> RDBSt
 
     On a database server, every later connection waits out an outage for ``retry_s`` seconds
     (None: :data:`srnas.studies.retry.DEFAULT_STORAGE_RETRY_S`; 0: no waiting), see
-    :mod:`srnas.studies.retry`, and a storage call the outage cut off is run again
-    (:mod:`srnas.studies.retrying`); opening itself is not retried (a dead host fails in
-    seconds)."""
+    :mod:`srnas.studies.retry`, and a storage call the outage cut off is run again: the
+    object is then a :class:`srnas.studies.retrying.RetryingStorage` over the ``RDBStorage``.
+    Opening itself is not retried (a dead host fails in seconds)."""
     import time
 
     from sqlalchemy import exc
 
     from srnas.studies.retry import DEFAULT_STORAGE_RETRY_S, wait_out_outages
+    from srnas.studies.retrying import RetryingStorage
 
     server = target.dialect in ("postgresql", "mysql")
     wait_s = (DEFAULT_STORAGE_RETRY_S if retry_s is None else retry_s) if server else 0.0
     for attempt in range(8):
         try:
-            storage = _rdb(target, heartbeat=True, retry_s=wait_s)
-            if wait_s > 0:
-                wait_out_outages(storage, wait_s, target.masked, scrub=target.redact)
-            return storage
+            storage = _rdb(target, heartbeat=True)
+            if not wait_s > 0:
+                return storage
+            wait_out_outages(storage, wait_s, target.masked, scrub=target.redact)
+            return RetryingStorage(storage, retry_s=wait_s)
         except (exc.IntegrityError, exc.ProgrammingError, exc.OperationalError) as error:
             if attempt == 7 or not _schema_race(error):
                 raise storage_error(f"cannot be opened: {_reason(error, target.url)}",

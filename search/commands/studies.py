@@ -37,7 +37,7 @@ def _list(args: argparse.Namespace) -> int:
 
         beating = open_storage(args.storage, heartbeat=True)
         for name in optuna.get_all_study_names(beating):
-            lost = fail_stale_trials(optuna.load_study(study_name=name, storage=beating))
+            lost = fail_stale_trials(name, beating)
             if lost:
                 print(f"{name}: failed {len(lost)} trial(s) whose driver died (lost "
                       f"heartbeat): {', '.join(map(str, lost))}", file=sys.stderr)
