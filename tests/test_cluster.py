@@ -170,6 +170,7 @@ def _study(run: DemoRun) -> optuna.Study:
         store.engine.dispose()
 
 
+@pytest.mark.e2e
 @pytest.mark.postgres
 @pytest.mark.ray
 @pytest.mark.slow
@@ -182,6 +183,7 @@ def test_the_readme_recipe_runs_a_search_on_a_two_node_cluster(demo: DemoRun) ->
         [(t.number, t.state.name, t.user_attrs.get("failure_reason")) for t in trials]
 
 
+@pytest.mark.e2e
 @pytest.mark.postgres
 @pytest.mark.ray
 @pytest.mark.slow
@@ -221,6 +223,7 @@ def test_concurrent_trials_hold_distinct_gpus_on_more_than_one_node(demo: DemoRu
           f"{len(nodes)} nodes; trials per node/GPU: {per_slot}", file=sys.stderr)
 
 
+@pytest.mark.e2e
 @pytest.mark.postgres
 @pytest.mark.ray
 @pytest.mark.slow

@@ -47,6 +47,7 @@ def test_the_demo_script_runs_every_line_of_the_readme_recipe_as_written() -> No
     assert not missing, f"README recipe lines the demo script does not run: {missing}"
 
 
+@pytest.mark.e2e
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.timeout(TIMEOUT_S + 60)

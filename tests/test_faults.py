@@ -90,6 +90,7 @@ def env() -> dict[str, str]:
     return {**os.environ, "SRNAS_HEARTBEAT_S": "1", "PYTHONUNBUFFERED": "1"}
 
 
+@pytest.mark.e2e
 @pytest.mark.ray
 @pytest.mark.slow
 def test_a_killed_driver_loses_nothing_and_its_trial_is_failed_on_relaunch(
@@ -132,6 +133,7 @@ def test_a_killed_driver_loses_nothing_and_its_trial_is_failed_on_relaunch(
     assert sum(t.state == COMPLETE for t in trials) == len(complete_before) + 1
 
 
+@pytest.mark.e2e
 @pytest.mark.ray
 @pytest.mark.slow
 def test_an_interrupted_search_exits_130_and_leaves_the_study_consistent(
@@ -251,6 +253,7 @@ def test_the_storage_password_never_reaches_disk(postgres_url: str, tmp_path: Pa
     assert secret not in out.read_text()
 
 
+@pytest.mark.e2e
 @pytest.mark.ray
 @pytest.mark.slow
 def test_a_killed_ray_worker_fails_its_trial_with_the_reason_and_the_search_goes_on(
@@ -347,6 +350,7 @@ def test_a_worker_failure_without_an_error_file_has_the_generic_reason(tmp_path:
             "its Ray worker failed (see the Ray logs)")
 
 
+@pytest.mark.e2e
 @pytest.mark.ray
 @pytest.mark.slow
 def test_three_srnas_search_drivers_started_together_on_one_fresh_study(

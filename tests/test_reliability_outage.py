@@ -212,6 +212,7 @@ def _states(storage: optuna.storages.RDBStorage) -> list[str]:
         return []
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.ray

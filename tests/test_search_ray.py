@@ -156,6 +156,7 @@ def test_search_writes_to_postgresql(postgres_url: str, tmp_path: Path,
     assert len(done) == 2 and all("arch" in t.user_attrs for t in done)
 
 
+@pytest.mark.e2e
 def test_search_joins_an_existing_multi_node_cluster(tmp_path: Path, space_file: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """A head and a worker node (separate raylets), joined by address like a real cluster."""
