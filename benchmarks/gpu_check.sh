@@ -15,9 +15,12 @@
 #   bench-blocks   benchmarks/bench_blocks.py --device cuda                      -> blocks.log, blocks.json
 #   evaluate       srnas evaluate tiny --device cuda --steps 20 --json           -> evaluate.json, evaluate.err
 #   train          srnas train tiny --device cuda --amp (300 steps), then --resume -> train.log, train.json
+#   runtime-R-P    srnas benchmark tiny esc-light --runtime R --precision P, for torch fp32/fp16,
+#                  onnxruntime fp32/fp16 (its CUDA provider where onnxruntime-gpu is installed)
+#                  and tensorrt fp16, on a generated HR-only --val folder   -> runtime-R-P.{json,err}
 #   pytest-cpu     the non-gpu tests of test_latency/test_memory/test_evaluate  -> pytest.log (appended)
-# 10 files in all under $OUT. Environment knobs: PYTHON (python3), SITE (/tmp/site),
-# GPU_CHECK_BUDGET_S (280: the whole script's deadline, installs included), QUICK=1 (pass
+# 20 files in all under $OUT, plus the val/ folder. Environment knobs: PYTHON (python3), SITE
+# (/tmp/site), GPU_CHECK_BUDGET_S (420: the whole script's deadline, installs included), QUICK=1 (pass
 # --quick to both benchmarks), SMOKE=1 (CPU, tiny inputs: checks the script without a GPU).
 set -u -o pipefail
 
@@ -25,18 +28,19 @@ OUT=${OUT:?OUT must name the output folder}
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 SITE=${SITE:-/tmp/site}
-BUDGET=${GPU_CHECK_BUDGET_S:-280}
+BUDGET=${GPU_CHECK_BUDGET_S:-420}
 QUICK_FLAG=()
 [ "${QUICK:-0}" = 1 ] && QUICK_FLAG=(--quick)
 # SMOKE=1: the same steps on the CPU with tiny inputs, to check this script without a GPU.
 DEV=cuda
-GPU_ARGS=() BLOCK_ARGS=() EVAL_ARGS=()
+GPU_ARGS=() BLOCK_ARGS=() EVAL_ARGS=() RUNTIME_ARGS=()
 TRAIN_ARGS=(--amp --steps 300 --batch-size 8 --patch-size 64 --log-every 50 --checkpoint-every 100)
 if [ "${SMOKE:-0}" = 1 ]; then
     DEV=cpu
     GPU_ARGS=(--device cpu --input 32x64 --quick --presets tiny esc-light)
     BLOCK_ARGS=(--quick --sizes 32x64)
     EVAL_ARGS=(--steps 2 --batch 2 --patch 32 --input 16x16)
+    RUNTIME_ARGS=(--input 64x64)  # reflect padding of the window blocks needs more than 16
     TRAIN_ARGS=(--steps 6 --batch-size 2 --patch-size 32 --log-every 2 --checkpoint-every 2)
 fi
 TRAIN_RUN=${TRAIN_RUN:-/tmp/gpu-check-train}
@@ -146,6 +150,33 @@ step train 120 bash -o pipefail -c "{ $SRNAS train tiny --device $DEV ${TRAIN_AR
     --out '$TRAIN_RUN' && $SRNAS train --out '$TRAIN_RUN' --resume; } 2>&1 \
     | tee '$OUT/train.log' | tail -40; rc=\$?; cp '$TRAIN_RUN/train.json' '$OUT/' 2>/dev/null; \
     exit \$rc"
+
+# This wave's deployment runtimes on the device: each (runtime, precision) pair benchmarks two
+# untrained networks (latency and memory are what is checked; PSNR of random weights is not a
+# result) on a small HR-only folder made here, as the machine has no benchmark data. A runtime
+# that is not installed, or a precision the device refuses, is a one-line error and its rc.
+VAL=$OUT/val
+"$PY" - "$VAL" <<'EOF' || note "val folder: FAILED"
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from skimage import data
+
+hr = Path(sys.argv[1]) / "HR"
+hr.mkdir(parents=True, exist_ok=True)
+for name in ("astronaut", "coffee"):
+    image = np.asarray(getattr(data, name)())[:192, :192]
+    Image.fromarray(image).save(hr / f"{name}.png")
+EOF
+for pair in torch:fp32 torch:fp16 onnxruntime:fp32 onnxruntime:fp16 tensorrt:fp16; do
+    rt=${pair%%:*} prec=${pair##*:}
+    step "runtime-$rt-$prec" 90 bash -o pipefail -c "$SRNAS benchmark tiny esc-light --untrained \
+        --scale 4 --device $DEV ${RUNTIME_ARGS[*]} --val '$VAL' --runtime $rt --precision $prec \
+        --format json >'$OUT/runtime-$rt-$prec.json' 2>'$OUT/runtime-$rt-$prec.err'; rc=\$?; \
+        cat '$OUT/runtime-$rt-$prec.json'; tail -5 '$OUT/runtime-$rt-$prec.err'; exit \$rc"
+done
 
 step pytest-cpu 120 bash -o pipefail -c "'$PY' -m pytest -q -m 'not gpu' -p no:cacheprovider \
     tests/test_latency.py tests/test_memory.py tests/test_evaluate.py 2>&1 \
