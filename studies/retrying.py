@@ -93,9 +93,6 @@ class RetryingStorage(BaseStorage):
     def heartbeat_interval(self) -> int | None:
         return self.backend.heartbeat_interval
 
-    def get_heartbeat_interval(self) -> int | None:
-        return self.backend.get_heartbeat_interval()
-
     def remove_session(self) -> None:
         self.backend.remove_session()
 
